@@ -1,0 +1,76 @@
+"""Options shared by every command, and how known errors become exit codes."""
+
+from __future__ import annotations
+
+import os
+import traceback
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from typer.core import TyperGroup
+
+try:  # typer >= 0.29 vendors click; older releases use click itself
+    from typer._click.exceptions import ClickException
+except ImportError:  # pragma: no cover
+    from click import ClickException
+
+from ..errors import ApaError, ExitCode
+from ..store import STORE_ENV, Store
+from .output import error_line
+
+StoreOption = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--store",
+        envvar=STORE_ENV,
+        help="Store directory (default ./store, or $APA_STORE).",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print data as JSON on stdout (diagnostics on stderr).")
+]
+
+
+def open_store(path: Path | None) -> Store:
+    return Store.open(path)
+
+
+def debug_enabled() -> bool:
+    return os.environ.get("APA_DEBUG", "") not in ("", "0")
+
+
+class ApaGroup(TyperGroup):
+    """Maps known failures to one stderr line and their documented exit code."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, ClickException):
+            raise
+        except ApaError as exc:
+            if debug_enabled():
+                traceback.print_exc()
+            error_line(str(exc))
+            raise typer.Exit(int(exc.exit_code)) from None
+        except KeyboardInterrupt:
+            error_line("interrupted")
+            raise typer.Exit(int(ExitCode.CANCELLED)) from None
+        except Exception as exc:  # a bug: keep it to one line unless debugging
+            if debug_enabled():
+                raise
+            error_line(
+                f"unexpected {type(exc).__name__}: {exc} (set APA_DEBUG=1 for the traceback)"
+            )
+            raise typer.Exit(int(ExitCode.ERROR)) from None
+
+
+def new_typer(help_text: str) -> typer.Typer:
+    return typer.Typer(
+        help=help_text,
+        cls=ApaGroup,
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        add_completion=False,
+    )

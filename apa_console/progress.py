@@ -1,0 +1,58 @@
+"""The one progress event type every long operation emits, and cooperative cancellation.
+
+The core never renders anything: the CLI turns events into rich progress bars, the TUI into
+progress widgets. Cancellation is checked between steps, so work stops at a clean boundary.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .errors import CancelledError
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """Where one task stands. `task` identifies the bar (e.g. "shard 2", "validation")."""
+
+    task: str
+    step: int
+    total: int
+    loss: float | None = None
+    samples_per_s: float | None = None
+    eta_s: float | None = None
+    message: str = ""
+
+    @property
+    def done(self) -> bool:
+        return self.total > 0 and self.step >= self.total
+
+
+ProgressCallback = Callable[[ProgressEvent], None]
+
+
+def ignore_progress(event: ProgressEvent) -> None:
+    """The default sink for callers that don't render progress."""
+
+
+class CancelToken:
+    """Set from any thread (Ctrl-C handler, TUI button); polled by the worker between steps."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def raise_if_cancelled(self) -> None:
+        if self._event.is_set():
+            raise CancelledError()
+
+
+NEVER_CANCELLED = CancelToken()

@@ -1,0 +1,33 @@
+"""What a store holds, summarised for `status` and the TUI overview."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from .samples import SPLITS
+from .store import Store, get_meta
+
+
+def store_status(store: Store) -> dict[str, Any]:
+    db = store.snapshot()
+    meta = get_meta(db)
+    splits = Counter(row["split"] for row in db.table("samples"))
+    labels = Counter((row["split"], row["label"]) for row in db.table("samples"))
+    requests = Counter(row.get("status", "?") for row in db.table("requests"))
+    adapters = [row for row in db.table("adapters") if row.get("status") == "live"]
+    return {
+        "store": str(store.root),
+        "schema_version": meta.get("schema_version"),
+        "created": meta.get("created"),
+        "dataset": meta.get("dataset"),
+        "model": meta.get("model"),
+        "partition": meta.get("partition"),
+        "users": len(db.table("users")),
+        "samples": {split: splits.get(split, 0) for split in SPLITS},
+        "positives": {split: labels.get((split, 1), 0) for split in SPLITS},
+        "shards": len(db.table("shards")),
+        "live_adapters": len(adapters),
+        "requests": dict(requests),
+        "audit_entries": len(db.table("audit")),
+    }

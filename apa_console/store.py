@@ -1,0 +1,331 @@
+"""The on-disk store: one TinyDB file of metadata plus immutable files beside it.
+
+Safety rules, which everything else relies on:
+- `apa.json` is the single commit point. It is only ever replaced whole (temp file, fsync,
+  `os.replace`), so a reader or a process killed at any moment sees the old or the new file.
+- Files beside it (arrays, adapters) are written once under fresh names before the commit
+  that references them; files no longer referenced are deleted after it (`collect_garbage`).
+  A crash therefore leaves at worst unreferenced files, never a reference to a missing one.
+- One writer at a time across processes: an OS file lock, released by the kernel if the
+  holder dies. Readers need no lock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from filelock import FileLock, Timeout
+from tinydb import TinyDB
+from tinydb.table import Table
+from tinydb.storages import Storage
+
+from .errors import ConflictError, StoreInvalidError, StoreLockedError
+
+APP_NAME = "apa-console"
+SCHEMA_VERSION = 1
+STORE_FILE = "apa.json"
+LOCK_FILE = "apa.lock"
+TABLES = ("meta", "users", "samples", "shards", "adapters", "requests", "audit")
+# Folders whose files are referenced from apa.json and garbage-collected when they are not.
+MANAGED_DIRS = ("arrays", "adapters")
+MODELS_DIR = "models"
+DEFAULT_STORE = "store"
+STORE_ENV = "APA_STORE"
+
+
+def resolve_store_path(path: str | os.PathLike | None) -> Path:
+    """`--store` wins, then `$APA_STORE`, then `./store`."""
+    chosen = path if path not in (None, "") else os.environ.get(STORE_ENV) or DEFAULT_STORE
+    return Path(chosen).expanduser().absolute()
+
+
+def now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that a crash leaves either the old or the new file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class _DocumentStorage(Storage):
+    """TinyDB storage over an in-memory document; the Store decides when it reaches disk."""
+
+    def __init__(self, document: dict, read_only: bool = False):
+        self.document = document
+        self.read_only = read_only
+        self.dirty = False
+
+    def read(self) -> dict:
+        return self.document
+
+    def write(self, data: dict) -> None:
+        if self.read_only:
+            raise RuntimeError("this store view is read-only; open a transaction to write")
+        self.document = data
+        self.dirty = True
+
+
+class _UncachedTable(Table):
+    # Another process may commit between two of our views: never serve cached query results.
+    default_query_cache_capacity = 0
+
+
+class _StoreDB(TinyDB):
+    table_class = _UncachedTable
+
+
+def _open_db(document: dict, read_only: bool) -> TinyDB:
+    return _StoreDB(storage=_DocumentStorage, document=document, read_only=read_only)
+
+
+def _empty_document() -> dict:
+    document: dict[str, Any] = {name: {} for name in TABLES}
+    document["meta"] = {
+        "1": {
+            "app": APP_NAME,
+            "schema_version": SCHEMA_VERSION,
+            "created": now_iso(),
+            "salt": os.urandom(16).hex(),
+        }
+    }
+    return document
+
+
+class Store:
+    """A store directory. Cheap to construct; every read sees the latest committed file."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.file = self.root / STORE_FILE
+        self._lock = FileLock(str(self.root / LOCK_FILE))
+
+    # -- opening -------------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, path: str | os.PathLike | None) -> Store:
+        root = resolve_store_path(path)
+        if (root / STORE_FILE).exists():
+            raise ConflictError(f"{root} already holds a store; use it, or pick another --store")
+        if root.exists() and not root.is_dir():
+            raise StoreInvalidError(f"{root} exists and is not a directory; pick another --store")
+        root.mkdir(parents=True, exist_ok=True)
+        store = cls(root)
+        with store.locked():
+            if store.file.exists():
+                raise ConflictError(f"{root} already holds a store; use it, or pick another --store")
+            store._write_document(_empty_document())
+        return store
+
+    @classmethod
+    def open(cls, path: str | os.PathLike | None) -> Store:
+        root = resolve_store_path(path)
+        if not (root / STORE_FILE).is_file():
+            raise StoreInvalidError(
+                f"no store at {root}: run `apa-console init --store {root}` first"
+            )
+        store = cls(root)
+        store.load()  # validates
+        return store
+
+    def load(self) -> dict:
+        """Parse and validate apa.json; a one-line StoreInvalidError for anything wrong."""
+        try:
+            raw = self.file.read_bytes()
+        except FileNotFoundError:
+            raise StoreInvalidError(
+                f"no store at {self.root}: run `apa-console init --store {self.root}` first"
+            ) from None
+        except OSError as exc:
+            raise StoreInvalidError(f"cannot read {self.file}: {exc.strerror}") from None
+        try:
+            document = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise StoreInvalidError(
+                f"{self.file} is corrupt (not valid JSON); restore it from a backup "
+                "or point --store at another store"
+            ) from None
+        meta = document.get("meta", {}).get("1") if isinstance(document, dict) else None
+        if not isinstance(meta, dict) or meta.get("app") != APP_NAME:
+            raise StoreInvalidError(
+                f"{self.file} is not an apa-console store; point --store at one "
+                "or run `apa-console init` in an empty directory"
+            )
+        if meta.get("schema_version") != SCHEMA_VERSION:
+            raise StoreInvalidError(
+                f"{self.file} has schema version {meta.get('schema_version')}, this apa-console "
+                f"reads version {SCHEMA_VERSION}; use a matching apa-console release"
+            )
+        for name in TABLES:
+            if not isinstance(document.get(name, {}), dict):
+                raise StoreInvalidError(f"{self.file} is corrupt (table {name!r} is malformed)")
+            document.setdefault(name, {})
+        return document
+
+    # -- reading and writing -------------------------------------------------------------
+
+    def snapshot(self) -> TinyDB:
+        """A read-only TinyDB view of the committed state."""
+        return _open_db(self.load(), read_only=True)
+
+    @contextmanager
+    def locked(self, wait_s: float = 2.0) -> Iterator[None]:
+        """Hold the single-writer lock (re-entrant within one thread)."""
+        try:
+            self._lock.acquire(timeout=wait_s)
+        except Timeout:
+            raise StoreLockedError(
+                f"store {self.root} is locked by another apa-console process; "
+                "wait for it to finish (or stop it) and retry"
+            ) from None
+        try:
+            yield
+        finally:
+            self._lock.release()
+
+    @contextmanager
+    def transaction(self, wait_s: float = 2.0) -> Iterator[TinyDB]:
+        """Read the latest state, let the caller change it, commit it in one atomic write.
+
+        An exception inside the block discards every change.
+        """
+        with self.locked(wait_s):
+            db = _open_db(self.load(), read_only=False)
+            yield db
+            storage: _DocumentStorage = db.storage  # type: ignore[assignment]
+            if storage.dirty:
+                self._write_document(storage.document)
+
+    def _write_document(self, document: dict) -> None:
+        data = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        atomic_write_bytes(self.file, data)
+
+    def change_token(self) -> tuple[int, int]:
+        """Changes whenever a writer commits; lets a viewer (the TUI) know to refresh."""
+        try:
+            stat = self.file.stat()
+        except FileNotFoundError:
+            return (0, 0)
+        return (stat.st_mtime_ns, stat.st_size)
+
+    # -- files beside apa.json -----------------------------------------------------------
+
+    def path_of(self, relative: str) -> Path:
+        return self.root / relative
+
+    def write_array(self, kind: str, array: np.ndarray) -> str:
+        """Save an array under a content-addressed name; returns the store-relative path."""
+        buffer = io.BytesIO()
+        np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
+        data = buffer.getvalue()
+        relative = f"arrays/{kind}-{hashlib.sha256(data).hexdigest()[:20]}.npy"
+        target = self.path_of(relative)
+        if not target.exists():
+            atomic_write_bytes(target, data)
+        return relative
+
+    def read_array(self, relative: str) -> np.ndarray:
+        try:
+            return np.load(self.path_of(relative), allow_pickle=False)
+        except FileNotFoundError:
+            raise StoreInvalidError(
+                f"{self.path_of(relative)} is referenced by the store but missing"
+            ) from None
+
+    def models_dir(self) -> Path:
+        return self.root / MODELS_DIR
+
+    def collect_garbage(self) -> list[str]:
+        """Delete managed files that the committed apa.json no longer references.
+
+        Safe to run at any time by the lock holder; it is how a crash's leftovers and the
+        files of forgotten data disappear.
+        """
+        referenced = referenced_paths(self.load())
+        removed: list[str] = []
+        for managed in MANAGED_DIRS:
+            base = self.root / managed
+            if not base.exists():
+                continue
+            for path in sorted(base.rglob("*")):
+                if not path.is_file():
+                    continue
+                relative = path.relative_to(self.root).as_posix()
+                if not any(relative == ref or relative.startswith(ref + "/") for ref in referenced):
+                    path.unlink()
+                    removed.append(relative)
+            for directory in sorted(base.rglob("*"), reverse=True):
+                if directory.is_dir() and not any(directory.iterdir()):
+                    directory.rmdir()
+        return removed
+
+
+def referenced_paths(document: Any) -> set[str]:
+    """Every store-relative managed path mentioned anywhere in the document."""
+    found: set[str] = set()
+    stack = [document]
+    prefixes = tuple(f"{managed}/" for managed in MANAGED_DIRS)
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str) and item.startswith(prefixes):
+            found.add(item.rstrip("/"))
+    return found
+
+
+def remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def get_meta(db: TinyDB) -> dict:
+    return dict(db.table("meta").get(doc_id=1) or {})
+
+
+def update_meta(db: TinyDB, **fields: Any) -> None:
+    db.table("meta").update(fields, doc_ids=[1])
