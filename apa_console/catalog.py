@@ -1,0 +1,114 @@
+"""Reading users and samples: the functions both front-ends call instead of TinyDB.
+
+Every function takes a `Store` (and reads one fresh snapshot) or an already-open snapshot,
+so a screen that shows several things can read them from one consistent view. Counts come
+from the samples table itself, so they stay right whatever else changed it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from typing import Any
+
+from tinydb import Query, TinyDB
+
+from .errors import NotFoundError
+from .samples import SPLITS, Sample
+from .store import Store, get_meta
+
+StoreOrView = Store | TinyDB
+
+
+def _view(source: StoreOrView) -> TinyDB:
+    return source.snapshot() if isinstance(source, Store) else source
+
+
+def natural_key(identifier: str) -> tuple:
+    """Numeric ids in numeric order ("2" before "10"), then the rest alphabetically."""
+    return (0, int(identifier), "") if identifier.isdigit() else (1, 0, identifier)
+
+
+def dataset_info(source: StoreOrView) -> dict[str, Any] | None:
+    return get_meta(_view(source)).get("dataset")
+
+
+def _split_counts(db: TinyDB) -> dict[str, Counter]:
+    counts: dict[str, Counter] = defaultdict(Counter)
+    for row in db.table("samples"):
+        counts[row["user_id"]][row["split"]] += 1
+    return counts
+
+
+def _summary(user_id: str, per_split: Counter) -> dict[str, Any]:
+    counts = {split: per_split.get(split, 0) for split in SPLITS}
+    return {"id": user_id, "samples": sum(counts.values()), "counts": counts}
+
+
+def list_users(
+    source: StoreOrView,
+    contains: str | None = None,
+    min_samples: int = 0,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
+    """Users as {id, samples, counts: {train, valid, test}}, most samples first.
+
+    `contains` keeps ids containing it (case-insensitive); ties are in natural id order.
+    """
+    db = _view(source)
+    per_user = _split_counts(db)
+    needle = (contains or "").lower()
+    users = [
+        _summary(row["id"], per_user.get(row["id"], Counter()))
+        for row in db.table("users")
+        if needle in row["id"].lower()
+    ]
+    users = [user for user in users if user["samples"] >= min_samples]
+    users.sort(key=lambda user: (-user["samples"], natural_key(user["id"])))
+    return users if limit is None else users[: max(limit, 0)]
+
+
+def user_samples(source: StoreOrView, user_id: str) -> list[dict[str, Any]]:
+    """The user's sample records in source order."""
+    rows = _view(source).table("samples").search(Query().user_id == user_id)
+    return sorted((dict(row) for row in rows), key=lambda row: row.get("order", 0))
+
+
+def user_detail(
+    source: StoreOrView, user_id: str, limit: int | None = None
+) -> dict[str, Any]:
+    """{id, samples, counts, splits: {split: [sample records]}}; `limit` caps each split."""
+    db = _view(source)
+    if not db.table("users").contains(Query().id == user_id):
+        raise NotFoundError(
+            f"no user {user_id!r} in the store; `apa-console users --match TEXT` lists users"
+        )
+    records = user_samples(db, user_id)
+    splits = {split: [row for row in records if row["split"] == split] for split in SPLITS}
+    detail = _summary(user_id, Counter({split: len(rows) for split, rows in splits.items()}))
+    detail["splits"] = {
+        split: rows if limit is None else rows[: max(limit, 0)] for split, rows in splits.items()
+    }
+    return detail
+
+
+def get_samples(source: StoreOrView, ids: list[str]) -> list[Sample]:
+    """The samples with these ids, in the order asked; an unknown id is a NotFoundError."""
+    wanted = set(ids)
+    found = {
+        row["id"]: Sample.from_record(row)
+        for row in _view(source).table("samples").search(Query().id.one_of(list(wanted)))
+    }
+    missing = [sample_id for sample_id in ids if sample_id not in found]
+    if missing:
+        raise NotFoundError(f"no sample {missing[0]!r} in the store")
+    return [found[sample_id] for sample_id in ids]
+
+
+def samples_by_split(source: StoreOrView) -> dict[str, list[Sample]]:
+    """Every stored sample, per split, in source order."""
+    grouped: dict[str, list[Sample]] = {split: [] for split in SPLITS}
+    for row in _view(source).table("samples"):
+        grouped.setdefault(row["split"], []).append(Sample.from_record(row))
+    for samples in grouped.values():
+        samples.sort(key=lambda sample: sample.order)
+    return grouped

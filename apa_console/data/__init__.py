@@ -1,0 +1,21 @@
+"""Dataset loaders. Each parses a whole source into a `ParsedDataset` before the store is
+touched; `ingest.write_dataset` then commits the chosen samples in one transaction."""
+
+from .bookcrossing import load_bookcrossing
+from .demo import generate_demo
+from .ingest import DEFAULT_SEED, DEFAULT_SIZES, ParsedDataset, ensure_no_dataset, write_dataset
+from .movielens import load_movielens
+from .tallrec import export_tallrec, load_tallrec
+
+__all__ = [
+    "DEFAULT_SEED",
+    "DEFAULT_SIZES",
+    "ParsedDataset",
+    "ensure_no_dataset",
+    "export_tallrec",
+    "generate_demo",
+    "load_bookcrossing",
+    "load_movielens",
+    "load_tallrec",
+    "write_dataset",
+]
