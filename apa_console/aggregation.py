@@ -69,7 +69,7 @@ def neighbour_errors(
     count = max(1, min(neighbours, n_valid))
     # argsort on (-similarity, index) keeps ties deterministic
     nearest = np.argsort(-similarity, axis=1, kind="stable")[:, :count]
-    return valid_errors[:, nearest].mean(axis=2).T  # (M, K)
+    return valid_errors.astype(np.float64)[:, nearest].mean(axis=2).T  # (M, K)
 
 
 def aggregation_weights(

@@ -1,0 +1,315 @@
+"""Score samples with the live adapters: APA (one pass, per-sample mixture), SISA (K passes,
+averaged outputs), a single adapter (the Retraining baseline); compare them; tune τ and n."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+from .aggregation import (
+    DEFAULT_NEIGHBOURS,
+    DEFAULT_TAU,
+    AdapterFactors,
+    aggregation_weights,
+    mixture_model,
+    neighbour_errors,
+    set_row_weights,
+    softmax_rows,
+)
+from .embeddings import cached_embeddings, embeddings_for, split_samples
+from .errors import ConflictError, NotFoundError, UsageError
+from .progress import NEVER_CANCELLED, CancelToken, ProgressCallback, ignore_progress
+from .samples import SPLITS, Sample
+from .shard_training import BASELINE, ids_hash, live_adapters, score_with_adapter
+from .store import Store, get_meta, now_iso, update_meta
+
+
+@dataclass
+class ScoreReport:
+    method: str
+    sample_ids: list[str]
+    user_ids: list[str]
+    labels: np.ndarray
+    p_yes: np.ndarray
+    wall_s: float
+    adapter_ids: list[str] = field(default_factory=list)
+    weights: np.ndarray | None = None  # (M, K) aggregation weights, when aggregated
+    strategy: str | None = None
+    level: str | None = None
+    tau: float | None = None
+    neighbours: int | None = None
+
+    @property
+    def auc(self) -> float | None:
+        return auc(self.labels, self.p_yes)
+
+    @property
+    def samples_per_s(self) -> float:
+        return len(self.sample_ids) / self.wall_s if self.wall_s > 0 else float("inf")
+
+    def to_dict(self) -> dict[str, Any]:
+        rows = []
+        for i, sid in enumerate(self.sample_ids):
+            row = {"sample": sid, "user": self.user_ids[i], "label": int(self.labels[i]),
+                   "p_yes": float(self.p_yes[i])}
+            if self.weights is not None:
+                row["weights"] = dict(zip(self.adapter_ids, map(float, self.weights[i])))
+            rows.append(row)
+        return {
+            "method": self.method, "strategy": self.strategy, "level": self.level,
+            "tau": self.tau, "neighbours": self.neighbours, "auc": self.auc,
+            "samples": len(self.sample_ids), "wall_s": self.wall_s,
+            "samples_per_s": self.samples_per_s, "adapters": self.adapter_ids, "rows": rows,
+        }
+
+
+def auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
+    """ROC AUC, or None when the labels hold a single class (AUC is undefined there)."""
+    if len(set(np.asarray(labels).tolist())) < 2:
+        return None
+    return float(roc_auc_score(labels, scores))
+
+
+def select_samples(store: Store, split: str | None = None, user: str | None = None) -> list[Sample]:
+    if user is not None:
+        db = store.snapshot()
+        if not db.table("users").search(lambda row: row["id"] == user):
+            raise NotFoundError(f"no user {user!r} in {store.root} (see `apa-console users`)")
+        wanted = split or "test"
+        rows = db.table("samples").search(
+            lambda row: row["user_id"] == user and row["split"] == wanted
+        )
+        if not rows:
+            raise NotFoundError(f"user {user!r} has no {wanted} samples")
+        return [Sample.from_record(r) for r in sorted(rows, key=lambda r: r["order"])]
+    split = split or "test"
+    if split not in SPLITS:
+        raise UsageError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    samples = split_samples(store, split)
+    if not samples:
+        raise NotFoundError(f"the {split} split of {store.root} is empty")
+    return samples
+
+
+def aggregation_defaults(store: Store) -> tuple[float, int]:
+    tuned = get_meta(store.snapshot()).get("aggregation") or {}
+    return float(tuned.get("tau", DEFAULT_TAU)), int(tuned.get("neighbours", DEFAULT_NEIGHBOURS))
+
+
+@dataclass
+class LiveSet:
+    rows: list[dict]
+    factors: list[AdapterFactors]
+    valid_embeddings: np.ndarray
+    valid_errors: np.ndarray  # (K, V)
+    valid_labels: np.ndarray
+    centres: np.ndarray | None
+
+    @property
+    def ids(self) -> list[str]:
+        return [row["id"] for row in self.rows]
+
+
+def load_live_set(store: Store) -> LiveSet:
+    """The serving state: live shard adapters, their validation errors and the pool."""
+    rows = live_adapters(store)
+    if not rows:
+        raise ConflictError("no trained shard adapters: run `apa-console train` first")
+    cached = cached_embeddings(store, "valid")
+    valid_ids = cached[0] if cached else []
+    for row in rows:
+        if row.get("valid_ids_hash") != ids_hash(valid_ids):
+            raise ConflictError(
+                f"the validation cache of {row['id']} is stale: run `apa-console train`"
+            )
+    db = store.snapshot()
+    labels_by_id = {r["id"]: r["label"] for r in db.table("samples") if r["split"] == "valid"}
+    shards = {r["shard"]: r for r in db.table("shards")}
+    centre_files = [shards.get(row["shard"], {}).get("centre") for row in rows]
+    return LiveSet(
+        rows=rows,
+        factors=[AdapterFactors.load(store.path_of(row["path"])) for row in rows],
+        valid_embeddings=cached[1] if cached else np.zeros((0, 1), dtype=np.float32),
+        valid_errors=np.stack([store.read_array(row["valid_errors"]) for row in rows]),
+        valid_labels=np.array([labels_by_id[i] for i in valid_ids], dtype=np.float64),
+        centres=(np.stack([store.read_array(f) for f in centre_files])
+                 if all(centre_files) else None),
+    )
+
+
+def _sample_vectors(store, backbone, samples, use_cache, progress, cancel) -> np.ndarray:
+    if use_cache:
+        split = samples[0].split if len({s.split for s in samples}) == 1 else None
+        return embeddings_for(store, backbone, samples, split=split, save=False,
+                              progress=progress, cancel=cancel)
+    return embeddings_for(store, backbone, samples, split=None, progress=progress, cancel=cancel)
+
+
+def score_apa(
+    store: Store, backbone, samples: Sequence[Sample], *, strategy: str = "adaptive",
+    level: str = "D", tau: float | None = None, neighbours: int | None = None,
+    use_cache: bool = True, live: LiveSet | None = None, batch_size: int = 16,
+    progress: ProgressCallback = ignore_progress, cancel: CancelToken = NEVER_CANCELLED,
+) -> ScoreReport:
+    """APA inference: per-sample weights, then one forward pass per batch with each row's own
+    adapter mixture. `use_cache=False` recomputes the samples' embeddings (the paper's
+    "without precomputation" timing)."""
+    samples = list(samples)
+    default_tau, default_n = aggregation_defaults(store)
+    tau = default_tau if tau is None else tau
+    neighbours = default_n if neighbours is None else neighbours
+    live = live or load_live_set(store)
+    started = time.perf_counter()
+    vectors = _sample_vectors(store, backbone, samples, use_cache, progress, cancel)
+    weights = aggregation_weights(
+        strategy, vectors, valid_embeddings=live.valid_embeddings,
+        valid_errors=live.valid_errors, centres=live.centres, tau=tau,
+        neighbours=neighbours, n_adapters=len(live.rows),
+    )
+    with mixture_model(backbone.model, live.factors, level) as layers:
+        def weights_for(start: int, stop: int) -> None:
+            set_row_weights(layers, weights[start:stop])
+
+        p_yes = backbone.score(backbone.prompts_for(samples), before_batch=weights_for,
+                               batch_size=batch_size, progress=progress, cancel=cancel,
+                               task=f"APA({level})")
+    return ScoreReport(
+        method=f"APA({level})", sample_ids=[s.id for s in samples],
+        user_ids=[s.user_id for s in samples],
+        labels=np.array([s.label for s in samples]), p_yes=p_yes,
+        wall_s=time.perf_counter() - started, adapter_ids=live.ids, weights=weights,
+        strategy=strategy, level=level, tau=tau, neighbours=neighbours,
+    )
+
+
+def score_each_adapter(
+    backbone, samples: Sequence[Sample], live: LiveSet, *,
+    progress: ProgressCallback = ignore_progress, cancel: CancelToken = NEVER_CANCELLED,
+) -> tuple[np.ndarray, float]:
+    """(K, M) P(Yes) of every live adapter separately, and the wall time of the K passes."""
+    prompts = backbone.prompts_for(list(samples))
+    started = time.perf_counter()
+    scores = np.stack([
+        score_with_adapter(backbone, prompts, factors, progress=progress, cancel=cancel,
+                           task=f"{row['id']}")
+        for row, factors in zip(live.rows, live.factors)
+    ])
+    return scores, time.perf_counter() - started
+
+
+def score_sisa(
+    store: Store, backbone, samples: Sequence[Sample], *, live: LiveSet | None = None,
+    per_adapter: tuple[np.ndarray, float] | None = None,
+    progress: ProgressCallback = ignore_progress, cancel: CancelToken = NEVER_CANCELLED,
+) -> ScoreReport:
+    """SISA: every adapter scores every sample (K passes); the outputs are averaged."""
+    live = live or load_live_set(store)
+    scores, wall = per_adapter or score_each_adapter(backbone, samples, live,
+                                                     progress=progress, cancel=cancel)
+    return ScoreReport(
+        method="SISA", sample_ids=[s.id for s in samples], user_ids=[s.user_id for s in samples],
+        labels=np.array([s.label for s in samples]), p_yes=scores.mean(axis=0), wall_s=wall,
+        adapter_ids=live.ids, weights=np.full((len(samples), len(live.rows)), 1 / len(live.rows)),
+        strategy="average", level="output",
+    )
+
+
+def score_baseline(
+    store: Store, backbone, samples: Sequence[Sample], *,
+    progress: ProgressCallback = ignore_progress, cancel: CancelToken = NEVER_CANCELLED,
+) -> ScoreReport | None:
+    rows = live_adapters(store, BASELINE)
+    if not rows:
+        return None
+    started = time.perf_counter()
+    p_yes = score_with_adapter(
+        backbone, backbone.prompts_for(list(samples)),
+        AdapterFactors.load(store.path_of(rows[0]["path"])), progress=progress, cancel=cancel,
+        task="Retraining",
+    )
+    return ScoreReport(
+        method="Retraining", sample_ids=[s.id for s in samples],
+        user_ids=[s.user_id for s in samples], labels=np.array([s.label for s in samples]),
+        p_yes=p_yes, wall_s=time.perf_counter() - started, adapter_ids=[rows[0]["id"]],
+    )
+
+
+def compare(
+    store: Store, backbone, *, split: str = "test", strategy: str = "adaptive",
+    progress: ProgressCallback = ignore_progress, cancel: CancelToken = NEVER_CANCELLED,
+) -> dict[str, Any]:
+    """The paper's Table I on one split: average sub-adapter AUC before aggregation, AUC,
+    Δ vs Retraining, and inference throughput, for Retraining, SISA, APA(D) and APA(ND)."""
+    samples = select_samples(store, split=split)
+    live = load_live_set(store)
+    per_adapter = score_each_adapter(backbone, samples, live, progress=progress, cancel=cancel)
+    labels = np.array([s.label for s in samples])
+    sub_aucs = [auc(labels, row) for row in per_adapter[0]]
+    known = [a for a in sub_aucs if a is not None]
+    reports = [
+        score_baseline(store, backbone, samples, progress=progress, cancel=cancel),
+        score_sisa(store, backbone, samples, live=live, per_adapter=per_adapter),
+        score_apa(store, backbone, samples, strategy=strategy, level="D", live=live,
+                  progress=progress, cancel=cancel),
+        score_apa(store, backbone, samples, strategy=strategy, level="ND", live=live,
+                  progress=progress, cancel=cancel),
+    ]
+    reports = [r for r in reports if r is not None]
+    reference = next((r.auc for r in reports if r.method == "Retraining"), None)
+    rows = [{
+        "method": r.method,
+        "sub_adapter_auc": None if r.method == "Retraining" else (
+            float(np.mean(known)) if known else None),
+        "auc": r.auc,
+        "delta_vs_retraining": (r.auc - reference) if (reference is not None
+                                                      and r.auc is not None) else None,
+        "samples_per_s": r.samples_per_s,
+    } for r in reports]
+    result = {"split": split, "samples": len(samples), "strategy": strategy,
+              "adapters": live.ids, "sub_adapter_aucs": dict(zip(live.ids, sub_aucs)),
+              "rows": rows, "evaluated": now_iso()}
+    with store.transaction() as db:
+        update_meta(db, last_evaluation=result)
+    return result
+
+
+DEFAULT_TAUS = (1.0, 10.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0)
+DEFAULT_NEIGHBOUR_GRID = (1, 5, 10, 20, 50)
+
+
+def tune(
+    store: Store, *, taus: Sequence[float] = DEFAULT_TAUS,
+    neighbour_grid: Sequence[int] = DEFAULT_NEIGHBOUR_GRID, save: bool = True,
+) -> dict[str, Any]:
+    """Grid-search τ and n by leave-one-out on the validation pool.
+
+    Each validation sample's weights come from the other validation samples; its prediction
+    is the ω-weighted mix of the adapters' cached P(Yes) (the output-level proxy of the
+    merge: exact for one adapter, and it needs no forward pass, so the whole grid costs
+    milliseconds). The best AUC wins; ties go to the smaller τ, then smaller n.
+    """
+    live = load_live_set(store)
+    labels = live.valid_labels
+    if len(labels) < 3 or len(set(labels.tolist())) < 2:
+        raise ConflictError("tuning needs at least 3 validation samples with both labels")
+    # P_k(Yes) recovered from the cached errors: error = |label − p|
+    p_yes = np.where(labels[None, :] == 1, 1 - live.valid_errors, live.valid_errors)
+    grid = []
+    for n in neighbour_grid:
+        errors = neighbour_errors(live.valid_embeddings, live.valid_embeddings,
+                                  live.valid_errors, n, exclude_self=True)
+        for tau in taus:
+            weights = softmax_rows(-tau * errors)
+            grid.append({"tau": float(tau), "neighbours": int(n),
+                         "auc": auc(labels, (weights * p_yes.T).sum(axis=1))})
+    best = max(grid, key=lambda g: (g["auc"] or 0.0, -g["tau"], -g["neighbours"]))
+    if save:
+        with store.transaction() as db:
+            update_meta(db, aggregation={"tau": best["tau"], "neighbours": best["neighbours"],
+                                         "validation_auc": best["auc"], "tuned": now_iso()})
+    return {"best": best, "grid": grid}

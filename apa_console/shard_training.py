@@ -1,0 +1,258 @@
+"""Train shard adapters through the engine and keep the validation error table current.
+
+An adapter row (`adapters` table) records everything needed to retrain it bit for bit and to
+prove it: shard, version, path, weight sha256, manifest hash, settings (seed included), loss
+curve, timings, and `valid_errors` = |label − P_k(Yes)| over the validation pool (an array
+aligned with `embeddings.valid.ids`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+from .aggregation import AdapterFactors, mixture_model, set_row_weights
+from .embeddings import embeddings_for, split_samples
+from .errors import ConflictError
+from .progress import (
+    NEVER_CANCELLED,
+    CancelToken,
+    ProgressCallback,
+    ProgressEvent,
+    ignore_progress,
+)
+from .samples import Sample
+from .sharding import shard_rows
+from .store import Store, get_meta, now_iso, update_meta
+from .training import TrainSettings, manifest_hash, train_adapter
+
+BASELINE = "baseline"
+
+
+def ids_hash(ids: list[str]) -> str:
+    return hashlib.sha256(json.dumps(ids).encode()).hexdigest()
+
+
+def store_settings(store: Store, overrides: dict[str, Any] | None = None) -> TrainSettings:
+    """The store's training settings: recorded ones (or defaults) with `overrides` applied."""
+    recorded = get_meta(store.snapshot()).get("train_settings")
+    base = TrainSettings.from_dict(recorded) if recorded else TrainSettings()
+    if overrides:
+        merged = {**base.to_dict(), **{k: v for k, v in overrides.items() if v is not None}}
+        return TrainSettings.from_dict(merged)
+    return base
+
+
+def live_adapters(store: Store, kind: str = "shard") -> list[dict]:
+    rows = [
+        row for row in store.snapshot().table("adapters")
+        if row.get("status") == "live" and row.get("kind") == kind
+    ]
+    return sorted(rows, key=lambda row: (row.get("shard") is None, row.get("shard")))
+
+
+def score_with_adapter(
+    backbone,
+    prompts: list[str],
+    factors: AdapterFactors,
+    *,
+    progress: ProgressCallback = ignore_progress,
+    cancel: CancelToken = NEVER_CANCELLED,
+    task: str = "score",
+) -> np.ndarray:
+    """P(Yes) from the base model with one LoRA adapter applied (weight 1)."""
+    with mixture_model(backbone.model, [factors], "ND") as layers:
+        def weights_for(start: int, stop: int) -> None:
+            set_row_weights(layers, np.ones((stop - start, 1)))
+
+        return backbone.score(
+            prompts, before_batch=weights_for, progress=progress, cancel=cancel, task=task
+        )
+
+
+def validation_errors(
+    store: Store, backbone, adapter_dir, valid: list[Sample], *,
+    progress: ProgressCallback = ignore_progress, cancel: CancelToken = NEVER_CANCELLED,
+    task: str = "validation",
+) -> np.ndarray:
+    if not valid:
+        return np.zeros(0, dtype=np.float32)
+    p_yes = score_with_adapter(
+        backbone, backbone.prompts_for(valid), AdapterFactors.load(adapter_dir),
+        progress=progress, cancel=cancel, task=task,
+    )
+    labels = np.array([s.label for s in valid], dtype=np.float64)
+    return np.abs(labels - p_yes).astype(np.float32)
+
+
+def _auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
+    return float(roc_auc_score(labels, scores)) if len(set(labels.tolist())) == 2 else None
+
+
+def build_adapter(
+    store: Store,
+    backbone,
+    *,
+    kind: str,
+    shard: int | None,
+    sample_ids: list[str],
+    settings: TrainSettings,
+    version: int,
+    valid: list[Sample],
+    progress: ProgressCallback = ignore_progress,
+    cancel: CancelToken = NEVER_CANCELLED,
+) -> dict[str, Any]:
+    """Train one adapter and compute its validation errors; writes files, commits nothing.
+
+    The returned row becomes live when a caller commits it (so several can swap at once).
+    """
+    by_id = {row["id"]: Sample.from_record(row) for row in store.snapshot().table("samples")}
+    samples = [by_id[sid] for sid in sample_ids]
+    name = BASELINE if kind == BASELINE else f"shard-{shard}"
+    task = f"{name} (train)"
+    relative = f"adapters/{name}/v{version}"
+    result = train_adapter(
+        backbone,
+        backbone.prompts_for(samples),
+        [s.label for s in samples],
+        sample_ids,
+        settings,
+        store.path_of(relative),
+        progress=progress,
+        cancel=cancel,
+        task=task,
+    )
+    errors = validation_errors(
+        store, backbone, store.path_of(relative), valid, progress=progress, cancel=cancel,
+        task=f"{name} (validation)",
+    )
+    labels = np.array([s.label for s in valid], dtype=np.float64)
+    return {
+        "id": f"{name}-v{version}",
+        "kind": kind,
+        "shard": shard,
+        "version": version,
+        "path": relative,
+        "sha256": result.weights_sha256,
+        "manifest_hash": result.manifest_hash,
+        "sample_count": len(sample_ids),
+        "settings": result.settings,
+        "loss_curve": [float(x) for x in result.loss_curve],
+        "wall_time_s": result.wall_time_s,
+        "samples_per_s": result.samples_per_s,
+        "steps": result.steps,
+        "valid_errors": store.write_array(f"verr-{name}-v{version}", errors),
+        "valid_ids_hash": ids_hash([s.id for s in valid]),
+        "valid_error_mean": float(errors.mean()) if len(errors) else None,
+        "valid_auc": _auc(labels, np.abs(labels - errors)) if len(errors) else None,
+        "status": "live",
+        "created": now_iso(),
+    }
+
+
+def _next_version(db, name_kind: str, shard: int | None) -> int:
+    versions = [
+        row.get("version", 0) for row in db.table("adapters")
+        if row.get("kind") == name_kind and row.get("shard") == shard
+    ]
+    return max(versions, default=0) + 1
+
+
+def commit_adapters(db, new_rows: list[dict]) -> None:
+    """Inside a transaction: make `new_rows` live, retiring what they replace (whose files
+    `collect_garbage` then deletes: a replaced row keeps its hashes, not its path)."""
+    adapters = db.table("adapters")
+    for new in new_rows:
+        for old in adapters.all():
+            if (old.get("status") == "live" and old.get("kind") == new["kind"]
+                    and old.get("shard") == new["shard"]):
+                adapters.update(
+                    {"status": "replaced", "path": None, "valid_errors": None,
+                     "replaced_by": new["id"], "replaced": now_iso()},
+                    doc_ids=[old.doc_id],
+                )
+        adapters.insert(new)
+        if new["kind"] == "shard":
+            db.table("shards").update({"adapter": new["id"]}, lambda row, k=new["shard"]:
+                                      row["shard"] == k)
+
+
+def ensure_validation_cache(
+    store: Store, backbone, *, progress: ProgressCallback = ignore_progress,
+    cancel: CancelToken = NEVER_CANCELLED,
+) -> list[Sample]:
+    """Embed the validation and test splits once (the caller holds the lock)."""
+    valid = split_samples(store, "valid")
+    embeddings_for(store, backbone, valid, split="valid", save=True, progress=progress,
+                   cancel=cancel)
+    test = split_samples(store, "test")
+    embeddings_for(store, backbone, test, split="test", save=True, progress=progress,
+                   cancel=cancel)
+    return valid
+
+
+def train_all(
+    store: Store,
+    backbone,
+    *,
+    overrides: dict[str, Any] | None = None,
+    retrain_baseline: bool = False,
+    progress: ProgressCallback = ignore_progress,
+    cancel: CancelToken = NEVER_CANCELLED,
+) -> list[dict]:
+    """Train every shard whose live adapter is missing or stale (manifest or settings
+    changed), and optionally the all-data baseline. Resumable: each adapter is committed as
+    soon as it is ready, and finished ones are skipped on the next run."""
+    with store.locked():
+        store.collect_garbage()  # leftovers of an interrupted run
+        shards = shard_rows(store)
+        if not shards:
+            raise ConflictError("no shards yet: run `apa-console partition` first")
+        settings = store_settings(store, overrides)
+        with store.transaction() as db:
+            update_meta(db, train_settings=settings.to_dict())
+        valid = ensure_validation_cache(store, backbone, progress=progress, cancel=cancel)
+        live = {row.get("shard"): row for row in live_adapters(store)}
+        jobs: list[tuple[str, int | None, list[str]]] = []
+        for shard in shards:
+            if not shard["sample_ids"]:
+                continue
+            current = live.get(shard["shard"])
+            if (current and current["manifest_hash"] == manifest_hash(shard["sample_ids"])
+                    and current["settings"] == settings.to_dict()
+                    and current.get("valid_ids_hash") == ids_hash([s.id for s in valid])):
+                continue
+            jobs.append(("shard", shard["shard"], shard["sample_ids"]))
+        if retrain_baseline:
+            all_ids = [s.id for s in split_samples(store, "train")]
+            baseline = live_adapters(store, BASELINE)
+            if not (baseline and baseline[0]["manifest_hash"] == manifest_hash(all_ids)
+                    and baseline[0]["settings"] == settings.to_dict()):
+                jobs.append((BASELINE, None, all_ids))
+        trained = []
+        started = time.monotonic()
+        for done, (kind, shard, ids) in enumerate(jobs):
+            progress_overall(progress, done, len(jobs), started)
+            version = _next_version(store.snapshot(), kind, shard)
+            row = build_adapter(
+                store, backbone, kind=kind, shard=shard, sample_ids=ids, settings=settings,
+                version=version, valid=valid, progress=progress, cancel=cancel,
+            )
+            with store.transaction() as db:
+                commit_adapters(db, [row])
+            store.collect_garbage()
+            trained.append(row)
+        progress_overall(progress, len(jobs), len(jobs), started)
+        return trained
+
+
+def progress_overall(progress: ProgressCallback, done: int, total: int, started: float) -> None:
+    elapsed = time.monotonic() - started
+    eta = elapsed / done * (total - done) if done else None
+    progress(ProgressEvent(task="overall", step=done, total=total, eta_s=eta,
+                           message=f"{done}/{total} adapters"))

@@ -1,0 +1,122 @@
+"""Partition a store's training samples into shards, and describe the shards."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .embeddings import embeddings_for, split_samples
+from .errors import ConflictError, UsageError
+from .partition import default_cap, partition, shard_centre
+from .progress import NEVER_CANCELLED, CancelToken, ProgressCallback, ignore_progress
+from .store import Store, get_meta, now_iso, update_meta
+
+
+def shard_rows(store: Store) -> list[dict]:
+    return sorted(store.snapshot().table("shards").all(), key=lambda row: row["shard"])
+
+
+def run_partition(
+    store: Store,
+    backbone,
+    method: str,
+    n_shards: int,
+    cap: int | None = None,
+    seed: int = 0,
+    force: bool = False,
+    progress: ProgressCallback = ignore_progress,
+    cancel: CancelToken = NEVER_CANCELLED,
+) -> dict[str, Any]:
+    """Embed the training samples, split them, and record the shards (replacing none unless
+    `force`: re-partitioning retires every trained shard adapter)."""
+    with store.locked():
+        db = store.snapshot()
+        if db.table("shards") and not force:
+            method_now = get_meta(db).get("partition", {}).get("method")
+            raise ConflictError(
+                f"{store.root} is already partitioned ({method_now}, {len(db.table('shards'))} "
+                "shards); pass --force to re-partition and retire its adapters"
+            )
+        pending = [r for r in db.table("requests") if r.get("status") in ("pending", "running")]
+        if pending:
+            raise ConflictError("forget requests are pending; run `apa-console apply` first")
+        samples = split_samples(store, "train")
+        if not samples:
+            raise UsageError("the store has no training samples: run `apa-console ingest` first")
+        vectors = embeddings_for(
+            store, backbone, samples, split="train", save=True, progress=progress, cancel=cancel
+        )
+        cancel.raise_if_cancelled()
+        users = [s.user_id for s in samples]
+        result = partition(method, vectors, users, n_shards, cap=cap, seed=seed)
+        rows = []
+        for k, members in enumerate(result.shards):
+            ids = [samples[i].id for i in members]
+            centre = shard_centre(vectors[members]) if members else None
+            rows.append({
+                "shard": k,
+                "sample_ids": ids,
+                "users": sorted({samples[i].user_id for i in members}),
+                "size": len(ids),
+                "centre": store.write_array(f"centre-{k}", centre) if centre is not None else None,
+                "adapter": None,
+            })
+        with store.transaction() as db:
+            db.drop_table("shards")
+            db.table("shards").insert_multiple(rows)
+            adapters = db.table("adapters")
+            for row in adapters.all():
+                if row.get("kind") == "shard" and row.get("status") == "live":
+                    adapters.update(
+                        {"status": "retired", "path": None, "valid_errors": None,
+                         "retired": now_iso()},
+                        doc_ids=[row.doc_id],
+                    )
+            update_meta(db, partition={
+                "method": method,
+                "shards": n_shards,
+                "cap": result.cap if cap is not None else default_cap(len(samples), n_shards),
+                "seed": seed,
+                "created": now_iso(),
+                "train_samples": len(samples),
+            })
+        store.collect_garbage()
+    return shard_summary(store)
+
+
+def shard_summary(store: Store) -> dict[str, Any]:
+    db = store.snapshot()
+    meta = get_meta(db)
+    adapters = {row["id"]: row for row in db.table("adapters")}
+    shards = []
+    for row in shard_rows(store):
+        adapter = adapters.get(row.get("adapter") or "")
+        shards.append({
+            "shard": row["shard"],
+            "size": row["size"],
+            "users": len(row["users"]),
+            "adapter": adapter["id"] if adapter else None,
+            "adapter_sha256": adapter["sha256"] if adapter else None,
+            "valid_error": adapter.get("valid_error_mean") if adapter else None,
+            "trained": adapter.get("created") if adapter else None,
+        })
+    sizes = np.array([s["size"] for s in shards] or [0])
+    users = np.array([s["users"] for s in shards] or [0])
+    return {
+        "partition": meta.get("partition"),
+        "shards": shards,
+        "balance": {
+            "min_size": int(sizes.min()),
+            "max_size": int(sizes.max()),
+            "std_size": float(sizes.std()),
+            "min_users": int(users.min()),
+            "max_users": int(users.max()),
+            "mean_users": float(users.mean()),
+        },
+    }
+
+
+def shard_of_samples(store: Store) -> dict[str, int]:
+    """sample id → shard for every sample currently in a shard manifest."""
+    return {sid: row["shard"] for row in shard_rows(store) for sid in row["sample_ids"]}

@@ -1,0 +1,153 @@
+"""The APA spine on the tiny model: partition → train → validation cache → aggregate → score."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from peft import LoraConfig, get_peft_model
+from store_fixtures import make_store
+
+from apa_console.aggregation import AdapterFactors
+from apa_console.backbone import Backbone
+from apa_console.errors import ConflictError
+from apa_console.serving import (
+    aggregation_defaults,
+    compare,
+    load_live_set,
+    score_apa,
+    score_sisa,
+    select_samples,
+    tune,
+)
+from apa_console.shard_training import live_adapters, train_all
+from apa_console.sharding import run_partition, shard_rows, shard_summary
+
+FAST = {"epochs": 1, "batch_size": 4}
+
+
+@pytest.fixture(scope="module")
+def backbone(tiny_model_dir):
+    return Backbone.load(tiny_model_dir, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def trained_store(tmp_path_factory, backbone):
+    store = make_store(tmp_path_factory.mktemp("apa") / "store")
+    run_partition(store, backbone, "apa", 3, seed=0)
+    train_all(store, backbone, overrides=FAST, retrain_baseline=True)
+    return store
+
+
+def test_partition_records_complete_balanced_shards(trained_store):
+    rows = shard_rows(trained_store)
+    train_ids = [s.id for s in select_samples(trained_store, split="train")]
+    assert sorted(sid for row in rows for sid in row["sample_ids"]) == sorted(train_ids)
+    summary = shard_summary(trained_store)
+    assert summary["balance"]["max_size"] <= summary["partition"]["cap"]
+    assert all(s["adapter"] for s in summary["shards"])
+
+
+def test_training_is_resumable_and_records_validation_errors(trained_store, backbone):
+    assert train_all(trained_store, backbone, overrides=FAST, retrain_baseline=True) == []
+    live = load_live_set(trained_store)
+    n_valid = len(select_samples(trained_store, split="valid"))
+    assert live.valid_errors.shape == (3, n_valid)
+    assert ((live.valid_errors >= 0) & (live.valid_errors <= 1)).all()
+
+
+def test_repartition_needs_force(trained_store, backbone):
+    with pytest.raises(ConflictError, match="--force"):
+        run_partition(trained_store, backbone, "random", 2)
+
+
+def _explicit_peft_model(backbone, factors, weights, level):
+    """One sample's merged adapter as a real peft LoRA: rank r for D (Ā, B̄), rank K·r for
+    ND (A stacked with ω, B side by side, so B'A' = Σ ω_k B_k A_k)."""
+    rank = next(iter(factors[0].a.values())).shape[0]
+    new_rank = rank if level == "D" else rank * len(factors)
+    config = LoraConfig(r=new_rank, lora_alpha=factors[0].scaling * new_rank,
+                        target_modules=["q_proj", "v_proj"], lora_dropout=0.0)
+    model = get_peft_model(backbone.shared_weight_copy(), config)
+    for name, module in model.named_modules():
+        if not hasattr(module, "lora_A") or "default" not in module.lora_A:
+            continue
+        key = name.removeprefix("base_model.model.")
+        if level == "D":
+            a = sum(w * f.a[key] for w, f in zip(weights, factors))
+            b = sum(w * f.b[key] for w, f in zip(weights, factors))
+        else:
+            a = torch.cat([w * f.a[key] for w, f in zip(weights, factors)], dim=0)
+            b = torch.cat([f.b[key] for f in factors], dim=1)
+        module.lora_A["default"].weight.data = a.to(module.lora_A["default"].weight.dtype)
+        module.lora_B["default"].weight.data = b.to(module.lora_B["default"].weight.dtype)
+    return model.eval()
+
+
+@pytest.mark.parametrize("level", ["D", "ND"])
+def test_batched_mixture_equals_explicit_peft_merge_per_sample(trained_store, backbone, level):
+    samples = select_samples(trained_store, split="test")
+    report = score_apa(trained_store, backbone, samples, level=level, tau=50.0, neighbours=2,
+                       batch_size=5)
+    live = load_live_set(trained_store)
+    assert not np.allclose(report.weights, report.weights[0])  # rows really differ
+    for i, sample in enumerate(samples):
+        model = _explicit_peft_model(backbone, live.factors, report.weights[i].tolist(), level)
+        expected = backbone.score(backbone.prompts_for([sample]), model=model)[0]
+        assert abs(report.p_yes[i] - expected) < 1e-4
+
+
+def test_single_adapter_mixture_equals_peft_from_pretrained(trained_store, backbone):
+    from peft import PeftModel
+
+    row = live_adapters(trained_store)[0]
+    samples = select_samples(trained_store, split="valid")
+    peft_model = PeftModel.from_pretrained(
+        backbone.shared_weight_copy(), str(trained_store.path_of(row["path"]))
+    ).eval()
+    expected = backbone.score(backbone.prompts_for(samples), model=peft_model)
+    labels = np.array([s.label for s in samples])
+    errors = trained_store.read_array(row["valid_errors"])
+    assert np.allclose(np.abs(labels - expected), errors, atol=1e-5)
+
+
+def test_sisa_averages_each_adapters_peft_output(trained_store, backbone):
+    from peft import PeftModel
+
+    samples = select_samples(trained_store, split="test")[:4]
+    report = score_sisa(trained_store, backbone, samples, live=load_live_set(trained_store))
+    prompts = backbone.prompts_for(samples)
+    singles = [
+        backbone.score(prompts, model=PeftModel.from_pretrained(
+            backbone.shared_weight_copy(), str(trained_store.path_of(row["path"]))).eval())
+        for row in live_adapters(trained_store)
+    ]
+    assert np.allclose(report.p_yes, np.mean(singles, axis=0), atol=1e-5)
+
+
+def test_uniform_weights_at_decomposition_level_equal_averaged_factors(trained_store, backbone):
+    samples = select_samples(trained_store, split="test")[:3]
+    average = score_apa(trained_store, backbone, samples, strategy="average", level="D")
+    assert np.allclose(average.weights, 1 / 3)
+    factors = [AdapterFactors.load(trained_store.path_of(r["path"]))
+               for r in live_adapters(trained_store)]
+    model = _explicit_peft_model(backbone, factors, [1 / 3] * 3, "D")
+    expected = backbone.score(backbone.prompts_for(samples), model=model)
+    assert np.allclose(average.p_yes, expected, atol=1e-4)
+
+
+def test_compare_reports_every_method_and_records_the_evaluation(trained_store, backbone):
+    result = compare(trained_store, backbone)
+    methods = [row["method"] for row in result["rows"]]
+    assert methods == ["Retraining", "SISA", "APA(D)", "APA(ND)"]
+    retraining = result["rows"][0]
+    assert retraining["delta_vs_retraining"] == pytest.approx(0.0)
+    assert all(row["samples_per_s"] > 0 for row in result["rows"])
+
+
+def test_tune_stores_the_best_grid_point(trained_store):
+    result = tune(trained_store, taus=(1.0, 100.0), neighbour_grid=(1, 3))
+    assert len(result["grid"]) == 4
+    best = result["best"]
+    assert best["auc"] == max(g["auc"] for g in result["grid"])
+    assert aggregation_defaults(trained_store) == (best["tau"], best["neighbours"])
