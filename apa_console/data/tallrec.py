@@ -104,8 +104,9 @@ def iter_json_list(path: Path, text: str):
         if position < len(text) and text[position] == "]":
             break
         raise DataError(f"{path}:{line_at(position)}: expected `,` or `]` after a record")
-    if skip_space(position + 1) != len(text):
-        raise DataError(f"{path}:{line_at(position + 1)}: unexpected text after the list")
+    rest = skip_space(position + 1)
+    if rest != len(text):
+        raise DataError(f"{path}:{line_at(rest)}: unexpected text after the list")
 
 
 def parse_items(listing: str) -> list[str]:
