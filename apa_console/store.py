@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 from filelock import FileLock, Timeout
 from tinydb import TinyDB
-from tinydb.table import Table
 from tinydb.storages import Storage
+from tinydb.table import Table
 
 from .errors import ConflictError, StoreInvalidError, StoreLockedError
 
@@ -155,8 +155,8 @@ class Store:
         root.mkdir(parents=True, exist_ok=True)
         store = cls(root)
         with store.locked():
-            if store.file.exists():
-                raise ConflictError(f"{root} already holds a store; use it, or pick another --store")
+            if store.file.exists():  # another process initialised it meanwhile
+                raise ConflictError(f"{root} already holds a store; pick another --store")
             store._write_document(_empty_document())
         return store
 

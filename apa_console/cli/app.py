@@ -11,7 +11,13 @@ app = new_typer(
 )
 
 # Each module exposes register(app); the list is the CLI's table of contents.
-_COMMAND_MODULES = ("store_cmds", "data_cmds", "users_cmds")
+_COMMAND_MODULES = (
+    "store_cmds",
+    "data_cmds",
+    "users_cmds",
+    "apa_cmds",
+    "unlearning_cmds",
+)
 
 for _name in _COMMAND_MODULES:
     importlib.import_module(f"{__package__}.{_name}").register(app)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import traceback
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from typer.core import TyperGroup
@@ -20,13 +20,27 @@ from ..store import STORE_ENV, Store
 from .output import error_line
 
 StoreOption = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option(
         "--store",
         envvar=STORE_ENV,
         help="Store directory (default ./store, or $APA_STORE).",
         show_default=False,
     ),
+]
+ModelOption = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        help="Local Hugging Face model directory (default: the model the store was built with, "
+        "else SmolLM2-135M-Instruct).",
+        show_default=False,
+    ),
+]
+DeviceOption = Annotated[
+    str | None,
+    typer.Option("--device", help="cpu, cuda or cuda:N (default: CUDA when available).",
+                 show_default=False),
 ]
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print data as JSON on stdout (diagnostics on stderr).")

@@ -1,0 +1,216 @@
+"""`partition`, `shards`, `train`, `score`, `compare`, `tune`: the APA spine."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from .. import serving, sharding
+from ..aggregation import LEVELS, STRATEGIES
+from ..errors import UsageError
+from ..partition import METHODS
+from ..shard_training import train_all
+from ..workspace import open_backbone
+from . import output
+from .common import DeviceOption, JsonOption, ModelOption, StoreOption, open_store
+from .progress_view import live_progress
+
+
+def _check_choice(value: str, choices, option: str) -> str:
+    if value not in choices:
+        raise UsageError(f"{option} must be one of {', '.join(choices)}, not {value!r}")
+    return value
+
+
+def _fmt(value, digits: int = 4) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def partition(
+        method: Annotated[str, typer.Option("--method", help=f"One of {', '.join(METHODS)}.")]
+        = "apa",
+        shards: Annotated[int, typer.Option("--shards", "-k", help="Number of shards K.")] = 4,
+        max_size: Annotated[
+            int | None, typer.Option("--max-size", help="Shard size cap t (default ⌈N/K⌉).")
+        ] = None,
+        seed: Annotated[int, typer.Option(help="Seed for K-means / random choices.")] = 0,
+        force: Annotated[bool, typer.Option("--force", help="Re-partition, retiring adapters.")]
+        = False,
+        store: StoreOption = None,
+        model: ModelOption = None,
+        device: DeviceOption = None,
+        json: JsonOption = False,
+    ) -> None:
+        """Split the training samples into K shards (APA's semantic balanced partition or a
+        baseline)."""
+        _check_choice(method, METHODS, "--method")
+        target = open_store(store)
+        backbone = open_backbone(target, model, device, record=True)
+        with live_progress(quiet=json) as (bars, cancel):
+            summary = sharding.run_partition(
+                target, backbone, method, shards, cap=max_size, seed=seed, force=force,
+                progress=bars, cancel=cancel,
+            )
+        _print_shards(summary, json)
+
+    @app.command("shards")
+    def shards_cmd(store: StoreOption = None, json: JsonOption = False) -> None:
+        """List the shards with balance statistics and their adapters."""
+        _print_shards(sharding.shard_summary(open_store(store)), json)
+
+    @app.command()
+    def train(
+        retrain_baseline: Annotated[
+            bool, typer.Option("--retrain-baseline",
+                               help="Also train one adapter on all training data.")
+        ] = False,
+        epochs: Annotated[int | None, typer.Option(help="Training epochs.")] = None,
+        lr: Annotated[float | None, typer.Option(help="Learning rate.")] = None,
+        batch_size: Annotated[int | None, typer.Option(help="Batch size.")] = None,
+        seed: Annotated[int | None, typer.Option(help="Training seed.")] = None,
+        store: StoreOption = None,
+        model: ModelOption = None,
+        device: DeviceOption = None,
+        json: JsonOption = False,
+    ) -> None:
+        """Train every shard's adapter (resumable: up-to-date adapters are skipped), then
+        cache each adapter's validation errors."""
+        for name, value in (("--epochs", epochs), ("--batch-size", batch_size)):
+            if value is not None and value < 1:
+                raise UsageError(f"{name} must be at least 1")
+        if lr is not None and lr <= 0:
+            raise UsageError("--lr must be positive")
+        target = open_store(store)
+        backbone = open_backbone(target, model, device, record=True)
+        overrides = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed}
+        with live_progress(quiet=json) as (bars, cancel):
+            trained = train_all(target, backbone, overrides=overrides,
+                                retrain_baseline=retrain_baseline, progress=bars, cancel=cancel)
+        if json:
+            output.emit_json([{k: row[k] for k in ("id", "sha256", "sample_count",
+                                                   "wall_time_s", "valid_error_mean")}
+                              for row in trained])
+            return
+        if not trained:
+            output.info("every adapter is up to date; nothing to train")
+        for row in trained:
+            output.stdout.print(
+                f"{row['id']}: {row['sample_count']} samples, {row['wall_time_s']:.1f}s, "
+                f"validation error {_fmt(row['valid_error_mean'], 3)}, sha256 {row['sha256'][:12]}"
+            )
+
+    @app.command()
+    def score(
+        user: Annotated[str | None, typer.Option("--user", help="Score this user's samples.")]
+        = None,
+        split: Annotated[str | None, typer.Option("--split", help="train, valid or test.")]
+        = None,
+        strategy: Annotated[str, typer.Option(help=f"One of {', '.join(STRATEGIES)}.")]
+        = "adaptive",
+        level: Annotated[str, typer.Option(help="D (decomposition) or ND.")] = "D",
+        tau: Annotated[float | None, typer.Option(help="Softmax temperature τ.")] = None,
+        neighbours: Annotated[
+            int | None, typer.Option("--neighbours", "-n", help="Validation neighbours n.")
+        ] = None,
+        limit: Annotated[int, typer.Option(help="Rows to print (human output).")] = 20,
+        store: StoreOption = None,
+        model: ModelOption = None,
+        device: DeviceOption = None,
+        json: JsonOption = False,
+    ) -> None:
+        """Score samples with the per-sample merged adapter: P(Yes), label, weights, AUC."""
+        _check_choice(strategy, STRATEGIES, "--strategy")
+        _check_choice(level, LEVELS, "--level")
+        if neighbours is not None and neighbours < 1:
+            raise UsageError("--neighbours must be at least 1")
+        target = open_store(store)
+        samples = serving.select_samples(target, split=split, user=user)
+        backbone = open_backbone(target, model, device)
+        with live_progress(quiet=json) as (bars, cancel):
+            report = serving.score_apa(target, backbone, samples, strategy=strategy, level=level,
+                                       tau=tau, neighbours=neighbours, progress=bars,
+                                       cancel=cancel)
+        if json:
+            output.emit_json(report.to_dict())
+            return
+        rows = report.to_dict()["rows"]
+        output.table(
+            ["sample", "user", "label", "P(Yes)", "weights"],
+            ([r["sample"], r["user"], "Yes" if r["label"] else "No", f"{r['p_yes']:.3f}",
+              " ".join(f"{w:.2f}" for w in r["weights"].values())] for r in rows[:limit]),
+            title=f"{report.method} · {strategy} · τ={report.tau:g} n={report.neighbours}",
+        )
+        if len(rows) > limit:
+            output.info(f"… {len(rows) - limit} more rows (--limit, or --json for all)")
+        output.stdout.print(
+            f"AUC {_fmt(report.auc)} over {len(rows)} samples · "
+            f"{report.samples_per_s:.2f} samples/s · adapters {', '.join(report.adapter_ids)}"
+        )
+
+    @app.command()
+    def compare(
+        split: Annotated[str, typer.Option(help="Split to evaluate.")] = "test",
+        strategy: Annotated[str, typer.Option(help="APA weight strategy.")] = "adaptive",
+        store: StoreOption = None,
+        model: ModelOption = None,
+        device: DeviceOption = None,
+        json: JsonOption = False,
+    ) -> None:
+        """Retraining vs SISA vs APA(D) vs APA(ND): the paper's Table I columns."""
+        _check_choice(strategy, STRATEGIES, "--strategy")
+        target = open_store(store)
+        backbone = open_backbone(target, model, device)
+        with live_progress(quiet=json) as (bars, cancel):
+            result = serving.compare(target, backbone, split=split, strategy=strategy,
+                                     progress=bars, cancel=cancel)
+        if json:
+            output.emit_json(result)
+            return
+        output.table(
+            ["method", "avg sub-adapter AUC", "AUC", "Δ vs Retraining", "samples/s"],
+            ([r["method"], _fmt(r["sub_adapter_auc"]), _fmt(r["auc"]),
+              _fmt(r["delta_vs_retraining"]), f"{r['samples_per_s']:.2f}"]
+             for r in result["rows"]),
+            title=f"{result['split']} split, {result['samples']} samples",
+        )
+        if not any(r["method"] == "Retraining" for r in result["rows"]):
+            output.info("no Retraining baseline: run `apa-console train --retrain-baseline`")
+
+    @app.command()
+    def tune(store: StoreOption = None, json: JsonOption = False) -> None:
+        """Search τ and n on the validation pool (leave-one-out) and store the best."""
+        result = serving.tune(open_store(store))
+        if json:
+            output.emit_json(result)
+            return
+        best = result["best"]
+        output.stdout.print(
+            f"best τ={best['tau']:g} n={best['neighbours']} "
+            f"(validation AUC {_fmt(best['auc'])}); stored as the score defaults"
+        )
+
+
+def _print_shards(summary: dict, as_json: bool) -> None:
+    if as_json:
+        output.emit_json(summary)
+        return
+    partition = summary["partition"] or {}
+    if not summary["shards"]:
+        output.info("no shards yet: run `apa-console partition`")
+        return
+    output.table(
+        ["shard", "size", "users", "adapter", "sha256", "valid error"],
+        ([s["shard"], s["size"], s["users"], s["adapter"] or "–",
+          (s["adapter_sha256"] or "")[:12], _fmt(s["valid_error"], 3)]
+         for s in summary["shards"]),
+        title=f"{partition.get('method')} partition, K={partition.get('shards')}, "
+        f"cap t={partition.get('cap')}",
+    )
+    b = summary["balance"]
+    output.stdout.print(
+        f"size min/max/std {b['min_size']}/{b['max_size']}/{b['std_size']:.2f} · "
+        f"users per shard min/max/mean {b['min_users']}/{b['max_users']}/{b['mean_users']:.1f}"
+    )
