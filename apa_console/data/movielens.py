@@ -6,9 +6,10 @@ rating after the first ten into a sequence whose history is the ten ratings befo
 keeps the last 10,000 sequences and cuts them 80/10/10 in order. A rating above 3 is
 "liked". We keep MovieLens' own user and item ids.
 
-One deliberate difference: TALLRec sorts the timestamps as strings. Every MovieLens-100K
-timestamp has nine digits, so numeric order is identical there; numeric order is what the
-data means.
+Two deliberate differences, neither of which changes anything on MovieLens-100K:
+TALLRec sorts timestamps as strings (all of them have nine digits there, so numeric order
+is the same), and looks titles up by position in u.item (the ids there run 1..1682 in
+order, so looking them up by id is the same).
 """
 
 from __future__ import annotations
