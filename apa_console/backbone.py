@@ -51,6 +51,7 @@ DEFAULT_MAX_PROMPT_TOKENS = 1024
 # Keys that change when the same weights are re-saved by another library version.
 _VOLATILE_CONFIG_KEYS = ("transformers_version", "_name_or_path", "torch_dtype", "dtype")
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
+_SAMPLE_BYTES = 64 * 1024
 
 
 # -- devices and threads ---------------------------------------------------------------------
@@ -182,28 +183,36 @@ def resolve_model_dir(
 
 
 def model_fingerprint(directory: Path, yes_id: int, no_id: int, vocab_size: int) -> str:
-    """Cheap but specific identity: config (minus version noise), weight names and sizes, and
-    the tokenizer facts scoring depends on. Re-saving the same model keeps it; another model,
-    another quantization or another tokenizer changes it."""
+    """Cheap but specific identity of a model directory.
+
+    Hashes the config (minus keys that change when the same weights are re-saved), each
+    weight file's name and size plus three sampled 64 KiB windows of its bytes (start,
+    middle, end: two fine-tunes of one architecture differ there), and the tokenizer facts
+    scoring depends on. Reads well under a megabyte whatever the model's size.
+    """
     try:
         config = json.loads((directory / "config.json").read_text())
     except (OSError, json.JSONDecodeError):
         config = {}
     for key in _VOLATILE_CONFIG_KEYS:
         config.pop(key, None)
-    weights = sorted(
-        (path.name, path.stat().st_size)
+    digest = hashlib.sha256()
+    identity = {"config": config, "answer_ids": [yes_id, no_id], "vocab": vocab_size}
+    digest.update(json.dumps(identity, sort_keys=True, separators=(",", ":")).encode())
+    weight_files = sorted(
+        path
         for path in directory.iterdir()
         if path.is_file() and path.name.endswith(_WEIGHT_SUFFIXES)
     )
-    identity = {
-        "config": config,
-        "weights": weights,
-        "answer_ids": [yes_id, no_id],
-        "vocab": vocab_size,
-    }
-    encoded = json.dumps(identity, sort_keys=True, separators=(",", ":")).encode()
-    return hashlib.sha256(encoded).hexdigest()
+    for path in weight_files:
+        size = path.stat().st_size
+        digest.update(f"{path.name}:{size};".encode())
+        with open(path, "rb") as handle:
+            for offset in sorted({0, max(0, size // 2 - _SAMPLE_BYTES // 2),
+                                  max(0, size - _SAMPLE_BYTES)}):
+                handle.seek(offset)
+                digest.update(handle.read(_SAMPLE_BYTES))
+    return digest.hexdigest()
 
 
 def answer_token_id(tokenizer: Any, word: str) -> int:
@@ -295,12 +304,20 @@ class Backbone:
         model: str | os.PathLike | None = None,
         store: Store | None = None,
         device: str | None = None,
+        *,
+        check_store: bool = True,
     ) -> Backbone:
-        """Load `model` (None = the default SmolLM2, via the cache) onto `device`.
+        """Load `model` onto `device` (None: CUDA in bf16 when present, else CPU in fp32).
 
-        With a store, the model is checked against the one the store records (a mismatch is
-        a ConflictError); recording it is `record_model`'s job, done by commands that build.
+        `model` None means the model the store records, or the default SmolLM2 (through the
+        model cache) for a store without one. With a store (and `check_store`), a model other
+        than the recorded one is a ConflictError; recording it is `record_model`'s job, done
+        by the commands that build. The store also locates the default model's cache.
         """
+        if model is None and store is not None:
+            recorded = get_meta(store.snapshot()).get("model") or {}
+            if recorded.get("name") and recorded.get("name") != DEFAULT_MODEL_NAME:
+                model = recorded.get("source")
         name, source, directory = resolve_model_dir(model, store)
         torch_device, dtype = choose_device(device)
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -315,7 +332,7 @@ class Backbone:
         if yes_id == no_id:
             raise ConflictError(f"the tokenizer of {name} starts ' Yes' and ' No' alike")
         fingerprint = model_fingerprint(directory, yes_id, no_id, len(tokenizer))
-        if store is not None:
+        if store is not None and check_store:
             probe = {"name": name, "source": source, "fingerprint": fingerprint}
             check_model(store, probe)
         causal_lm = AutoModelForCausalLM.from_pretrained(

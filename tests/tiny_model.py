@@ -73,8 +73,11 @@ def build_tokenizer() -> PreTrainedTokenizerFast:
     )
 
 
-def build_tiny_model(directory: str | Path) -> Path:
-    """Write the tiny model and its tokenizer as a Hugging Face directory; returns it."""
+def build_tiny_model(directory: str | Path, seed: int = TINY_SEED) -> Path:
+    """Write the tiny model and its tokenizer as a Hugging Face directory; returns it.
+
+    Another `seed` gives another model of the same shape (for model-mismatch tests).
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tokenizer = build_tokenizer()
@@ -98,11 +101,11 @@ def build_tiny_model(directory: str | Path) -> Path:
     )
     generator_state = torch.random.get_rng_state()
     try:
-        torch.manual_seed(TINY_SEED)
+        torch.manual_seed(seed)
         model = LlamaForCausalLM(config).to(torch.float32).eval()
     finally:
         torch.random.set_rng_state(generator_state)
     model.save_pretrained(directory, safe_serialization=True)
     tokenizer.save_pretrained(directory)
-    (directory / "tiny_model.json").write_text(json.dumps({"seed": TINY_SEED}) + "\n")
+    (directory / "tiny_model.json").write_text(json.dumps({"seed": seed}) + "\n")
     return directory
