@@ -13,6 +13,7 @@ app = new_typer(
 # Each module exposes register(app); the list is the CLI's table of contents.
 _COMMAND_MODULES = (
     "store_cmds",
+    "model_cmds",
     "data_cmds",
     "users_cmds",
     "apa_cmds",
