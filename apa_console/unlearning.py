@@ -342,6 +342,13 @@ def _adapter_ref(row: dict) -> dict:
             "manifest_hash": row["manifest_hash"]}
 
 
+def remove_leftovers(store: Store) -> list[str]:
+    """Delete files an interrupted run left unreferenced (old adapter versions, stale
+    arrays); returns their store-relative paths."""
+    with store.locked():
+        return store.collect_garbage()
+
+
 def apply_pending(
     store: Store,
     backbone,

@@ -143,10 +143,12 @@ def register(app: typer.Typer) -> None:
         pending = [r for r in unlearning.list_requests(target)
                    if r["status"] in ("pending", "running")]
         if not pending:
+            removed = unlearning.remove_leftovers(target)
             if json:
                 output.emit_json([])
             else:
-                output.info("no pending requests")
+                output.info("no pending requests"
+                            + (f"; removed {len(removed)} leftover files" if removed else ""))
             return
         receipts = _run_apply(target, model, device, json)
         if json:
