@@ -290,7 +290,12 @@ def load_adapter_model(
     for required in (ADAPTER_CONFIG, ADAPTER_WEIGHTS):
         if not (adapter_dir / required).is_file():
             raise NotFoundError(f"adapter folder {adapter_dir} has no {required}")
-    model = PeftModel.from_pretrained(
-        backbone.shared_weight_copy(), adapter_dir, adapter_name=adapter_name, is_trainable=False
-    )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning)  # see train_adapter
+        model = PeftModel.from_pretrained(
+            backbone.shared_weight_copy(),
+            adapter_dir,
+            adapter_name=adapter_name,
+            is_trainable=False,
+        )
     return model.eval()

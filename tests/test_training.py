@@ -1,0 +1,182 @@
+"""LoRA training on the tiny model: determinism, peft format, cancel, progress, isolation."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from peft import PeftModel
+from test_backbone import make_prompts
+from transformers import AutoModelForCausalLM
+
+from apa_console.backbone import Backbone
+from apa_console.errors import CancelledError, ConflictError, UsageError
+from apa_console.progress import CancelToken
+from apa_console.store import sha256_file
+from apa_console.training import (
+    ADAPTER_CONFIG,
+    ADAPTER_WEIGHTS,
+    TrainSettings,
+    load_adapter_model,
+    manifest_hash,
+    train_adapter,
+)
+
+FAST = TrainSettings(epochs=2, batch_size=4, lr=5e-3, seed=7)
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model_dir) -> Backbone:
+    return Backbone.load(tiny_model_dir, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def shard():
+    prompts = make_prompts(10)
+    labels = [index % 2 for index in range(10)]
+    ids = [f"sample-{index}" for index in range(10)]
+    return prompts, labels, ids
+
+
+def train(tiny, shard, out_dir, settings=FAST, **kwargs):
+    prompts, labels, ids = shard
+    return train_adapter(tiny, prompts, labels, ids, settings, out_dir, **kwargs)
+
+
+def test_settings_round_trip_and_validation():
+    settings = TrainSettings(rank=4, target_modules=["q_proj"], seed=3)
+    assert settings.target_modules == ("q_proj",)
+    data = settings.to_dict()
+    assert json.loads(json.dumps(data)) == data
+    assert TrainSettings.from_dict({**data, "unknown": 1}) == settings
+    defaults = TrainSettings()
+    assert (defaults.rank, defaults.alpha, defaults.dropout) == (8, 16, 0.05)
+    assert defaults.target_modules == ("q_proj", "v_proj")
+    with pytest.raises(UsageError):
+        TrainSettings(epochs=0)
+    with pytest.raises(UsageError):
+        TrainSettings(warmup=1.5)
+
+
+def test_manifest_hash_depends_on_ids_and_order():
+    assert manifest_hash(["a", "b"]) == manifest_hash(["a", "b"])
+    assert manifest_hash(["a", "b"]) != manifest_hash(["b", "a"])
+    assert manifest_hash(["a,b"]) != manifest_hash(["a", "b"])
+    assert len(manifest_hash([])) == 64
+
+
+def test_training_is_bit_identical_for_the_same_inputs(tiny, shard, tmp_path):
+    first = train(tiny, shard, tmp_path / "first")
+    second = train(tiny, shard, tmp_path / "second")
+    assert first.weights_sha256 == second.weights_sha256
+    assert first.loss_curve == second.loss_curve
+    assert first.weights_sha256 == sha256_file(tmp_path / "first" / ADAPTER_WEIGHTS)
+    assert first.manifest_hash == manifest_hash(shard[2])
+    assert first.settings == FAST.to_dict()
+    assert first.steps == 6 and len(first.loss_curve) == 6  # 2 epochs of ceil(10 / 4)
+    assert first.wall_time_s > 0 and first.samples_per_s > 0
+
+    reseeded = train(tiny, shard, tmp_path / "reseeded", TrainSettings(**{**FAST.to_dict(),
+                                                                          "seed": 8}))
+    assert reseeded.weights_sha256 != first.weights_sha256
+    prompts, labels, ids = shard
+    fewer = train_adapter(tiny, prompts[1:], labels[1:], ids[1:], FAST, tmp_path / "fewer")
+    assert fewer.weights_sha256 != first.weights_sha256
+    assert fewer.manifest_hash != first.manifest_hash
+
+
+def test_training_leaves_peft_files_only_and_never_overwrites(tiny, shard, tmp_path):
+    train(tiny, shard, tmp_path / "adapters" / "0")
+    assert sorted(p.name for p in (tmp_path / "adapters" / "0").iterdir()) == [
+        ADAPTER_CONFIG,
+        ADAPTER_WEIGHTS,
+    ]
+    assert [p.name for p in (tmp_path / "adapters").iterdir()] == ["0"]  # no temp folder
+    config = json.loads((tmp_path / "adapters" / "0" / ADAPTER_CONFIG).read_text())
+    assert config["r"] == FAST.rank and set(config["target_modules"]) == {"q_proj", "v_proj"}
+    with pytest.raises(ConflictError):
+        train(tiny, shard, tmp_path / "adapters" / "0")
+
+
+def test_training_does_not_touch_the_base_model(tiny, shard, tmp_path):
+    before = {name: tensor.clone() for name, tensor in tiny.model.state_dict().items()}
+    scores_before = tiny.score(shard[0])
+    train(tiny, shard, tmp_path / "a")
+    load_adapter_model(tiny, tmp_path / "a")
+    after = tiny.model.state_dict()
+    assert before.keys() == after.keys()
+    for name, tensor in before.items():
+        assert torch.equal(tensor, after[name]), name
+    assert not tiny.model.training
+    assert not any("lora" in name for name, _ in tiny.model.named_modules())
+    np.testing.assert_array_equal(scores_before, tiny.score(shard[0]))
+
+
+def test_progress_after_every_step(tiny, shard, tmp_path):
+    events = []
+    result = train(tiny, shard, tmp_path / "a", progress=events.append, task="shard 3")
+    assert [event.step for event in events] == list(range(1, 7))
+    assert all(event.total == 6 and event.task == "shard 3" for event in events)
+    assert [event.loss for event in events] == result.loss_curve
+    assert all(event.samples_per_s > 0 and event.eta_s >= 0 for event in events)
+    assert events[-1].eta_s == 0
+
+
+def test_cancel_between_steps_leaves_no_files(tiny, shard, tmp_path):
+    token = CancelToken()
+    seen = []
+
+    def cancel_after_two(event):
+        seen.append(event.step)
+        if event.step == 2:
+            token.cancel()
+
+    parent = tmp_path / "adapters"
+    with pytest.raises(CancelledError):
+        train(tiny, shard, parent / "0", progress=cancel_after_two, cancel=token)
+    assert seen == [1, 2]
+    assert not (parent / "0").exists()
+    assert list(parent.iterdir()) == []
+
+
+def test_training_lowers_the_loss(tiny, shard, tmp_path):
+    settings = TrainSettings(epochs=8, batch_size=5, lr=2e-2, dropout=0.0, seed=1, warmup=0.0)
+    result = train(tiny, shard, tmp_path / "a", settings)
+    assert np.mean(result.loss_curve[-2:]) < np.mean(result.loss_curve[:2])
+
+
+def test_adapter_loads_with_plain_peft_and_scores_the_same(tiny, shard, tiny_model_dir, tmp_path):
+    train(tiny, shard, tmp_path / "a")
+    ours = tiny.score(shard[0], model=load_adapter_model(tiny, tmp_path / "a"), batch_size=3)
+
+    fresh_base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    plain = PeftModel.from_pretrained(fresh_base, tmp_path / "a").eval()
+    theirs = tiny.score(shard[0], model=plain, batch_size=3)
+    np.testing.assert_allclose(ours, theirs, atol=1e-6, rtol=0)
+    assert np.abs(ours - tiny.score(shard[0])).max() > 1e-4, "the adapter should change scores"
+
+    # And the full forward pass of the plain peft model agrees with the shortcut.
+    ids = torch.tensor([tiny.encode([shard[0][0]])[0]])
+    with torch.no_grad():
+        logits = plain(input_ids=ids).logits[0, -1].double()
+    pair = torch.softmax(logits[[tiny.yes_id, tiny.no_id]], dim=0)
+    assert abs(float(pair[0]) - ours[0]) < 1e-6
+
+
+def test_two_adapters_attached_side_by_side(tiny, shard, tmp_path):
+    train(tiny, shard, tmp_path / "a")
+    train(tiny, shard, tmp_path / "b", TrainSettings(**{**FAST.to_dict(), "seed": 99}))
+    first = load_adapter_model(tiny, tmp_path / "a")
+    second = load_adapter_model(tiny, tmp_path / "b")
+    alone = tiny.score(shard[0], model=load_adapter_model(tiny, tmp_path / "a"))
+    np.testing.assert_array_equal(tiny.score(shard[0], model=first), alone)
+    assert np.abs(tiny.score(shard[0], model=second) - alone).max() > 1e-6
+
+
+def test_bad_training_inputs(tiny, tmp_path):
+    with pytest.raises(UsageError):
+        train_adapter(tiny, ["a"], [1, 0], ["x"], FAST, tmp_path / "a")
+    with pytest.raises(ConflictError):
+        train_adapter(tiny, [], [], [], FAST, tmp_path / "a")
