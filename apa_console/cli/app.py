@@ -18,6 +18,7 @@ _COMMAND_MODULES = (
     "users_cmds",
     "apa_cmds",
     "unlearning_cmds",
+    "tui_cmd",
 )
 
 for _name in _COMMAND_MODULES:

@@ -1,0 +1,28 @@
+"""`tui`: the full-screen console. Textual is imported only when the command runs, so the
+rest of the CLI (and the core) never loads it."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from .common import DeviceOption, ModelOption, StoreOption, open_store
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def tui(
+        store: StoreOption = None,
+        model: ModelOption = None,
+        device: DeviceOption = None,
+        readonly: Annotated[
+            bool, typer.Option("--readonly", help="Hide destructive actions (forget, apply).")
+        ] = False,
+    ) -> None:
+        """Open the interactive console: overview, users, shards, requests and audit; score
+        and forget with live progress."""
+        target = open_store(store)
+        from ..tui.app import ApaConsoleApp
+
+        ApaConsoleApp(target, model=model, device=device, readonly=readonly).run()

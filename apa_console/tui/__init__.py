@@ -1,0 +1,1 @@
+"""The Textual front-end (`apa-console tui`). Only this package imports Textual."""

@@ -1,0 +1,217 @@
+"""The console app: four sections (Overview, Users, Shards, Requests & audit) as modes,
+screens pushed on top of them (a user, a score, a forget), one background job at a time,
+and a refresh whenever another process commits to the store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.signal import Signal
+
+from ..store import Store
+from . import operations
+from .commands import UserCommands
+from .jobs import new_tracker, run_tracked
+from .model_host import ModelHost
+from .screens.forget import ForgetScreen
+from .screens.help import HelpScreen
+from .screens.job import JobScreen
+from .screens.modals import ConfirmModal, ErrorModal
+from .screens.overview import OverviewScreen
+from .screens.requests import RequestsScreen
+from .screens.score import ScoreScreen
+from .screens.shards import ShardsScreen
+from .screens.user_detail import UserScreen
+from .screens.users import UsersScreen
+from .tracker import CANCELLED, DONE, ProgressTracker
+from .widgets.nav_bar import SECTIONS
+
+STORE_POLL_S = 1.0
+
+
+class ApaConsoleApp(App[None]):
+    TITLE = "apa-console"
+    CSS_PATH = "app.tcss"
+    MODES = {
+        "overview": OverviewScreen,
+        "users": UsersScreen,
+        "shards": ShardsScreen,
+        "requests": RequestsScreen,
+    }
+    DEFAULT_MODE = "overview"
+    COMMANDS = App.COMMANDS | {UserCommands}
+    BINDINGS = [
+        *(Binding(key, f"switch_mode('{mode}')", label, show=False)
+          for mode, key, label in SECTIONS),
+        Binding("question_mark", "help", "Help"),
+        Binding("q", "quit", "Quit"),
+        Binding("j", "show_job", "Job", show=False),
+        Binding("c", "cancel_job", "Cancel retrain", show=False),
+    ]
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        model: str | None = None,
+        device: str | None = None,
+        readonly: bool = False,
+        poll_s: float = STORE_POLL_S,
+    ) -> None:
+        super().__init__()
+        self.store = store
+        self.readonly = readonly
+        self.models = ModelHost(store, model, device)
+        self.poll_s = poll_s
+        self.store_token = store.change_token()
+        # Published when another writer (or our own job) commits; screens reload on it.
+        self.store_signal: Signal[object] = Signal(self, "store-changed")
+        # Published on every tracker update; progress widgets pick out their tracker.
+        self.progress_signal: Signal[ProgressTracker] = Signal(self, "progress")
+        self.job: ProgressTracker | None = None
+        self._quit_when_idle = False
+
+    def on_mount(self) -> None:
+        self.sub_title = str(self.store.root)
+        if self.readonly:
+            self.sub_title += " (read-only)"
+        self.set_interval(self.poll_s, self.check_store)
+
+    # -- store changes ---------------------------------------------------------------------
+
+    def check_store(self) -> None:
+        token = self.store.change_token()
+        if token != self.store_token:
+            self.store_token = token
+            self.store_signal.publish(token)
+
+    # -- progress --------------------------------------------------------------------------
+
+    def on_tracker_updated(self, message) -> None:
+        tracker: ProgressTracker = message.tracker
+        self.progress_signal.publish(tracker)
+        if not tracker.running and not tracker.finish_announced:
+            tracker.finish_announced = True
+            if tracker.on_finish is not None:
+                tracker.on_finish(tracker)
+
+    # -- navigation ------------------------------------------------------------------------
+
+    def open_user(self, user_id: str) -> None:
+        self.push_screen(UserScreen(user_id))
+
+    def score(self, user: str | None = None) -> None:
+        self.push_screen(ScoreScreen(user))
+
+    def action_score_test(self) -> None:
+        self.score(None)
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def show_error(self, message: str) -> None:
+        self.push_screen(ErrorModal(message))
+
+    # -- the background job: forget / apply -------------------------------------------------
+
+    @property
+    def job_running(self) -> bool:
+        return self.job is not None and self.job.running
+
+    def forget(self, user_id: str) -> None:
+        if not self.readonly:
+            self.push_screen(ForgetScreen(user_id))
+
+    def start_forget(self, user_id: str) -> ProgressTracker | None:
+        return self._start_job(f"forget user {user_id}",
+                               operations.forget_user(self.store, self.models, user_id))
+
+    def apply_pending(self) -> None:
+        if self.readonly:
+            return
+        if self.job_running:
+            self.show_error("a retrain is already running; wait for it or cancel it (j)")
+            return
+
+        def confirmed(yes: bool | None) -> None:
+            if yes and self._start_job("apply pending requests",
+                                       operations.apply_pending(self.store, self.models)):
+                self.push_screen(JobScreen())
+
+        self.push_screen(ConfirmModal(
+            "Process every pending forget request now? The affected shards are retrained.",
+            title="Apply pending requests"), confirmed)
+
+    def _start_job(self, title: str, work: operations.Work) -> ProgressTracker | None:
+        if self.job_running:
+            self.show_error("a retrain is already running; wait for it or cancel it (j)")
+            return None
+        self.job = new_tracker(self, title, on_finish=self._job_finished)
+        run_tracked(self, self.job, work)
+        self.progress_signal.publish(self.job)
+        self.refresh_bindings()
+        return self.job
+
+    def _job_finished(self, tracker: ProgressTracker) -> None:
+        if tracker.state == DONE:
+            receipts = (tracker.result or {}).get("receipts", [])
+            self.notify(f"{tracker.title}: done, {len(receipts)} receipt(s) written",
+                        title="Forget finished")
+        elif tracker.state == CANCELLED:
+            pending = f"; request {tracker.request_id} stays pending" if tracker.request_id else ""
+            self.notify(f"{tracker.title}: cancelled{pending}", severity="warning")
+        else:
+            self.show_error(tracker.error or f"{tracker.title} failed")
+        self.check_store()
+        self.refresh_bindings()
+        if self._quit_when_idle:
+            self.exit()
+
+    def action_cancel_job(self) -> None:
+        if self.job_running:
+            assert self.job is not None
+            self.job.cancel.cancel()
+            self.notify("cancelling after the current step…", severity="warning")
+
+    def cancel_job(self) -> None:
+        self.action_cancel_job()
+
+    def action_show_job(self) -> None:
+        if self.job is not None and not isinstance(self.screen, JobScreen):
+            self.push_screen(JobScreen())
+
+    async def action_quit(self) -> None:
+        if self.job_running and not self._quit_when_idle:
+            # Stop at a clean step boundary: the request stays pending, nothing half-written.
+            self._quit_when_idle = True
+            self.action_cancel_job()
+            self.notify("quitting once the retrain stops (q again to quit now)")
+            return
+        self.exit()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "cancel_job":
+            return self.job_running
+        if action == "show_job":
+            return self.job is not None
+        return True
+
+    # -- command palette -------------------------------------------------------------------
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for mode, key, label in SECTIONS:
+            yield SystemCommand(label, f"go to {label} ({key})",
+                                lambda mode=mode: self.switch_mode(mode))
+        yield SystemCommand("Score the test split", "APA P(Yes), weights and AUC on test",
+                            self.action_score_test)
+        if not self.readonly:
+            yield SystemCommand("Apply pending requests", "retrain the shards pending "
+                                "forget requests touch", self.apply_pending)
+        if self.job is not None:
+            yield SystemCommand("Show the background job", "progress per shard (j)",
+                                self.action_show_job)
+        yield SystemCommand("Help", "all keys (?)", self.action_help)

@@ -1,0 +1,118 @@
+"""The shape every data screen shares: header, body, job status line, footer; data read off
+the UI thread; a reload whenever another writer commits to the store."""
+
+from __future__ import annotations
+
+import traceback
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header
+from textual.worker import get_current_worker
+
+from ...errors import ApaError
+from ...store import Store
+from ..widgets.job_status import JobStatus
+from ..widgets.nav_bar import NavBar
+
+
+class ConsoleScreen(Screen):
+    """Subclasses implement `compose_body`, `fetch` (worker thread: core calls only) and
+    `show` (UI thread: put the data in widgets)."""
+
+    # A screen that shows a fixed plan (forget) turns this off.
+    RELOAD_ON_STORE_CHANGE = True
+    # A screen that shows the job in full (forget) does without the one-line summary.
+    SHOW_JOB_STATUS = True
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._loaded_token: object = None
+        self.loaded = False
+
+    BINDINGS = [Binding("tab", "app.focus_next", "Pane")]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield NavBar()
+        yield from self.compose_body()
+        if self.SHOW_JOB_STATUS:
+            yield JobStatus()
+        yield Footer()
+
+    def compose_body(self) -> ComposeResult:
+        yield from ()
+
+    def on_mount(self) -> None:
+        self.app.store_signal.subscribe(self, self._on_store_changed)
+        self.reload()
+
+    def on_screen_resume(self) -> None:
+        if self.RELOAD_ON_STORE_CHANGE and self._loaded_token != self.app.store_token:
+            self.reload()
+
+    def _on_store_changed(self, token: object) -> None:
+        if self.RELOAD_ON_STORE_CHANGE and self.is_current:
+            self.reload()
+
+    def reload(self) -> None:
+        self._loaded_token = self.app.store_token
+        self.run_worker(self._load, name=f"load {type(self).__name__}", group="load",
+                        thread=True, exclusive=True, exit_on_error=False)
+
+    def _load(self) -> None:
+        worker = get_current_worker()
+        try:
+            data = self.fetch(self.app.store)
+        except ApaError as exc:
+            if not worker.is_cancelled:
+                self._deliver(self.show_error, str(exc))
+            return
+        except Exception as exc:  # a bug: one line here, the trace in the log
+            self.app.log.error(traceback.format_exc())
+            if not worker.is_cancelled:
+                self._deliver(self.show_error, f"unexpected {type(exc).__name__}: {exc}")
+            return
+        if not worker.is_cancelled:
+            self._deliver(self._show, data)
+
+    def _deliver(self, callback, *args: Any) -> None:
+        try:
+            self.app.call_from_thread(callback, *args)
+        except RuntimeError:
+            pass  # the app closed while we were reading; nobody to show it to
+
+    def _show(self, data: Any) -> None:
+        if self.is_attached:
+            self.show(data)
+            self.loaded = True
+
+    def show_error(self, message: str) -> None:
+        self.app.show_error(message)
+
+    def fetch(self, store: Store) -> Any:
+        return None
+
+    def show(self, data: Any) -> None:
+        pass
+
+
+def selected_key(table: DataTable) -> str | None:
+    """The row key under the table's cursor, or None when the table is empty."""
+    if table.row_count == 0:
+        return None
+    row_key, _ = table.coordinate_to_cell_key(table.cursor_coordinate)
+    return row_key.value
+
+
+def refill(table: DataTable, rows: list[tuple[str, tuple]]) -> None:
+    """Replace a table's rows, keeping the cursor on the same key when it is still there."""
+    keep = selected_key(table)
+    table.clear()
+    for key, cells in rows:
+        table.add_row(*cells, key=key)
+    keys = [key for key, _ in rows]
+    if keep in keys:
+        table.move_cursor(row=keys.index(keep), animate=False)

@@ -1,0 +1,107 @@
+"""Modal dialogs: an error, a yes/no confirmation, and a confirmation that needs the
+target's name typed (destructive actions)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Static
+
+
+class ErrorModal(ModalScreen[None]):
+    """A one-line error from the core, never a traceback."""
+
+    BINDINGS = [Binding("escape,enter", "dismiss", "Close")]
+
+    def __init__(self, message: str, title: str = "Error", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.message = message
+        self.heading = title
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog error-dialog") as dialog:
+            dialog.border_title = self.heading
+            yield Static(Text(self.message), id="error-message")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("OK", variant="error", id="ok")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(None)
+
+
+class ConfirmModal(ModalScreen[bool]):
+    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("y", "confirm", "Yes")]
+
+    def __init__(self, question: str, title: str = "Confirm", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.question = question
+        self.heading = title
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog") as dialog:
+            dialog.border_title = self.heading
+            yield Static(self.question)
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Yes", variant="warning", id="yes")
+                yield Button("No", id="no")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+    def action_confirm(self) -> None:
+        self.dismiss(True)
+
+    def action_cancel(self) -> None:
+        self.dismiss(False)
+
+
+class TypeToConfirm(ModalScreen[bool]):
+    """The action button stays disabled until the operator types `expected` exactly."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, expected: str, consequence: str, action_label: str,
+                 title: str = "Confirm", what: str = "user id", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.expected = expected
+        self.consequence = consequence
+        self.action_label = action_label
+        self.heading = title
+        self.what = what
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog danger-dialog") as dialog:
+            dialog.border_title = self.heading
+            yield Static(self.consequence)
+            yield Label(Text.assemble("Type ", (self.expected, "bold"), " to confirm:"))
+            yield Input(placeholder=self.what, id="confirm-input")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button(self.action_label, variant="error", id="confirm", disabled=True)
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one(Input).focus()
+
+    @property
+    def matches(self) -> bool:
+        return self.query_one(Input).value.strip() == self.expected
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.query_one("#confirm", Button).disabled = not self.matches
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if self.matches:
+            self.dismiss(True)
+        else:
+            self.notify(f"type {self.expected!r} exactly, or Esc to cancel", severity="warning")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "confirm" and self.matches)
+
+    def action_cancel(self) -> None:
+        self.dismiss(False)

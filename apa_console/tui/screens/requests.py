@@ -1,0 +1,99 @@
+"""Requests & audit: the forget-request queue, and the hash-chained audit log with the
+result of verifying it (chain links and live adapter weights)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable, Static
+
+from ... import views
+from ...store import Store
+from ..formatting import shard_list, split_counts, when
+from .base import ConsoleScreen, refill
+
+STATUS_STYLE = {"done": "green", "pending": "yellow", "running": "cyan"}
+
+
+def chain_status(verification: dict[str, Any]) -> Text:
+    adapters = verification.get("adapters", [])
+    intact = sum(1 for a in adapters if a["ok"])
+    text = Text()
+    if verification["ok"]:
+        text.append("✔ chain intact", style="bold green")
+    else:
+        text.append("✘ verification failed", style="bold red")
+    text.append(f" · {verification['entries']} entries · head {verification['head'][:12]}… · "
+                f"adapter weights {intact}/{len(adapters)} match")
+    for problem in verification.get("problems", [])[:3]:
+        text.append(f"\n  {problem}", style="red")
+    return text
+
+
+class RequestsScreen(ConsoleScreen):
+    TITLE = "Requests & audit"
+    BINDINGS = [
+        Binding("a", "apply_pending", "Apply pending"),
+        Binding("v", "verify", "Verify"),
+    ]
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.open_requests = 0
+
+    def compose_body(self) -> ComposeResult:
+        yield DataTable(id="requests", classes="panel", cursor_type="row")
+        yield Static(id="chain", classes="panel")
+        yield DataTable(id="audit", classes="panel", cursor_type="row")
+
+    def on_mount(self) -> None:
+        requests = self.query_one("#requests", DataTable)
+        requests.border_title = "Forget requests"
+        requests.add_columns("request", "status", "subject", "shards", "removed tr/va/te",
+                             "finished")
+        self.query_one("#chain").border_title = "Chain status"
+        audit = self.query_one("#audit", DataTable)
+        audit.border_title = "Audit log"
+        audit.add_columns("seq", "time", "event", "hash", "link", "details")
+        requests.focus()
+
+    def fetch(self, store: Store) -> dict[str, Any]:
+        return {"requests": views.requests_view(store), "audit": views.audit_view(store)}
+
+    def show(self, data: dict[str, Any]) -> None:
+        requests = data["requests"]
+        self.open_requests = sum(1 for r in requests if r["status"] in views.ACTIVE_REQUEST_STATES)
+        table = self.query_one("#requests", DataTable)
+        refill(table, [
+            (r["id"], (r["id"], Text(r["status"], style=STATUS_STYLE.get(r["status"], "")),
+                       r["subject"], shard_list(r["shards"]), split_counts(r["removed"]),
+                       when(r["finished"])))
+            for r in requests
+        ])
+        table.border_subtitle = f"{len(requests)} total · {self.open_requests} open"
+        audit = data["audit"]
+        self.query_one("#chain", Static).update(chain_status(audit["verification"]))
+        refill(self.query_one("#audit", DataTable), [
+            (str(e["seq"]), (str(e["seq"]), when(e["time"]), e["event"], e["hash"][:12],
+                             Text("✔", style="green") if e["linked"] else Text("✘", style="red"),
+                             e["summary"]))
+            for e in audit["entries"]
+        ])
+        self.refresh_bindings()
+
+    def action_verify(self) -> None:
+        self.reload()
+        self.notify("verifying the audit chain and adapter weights…", timeout=2)
+
+    def action_apply_pending(self) -> None:
+        self.app.apply_pending()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "apply_pending":
+            if self.app.readonly:
+                return False
+            return True if self.open_requests else None
+        return True

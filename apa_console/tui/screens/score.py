@@ -1,0 +1,132 @@
+"""Score a user's test samples (or the whole test split) with APA: P(Yes) per sample beside
+its label, each sample's adapter weights, and the AUC. Scoring runs in a worker; leaving
+the screen cancels it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static
+
+from .. import operations
+from ..formatting import hbar, level, number, yes_no
+from ..jobs import new_tracker, run_tracked
+from ..tracker import DONE, ProgressTracker
+from ..widgets.job_progress import JobProgress
+from ..widgets.job_status import JobStatus
+from .base import selected_key
+
+
+def weight_cells(weights: dict[str, float]) -> Text:
+    """One cell per adapter, its height the weight (so a dominant adapter stands out)."""
+    text = Text()
+    for value in weights.values():
+        text.append(level(value), style="magenta")
+    return text
+
+
+def weight_bars(sample: dict[str, Any]) -> Table:
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(no_wrap=True)
+    grid.add_column(no_wrap=True)
+    grid.add_column(justify="right")
+    for adapter, value in (sample.get("weights") or {}).items():
+        grid.add_row(adapter, Text(hbar(value, 1.0, 24), style="magenta"), f"{value:.3f}")
+    return grid
+
+
+class ScoreScreen(Screen):
+    BINDINGS = [
+        Binding("escape", "back", "Back"),
+        Binding("r", "rescore", "Score again"),
+    ]
+
+    def __init__(self, user: str | None = None, report: dict[str, Any] | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.user = user
+        self.title = f"Score user {user}" if user else "Score test split"
+        self.report = report
+        self.tracker: ProgressTracker | None = None
+        self._rows: dict[str, dict[str, Any]] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(id="score-summary", classes="panel")
+        yield JobProgress(id="score-progress", classes="panel")
+        yield DataTable(id="scores", classes="panel", cursor_type="row", zebra_stripes=True)
+        yield Static(id="weights", classes="panel")
+        yield JobStatus()
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#scores", DataTable)
+        table.border_title = "P(Yes) per sample"
+        table.add_columns("sample", "user", "label", "P(Yes)", "", "weights")
+        self.query_one("#weights").border_title = "Adapter weights"
+        table.focus()
+        if self.report is not None:
+            self.show_report(self.report)
+        else:
+            self.action_rescore()
+
+    def action_rescore(self) -> None:
+        if self.tracker is not None and self.tracker.running:
+            return
+        self.tracker = new_tracker(self, self.title, on_finish=self._finished)
+        self.query_one(JobProgress).follow(self.tracker)
+        self.query_one("#score-summary", Static).update(Text("scoring…", style="dim"))
+        run_tracked(self, self.tracker,
+                    operations.score(self.app.store, self.app.models, self.user))
+
+    def _finished(self, tracker: ProgressTracker) -> None:
+        if not self.is_attached:
+            return
+        if tracker.state == DONE:
+            self.query_one(JobProgress).follow(None)
+            self.show_report(tracker.result)
+        else:
+            self.query_one("#score-summary", Static).update(
+                Text(f"scoring {tracker.state}: {tracker.error}", style="yellow"))
+            if tracker.state != "cancelled":
+                self.app.show_error(tracker.error or "scoring failed")
+
+    def show_report(self, report: dict[str, Any]) -> None:
+        self.report = report
+        summary = Text()
+        summary.append(f"{report['method']} · ", style="bold")
+        summary.append(f"AUC {number(report['auc'])}" if report["auc"] is not None
+                       else "AUC – (one class only)")
+        summary.append(f" · {report['samples']} samples · {report['samples_per_s']:.1f} samples/s"
+                       f" · {report['strategy']} weights over {len(report['adapters'])} adapters")
+        self.query_one("#score-summary", Static).update(summary)
+        self._rows = {row["sample"]: row for row in report["rows"]}
+        table = self.query_one("#scores", DataTable)
+        table.clear()
+        for row in report["rows"]:
+            table.add_row(row["sample"], row["user"], yes_no(row["label"]),
+                          f"{row['p_yes']:.3f}", Text(hbar(row["p_yes"], 1.0, 10), style="cyan"),
+                          weight_cells(row.get("weights") or {}), key=row["sample"])
+        self._show_weights()
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._show_weights()
+
+    def _show_weights(self) -> None:
+        row = self._rows.get(selected_key(self.query_one("#scores", DataTable)) or "")
+        self.query_one("#weights", Static).update(
+            weight_bars(row) if row else Text("no samples scored", style="dim"))
+        if row:
+            self.query_one("#weights").border_title = f"Adapter weights · {row['sample']}"
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def on_unmount(self) -> None:
+        if self.tracker is not None and self.tracker.running:
+            self.tracker.cancel.cancel()
