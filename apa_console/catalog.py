@@ -39,6 +39,11 @@ def _split_counts(db: TinyDB) -> dict[str, Counter]:
     return counts
 
 
+def _shard_of(db: TinyDB) -> dict[str, int]:
+    """sample id → the shard whose manifest lists it (train samples, once partitioned)."""
+    return {sid: row["shard"] for row in db.table("shards") for sid in row["sample_ids"]}
+
+
 def _summary(user_id: str, per_split: Counter) -> dict[str, Any]:
     counts = {split: per_split.get(split, 0) for split in SPLITS}
     return {"id": user_id, "samples": sum(counts.values()), "counts": counts}
@@ -63,6 +68,12 @@ def list_users(
         if needle in row["id"].lower()
     ]
     users = [user for user in users if user["samples"] >= min_samples]
+    shards_of_user: dict[str, set[int]] = {}
+    for row in db.table("shards"):
+        for user_id in row["users"]:
+            shards_of_user.setdefault(user_id, set()).add(row["shard"])
+    for user in users:
+        user["shards"] = sorted(shards_of_user.get(user["id"], ()))
     users.sort(key=lambda user: (-user["samples"], natural_key(user["id"])))
     return users if limit is None else users[: max(limit, 0)]
 
@@ -82,9 +93,13 @@ def user_detail(
         raise NotFoundError(
             f"no user {user_id!r} in the store; `apa-console users --match TEXT` lists users"
         )
-    records = user_samples(db, user_id)
+    shard_of = _shard_of(db)
+    records = [
+        {**row, "shard": shard_of.get(row["id"])} for row in user_samples(db, user_id)
+    ]
     splits = {split: [row for row in records if row["split"] == split] for split in SPLITS}
     detail = _summary(user_id, Counter({split: len(rows) for split, rows in splits.items()}))
+    detail["shards"] = sorted({row["shard"] for row in records if row["shard"] is not None})
     detail["splits"] = {
         split: rows if limit is None else rows[: max(limit, 0)] for split, rows in splits.items()
     }

@@ -151,3 +151,24 @@ def test_tune_stores_the_best_grid_point(trained_store):
     best = result["best"]
     assert best["auc"] == max(g["auc"] for g in result["grid"])
     assert aggregation_defaults(trained_store) == (best["tau"], best["neighbours"])
+
+
+def test_user_show_and_users_report_the_shards_holding_the_data(trained_store):
+    import json
+
+    from typer.testing import CliRunner
+
+    from apa_console.cli.app import app
+
+    runner = CliRunner()
+    shown = runner.invoke(app, ["user", "show", "user0", "--json", "--store",
+                                str(trained_store.root)])
+    detail = json.loads(shown.stdout)
+    owner = {sid: row["shard"] for row in shard_rows(trained_store) for sid in row["sample_ids"]}
+    for split, rows in detail["splits"].items():
+        for row in rows:
+            assert row["shard"] == (owner[row["id"]] if split == "train" else None)
+    assert detail["shards"] == sorted({owner[r["id"]] for r in detail["splits"]["train"]})
+    listed = json.loads(runner.invoke(app, ["users", "--json", "--store",
+                                            str(trained_store.root)]).stdout)
+    assert next(u for u in listed if u["id"] == "user0")["shards"] == detail["shards"]

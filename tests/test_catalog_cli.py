@@ -51,8 +51,8 @@ def test_users_json_is_data_only(movielens_store):
     result = cli("users", "--json", "--store", movielens_store, "--min-samples", "3")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == [
-        {"id": "5", "samples": 5, "counts": {"train": 3, "valid": 1, "test": 1}},
-        {"id": "7", "samples": 3, "counts": {"train": 3, "valid": 0, "test": 0}},
+        {"id": "5", "samples": 5, "counts": {"train": 3, "valid": 1, "test": 1}, "shards": []},
+        {"id": "7", "samples": 3, "counts": {"train": 3, "valid": 0, "test": 0}, "shards": []},
     ]
     assert result.stderr == ""
 

@@ -37,8 +37,9 @@ def register(app: typer.Typer) -> None:
             output.emit_json(rows)
             return
         output.table(
-            ["user", "samples", *SPLITS],
-            [[escape(row["id"]), row["samples"], *row["counts"].values()] for row in rows],
+            ["user", "samples", *SPLITS, "shards"],
+            [[escape(row["id"]), row["samples"], *row["counts"].values(),
+              ",".join(map(str, row["shards"])) or "–"] for row in rows],
         )
         if not rows:
             output.info("no users match")
@@ -58,17 +59,20 @@ def register(app: typer.Typer) -> None:
             output.emit_json(detail)
             return
         counts = ", ".join(f"{split} {n}" for split, n in detail["counts"].items())
+        shards = ", ".join(map(str, detail["shards"])) or "none (not partitioned yet)"
         output.stdout.print(
-            f"[bold]user {escape(detail['id'])}[/]: {detail['samples']} samples ({counts})"
+            f"[bold]user {escape(detail['id'])}[/]: {detail['samples']} samples ({counts}); "
+            f"training data in shard(s) {shards}"
         )
         for split, rows in detail["splits"].items():
             if not rows:
                 continue
             shown = f"{len(rows)} of {detail['counts'][split]}"
             output.table(
-                ["sample", "label", "target", "input"],
+                ["sample", "shard", "label", "target", "input"],
                 [
-                    [row["id"], row["output"], escape(row["target_title"]), escape(row["input"])]
+                    [row["id"], "–" if row["shard"] is None else row["shard"], row["output"],
+                     escape(row["target_title"]), escape(row["input"])]
                     for row in rows
                 ],
                 title=f"{split} ({shown})",
