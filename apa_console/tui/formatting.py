@@ -40,6 +40,10 @@ def number(value: float | None, digits: int = 3) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
+def plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def when(iso: str | None) -> str:
     """"2026-01-03T09:00:00Z" → "2026-01-03 09:00" (UTC, as the store records it)."""
     if not iso:

@@ -14,7 +14,7 @@ from textual.widgets import DataTable, Static
 
 from ... import unlearning
 from ...store import Store
-from ..formatting import seconds
+from ..formatting import plural, seconds
 from ..tracker import CANCELLED, DONE, ProgressTracker
 from ..widgets.job_progress import JobProgress
 from .base import ConsoleScreen
@@ -34,8 +34,8 @@ def describe_plan(user: str, plan: dict[str, Any]) -> Text:
     text.append(f"{total} samples (train {counts['train']}, valid {counts['valid']}, "
                 f"test {counts['test']})\n")
     retrain = len(plan["adapters_to_retrain"])
-    text.append(f"retrain {retrain} of {plan['total_shards']} shard adapters · estimated "
-                f"{seconds(plan['estimate_s'])}")
+    text.append(f"retrain {retrain} of {plural(plan['total_shards'], 'shard adapter')} · "
+                f"estimated {seconds(plan['estimate_s'])}")
     return text
 
 
@@ -119,9 +119,9 @@ class ForgetScreen(ConsoleScreen):
             return
         assert self.plan is not None
         samples = sum(self.plan["samples"].values())
+        retrain = len(self.plan["adapters_to_retrain"])
         consequence = (f"This removes {samples} samples of user {self.user_id} from the store "
-                       f"and retrains {len(self.plan['adapters_to_retrain'])} shard adapters. "
-                       "It cannot be undone.")
+                       f"and retrains {plural(retrain, 'shard adapter')}. It cannot be undone.")
         self.app.push_screen(TypeToConfirm(self.user_id, consequence, "Forget",
                                            title=f"Forget user {self.user_id}"),
                              self._confirmed)

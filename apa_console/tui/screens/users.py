@@ -31,12 +31,13 @@ class UsersScreen(ConsoleScreen):
 
     def compose_body(self) -> ComposeResult:
         yield Input(placeholder="filter users by id (Enter: keep, Esc: clear)", id="user-filter")
-        yield DataTable(id="users", cursor_type="row", zebra_stripes=True)
+        yield DataTable(id="users", classes="panel", cursor_type="row", zebra_stripes=True)
         yield Static(id="users-count", classes="hint")
 
     def on_mount(self) -> None:
         self.query_one("#user-filter").display = False
         table = self.query_one("#users", DataTable)
+        table.border_title = "Users"
         table.add_columns("user", "samples", "train", "valid", "test", "shards")
         table.focus()
 
@@ -62,7 +63,7 @@ class UsersScreen(ConsoleScreen):
         ])
         suffix = f" matching {needle!r}" if needle else ""
         self.query_one("#users-count", Static).update(
-            f"{len(shown)} of {len(self._users)} users{suffix}")
+            f"{len(shown)} of {len(self._users)} users{suffix} · enter: open")
 
     # -- filter ----------------------------------------------------------------------------
 

@@ -1,0 +1,201 @@
+"""Pilot tests on the display store (no model): sections, filter, a user, help, the command
+palette, read-only mode, errors in a modal, and refresh after another process writes."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+
+import pytest
+from display_store import FORGOTTEN_USER, PENDING_USER
+from pilot_helpers import console, footer_actions, row_keys, settle, text_of, wait_until
+from textual.command import CommandList, CommandPalette
+from textual.widgets import Button, Input
+
+from apa_console import unlearning
+from apa_console.tui.screens.forget import ForgetScreen
+from apa_console.tui.screens.help import HelpScreen
+from apa_console.tui.screens.modals import ErrorModal, TypeToConfirm
+from apa_console.tui.screens.overview import OverviewScreen
+from apa_console.tui.screens.requests import RequestsScreen
+from apa_console.tui.screens.shards import ShardsScreen
+from apa_console.tui.screens.user_detail import UserScreen
+from apa_console.tui.screens.users import UsersScreen
+from apa_console.tui.widgets.balance_chart import BalanceChart
+
+pytestmark = pytest.mark.anyio
+
+ALL_USERS = [f"user{i}" for i in range(6)]
+
+
+async def test_number_keys_switch_sections_and_each_loads(display_store):
+    async with console(display_store).run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        assert isinstance(pilot.app.screen, OverviewScreen)
+        assert row_keys(pilot, "#adapters") == ["shard-0-v2", "shard-1-v1", "shard-2-v1"]
+        assert row_keys(pilot, "#evaluation") == ["Retraining", "SISA", "APA(D)", "APA(ND)"]
+        assert [s["size"] for s in pilot.app.screen.query_one(BalanceChart)._shards] == [12, 12, 8]
+        for key, screen_type, table, expected in (
+            ("2", UsersScreen, "#users", ALL_USERS),
+            ("3", ShardsScreen, "#shards", ["0", "1", "2"]),
+            ("4", RequestsScreen, "#requests", ["r0001", "r0002"]),
+        ):
+            await pilot.press(key)
+            await settle(pilot)
+            assert isinstance(pilot.app.screen, screen_type)
+            assert row_keys(pilot, table) == expected
+        # the shard detail follows the cursor: typical samples belong to the shard
+        await pilot.press("3", "down")
+        await settle(pilot)
+        shard = pilot.app.screen._shards["1"]
+        assert row_keys(pilot, "#typical") == [t["sample"] for t in shard["typical"]]
+        assert len(shard["typical"]) == 5
+        await pilot.press("1")
+        assert isinstance(pilot.app.screen, OverviewScreen)
+
+
+async def test_slash_filters_users_and_escape_clears(display_store):
+    async with console(display_store).run_test() as pilot:
+        await pilot.press("2")
+        await settle(pilot)
+        await pilot.press("slash")
+        assert isinstance(pilot.app.focused, Input)
+        await pilot.press(*"user3")  # typed keys go to the filter, not to bindings
+        await pilot.pause()
+        assert row_keys(pilot, "#users") == ["user3"]
+        assert "1 of 6 users" in text_of(pilot, "#users-count")
+        await pilot.press("enter")  # keep the filter, back to the table
+        assert pilot.app.focused.id == "users"
+        assert row_keys(pilot, "#users") == ["user3"]
+        await pilot.press("escape")
+        assert row_keys(pilot, "#users") == ALL_USERS
+
+
+async def test_enter_opens_a_user_with_samples_shards_and_history(display_store):
+    async with console(display_store).run_test(size=(100, 40)) as pilot:
+        await pilot.press("2")
+        await settle(pilot)
+        await pilot.press("down", "enter")
+        await settle(pilot)
+        screen = pilot.app.screen
+        assert isinstance(screen, UserScreen) and screen.user_id == "user1"
+        samples = screen._samples
+        assert len(samples) == 8
+        # training samples name their shard; valid/test samples are in none
+        assert all((s["shard"] is None) == (s["split"] != "train") for s in samples.values())
+        assert {s["shard"] for s in samples.values() if s["shard"] is not None} == {1}
+        assert "User Preference" in text_of(pilot, "#sample-text")
+        await pilot.press("escape")
+        assert isinstance(pilot.app.screen, UsersScreen)
+
+        pilot.app.open_user(PENDING_USER)
+        await settle(pilot)
+        assert row_keys(pilot, "#user-requests") == ["r0002"]
+
+
+async def test_forgotten_user_keeps_request_history_but_no_actions(display_store):
+    async with console(display_store).run_test() as pilot:
+        pilot.app.open_user(FORGOTTEN_USER)
+        await settle(pilot)
+        screen = pilot.app.screen
+        assert not screen.present
+        assert row_keys(pilot, "#user-requests") == ["r0001"]
+        assert "forgotten" in text_of(pilot, "#user-summary")
+        assert not {"forget", "score"} & footer_actions(pilot)
+
+
+async def test_help_and_command_palette(display_store):
+    async with console(display_store).run_test() as pilot:
+        await settle(pilot)
+        await pilot.press("question_mark")
+        assert isinstance(pilot.app.screen, HelpScreen)
+        await pilot.press("escape")
+        assert isinstance(pilot.app.screen, OverviewScreen)
+
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        assert isinstance(pilot.app.screen, CommandPalette)
+        await pilot.press(*"user user4")
+        await wait_until(pilot, lambda: pilot.app.screen.query_one(CommandList).option_count,
+                         what="palette hits")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(pilot.app.screen, UserScreen) and pilot.app.screen.user_id == "user4"
+
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"Requests & audit")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(pilot.app.screen, RequestsScreen)
+
+
+async def test_readonly_hides_destructive_actions(display_store):
+    async with console(display_store, readonly=True).run_test() as pilot:
+        await pilot.press("2")
+        await settle(pilot)
+        assert "forget_user" not in footer_actions(pilot)
+        assert "score_user" in footer_actions(pilot)
+        await pilot.press("f")
+        await pilot.pause()
+        assert isinstance(pilot.app.screen, UsersScreen)  # nothing opened
+        await pilot.press("enter")
+        await settle(pilot)
+        assert "forget" not in footer_actions(pilot)
+        await pilot.press("4")
+        await settle(pilot)
+        assert "apply_pending" not in footer_actions(pilot)
+        assert "read-only" in pilot.app.sub_title
+
+
+async def test_a_failing_job_shows_one_line_error_in_a_modal(display_store):
+    """The display store's model does not exist: the forget is recorded, then fails to load
+    the model; the operator sees the core's one-line message, and the request waits."""
+    async with console(display_store).run_test(size=(100, 30)) as pilot:
+        pilot.app.forget("user2")
+        await settle(pilot)
+        assert isinstance(pilot.app.screen, ForgetScreen)
+        assert row_keys(pilot, "#plan-shards") == ["2"]
+        await pilot.press("f")
+        await pilot.pause()
+        assert isinstance(pilot.app.screen, TypeToConfirm)
+        await pilot.press(*"user")
+        await pilot.pause()
+        assert pilot.app.screen.query_one("#confirm", Button).disabled
+        await pilot.press("enter")  # a wrong name confirms nothing
+        assert isinstance(pilot.app.screen, TypeToConfirm)
+        await pilot.press("2", "enter")
+        await settle(pilot)
+        await wait_until(pilot, lambda: isinstance(pilot.app.screen, ErrorModal),
+                         what="the error modal")
+        message = pilot.app.screen.message
+        assert "\n" not in message and "Traceback" not in message
+        assert pilot.app.job.state == "failed"
+        await pilot.press("escape")
+        assert isinstance(pilot.app.screen, ForgetScreen)
+    pending = [r for r in unlearning.list_requests(display_store) if r["status"] == "pending"]
+    assert [r["targets"]["users"] for r in pending] == [[PENDING_USER], ["user2"]]
+
+
+async def test_cli_writes_from_another_process_refresh_the_open_screen(display_store):
+    async with console(display_store).run_test() as pilot:
+        await pilot.press("4")
+        await settle(pilot)
+        assert row_keys(pilot, "#requests") == ["r0001", "r0002"]
+        result = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "apa_console.cli.app", "forget", "--user", "user0",
+             "--queue", "--yes", "--store", str(display_store.root)],
+            capture_output=True, text=True, timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+        await wait_until(pilot, lambda: row_keys(pilot, "#requests") == ["r0001", "r0002",
+                                                                         "r0003"],
+                         what="the new request to appear")
+        # the other sections pick the change up when shown
+        await pilot.press("1")
+        await settle(pilot)
+        assert "2 open (r0002, r0003)" in text_of(pilot, "#store-summary")
