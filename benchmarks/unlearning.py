@@ -1,0 +1,116 @@
+"""Forget one user vs retrain every adapter from scratch, measured in one run.
+
+For each partition method (apa, apa-user) and each K (4, 16): train all shard adapters
+from scratch (the full-retrain time, validation refresh included), then forget the median
+user by training-sample count end to end (purge, retrain affected shards, their validation
+refresh, swap, receipt). Prints wall times, the ratio, the goal 1.2/K, and shards touched.
+
+    .venv/bin/python benchmarks/unlearning.py                 # MovieLens-100K if present
+    .venv/bin/python benchmarks/unlearning.py --train 64 --valid 24 --ks 4
+
+Uses the default model (SmolLM2-135M-Instruct) unless --model is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from apa_console.backbone import Backbone, record_model
+from apa_console.data.demo import generate_demo
+from apa_console.data.ingest import write_dataset
+from apa_console.data.movielens import load_movielens
+from apa_console.embeddings import embeddings_for, split_samples
+from apa_console.shard_training import train_all
+from apa_console.sharding import run_partition
+from apa_console.store import Store
+from apa_console.unlearning import Targets, apply_pending, plan, submit
+
+ML100K = Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-100k"
+
+
+def _base_store(root: Path, backbone: Backbone, args) -> Store:
+    """Ingest once and cache every split's hidden states; each configuration copies it."""
+    store = Store.create(root / "base")
+    if (args.data / "u.data").is_file():
+        parsed, source = load_movielens(args.data), f"MovieLens-100K ({args.data})"
+    else:
+        parsed, source = generate_demo(), "generated demo dataset (MovieLens-100K not found)"
+    sizes = {"train": args.train, "valid": args.valid, "test": args.test}
+    write_dataset(store, parsed, sizes, seed=0)
+    record_model(store, backbone.info)
+    with store.locked():
+        for split in ("train", "valid", "test"):
+            embeddings_for(store, backbone, split_samples(store, split), split=split, save=True)
+    print(f"data: {source}; train {len(split_samples(store, 'train'))}, "
+          f"valid {len(split_samples(store, 'valid'))}")
+    return store
+
+
+def _median_user(store: Store) -> str:
+    counts: dict[str, int] = {}
+    for sample in split_samples(store, "train"):
+        counts[sample.user_id] = counts.get(sample.user_id, 0) + 1
+    ranked = sorted(counts.items(), key=lambda kv: (kv[1], kv[0]))
+    target = statistics.median_low([n for _, n in ranked])
+    return next(user for user, n in ranked if n == target)
+
+
+def run(args) -> int:
+    backbone = Backbone.load(args.model, device=args.device)
+    print(f"machine: {platform.processor() or platform.machine()}, "
+          f"{backbone.info['name']} on {backbone.device} ({backbone.dtype})")
+    overrides = {"epochs": args.epochs}
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="apa-bench-") as tmp:
+        base = _base_store(Path(tmp), backbone, args)
+        user = _median_user(base)
+        for method in args.methods:
+            for k in args.ks:
+                root = Path(tmp) / f"{method}-{k}"
+                shutil.copytree(base.root, root)
+                store = Store.open(root)
+                run_partition(store, backbone, method, k, seed=0)
+                started = time.perf_counter()
+                train_all(store, backbone, overrides=overrides)
+                full = time.perf_counter() - started
+                touched = len(plan(store, Targets(users=[user]))["adapters_to_retrain"])
+                started = time.perf_counter()
+                submit(store, Targets(users=[user]))
+                apply_pending(store, backbone)
+                forget = time.perf_counter() - started
+                rows.append((method, k, full, forget, touched))
+                print(f"{method:9s} K={k:<3d} full retrain {full:8.1f}s  forget {user} "
+                      f"{forget:7.1f}s  ratio {forget / full:.3f} (goal ≤ {1.2 / k:.3f})  "
+                      f"shards touched {touched}/{k}", flush=True)
+    print("\n| partition | K | full retrain (s) | forget user (s) | ratio | goal 1.2/K | "
+          "shards touched |\n|---|---|---|---|---|---|---|")
+    for method, k, full, forget, touched in rows:
+        verdict = "met" if forget / full <= 1.2 / k else "missed"
+        print(f"| {method} | {k} | {full:.1f} | {forget:.1f} | {forget / full:.3f} | "
+              f"{1.2 / k:.3f} ({verdict}) | {touched}/{k} |")
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=ML100K)
+    parser.add_argument("--train", type=int, default=128)
+    parser.add_argument("--valid", type=int, default=32)
+    parser.add_argument("--test", type=int, default=16)
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--ks", type=int, nargs="+", default=[4, 16])
+    parser.add_argument("--methods", nargs="+", default=["apa", "apa-user"])
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--device", default=None)
+    return run(parser.parse_args())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
