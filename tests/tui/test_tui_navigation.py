@@ -199,3 +199,22 @@ async def test_cli_writes_from_another_process_refresh_the_open_screen(display_s
         await pilot.press("1")
         await settle(pilot)
         assert "2 open (r0002, r0003)" in text_of(pilot, "#store-summary")
+
+
+async def test_quit_during_a_job_cancels_it_first_and_leaves_the_request_queued(display_store):
+    app = console(display_store)
+    async with app.run_test() as pilot:
+        app.models._use_lock.acquire()  # the job will wait for the model
+        try:
+            tracker = app.start_forget("user3")
+            await wait_until(pilot, lambda: tracker.request_id is not None,
+                             what="the request to be recorded")
+            await pilot.press("q")
+            assert tracker.cancel.cancelled and app.is_running
+            await settle(pilot)
+        finally:
+            app.models._use_lock.release()
+        assert tracker.state == "cancelled"
+        assert not app.is_running  # q exited once the job had stopped
+    statuses = {r["id"]: r["status"] for r in unlearning.list_requests(display_store)}
+    assert statuses == {"r0001": "done", "r0002": "pending", "r0003": "pending"}
