@@ -111,12 +111,6 @@ class ProgressTracker:
             return TrackerView(self.title, self.state, tasks, end - self._started,
                                self.error, self.result)
 
-    def latest(self) -> ProgressEvent | None:
-        """The most recently updated unfinished task (what a one-line status shows)."""
-        with self._lock:
-            open_tasks = [c.latest for c in self._tasks.values() if not c.latest.done]
-            return open_tasks[-1] if open_tasks else None
-
     @staticmethod
     def _task_view(clock: _TaskClock, now: float) -> TaskView:
         event = clock.latest

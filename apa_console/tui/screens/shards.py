@@ -14,7 +14,7 @@ from textual.widgets import DataTable, Sparkline, Static
 
 from ... import views
 from ...store import Store
-from ..formatting import number, seconds, when
+from ..formatting import number, plural, seconds, when
 from .base import ConsoleScreen, refill, selected_key
 
 
@@ -32,7 +32,7 @@ def _adapter_details(shard: dict[str, Any]) -> Table:
     grid.add_row("took", f"{seconds(adapter['wall_time_s'])} · {adapter['sample_count']} samples")
     curve = adapter["loss_curve"]
     if curve:
-        grid.add_row("loss", f"{curve[0]:.3f} → {curve[-1]:.3f} ({len(curve)} steps)")
+        grid.add_row("loss", f"{curve[0]:.3f} → {curve[-1]:.3f} ({plural(len(curve), 'step')})")
     return grid
 
 

@@ -9,16 +9,22 @@ from textual.widgets import Static
 from ..formatting import seconds
 from ..tracker import DONE, ProgressTracker
 
+OVERALL = "overall"  # the core's task name for "k of n shards done"
+
 
 def status_line(tracker: ProgressTracker) -> Text:
     view = tracker.view()
     if view.running:
-        event = tracker.latest()
         text = Text.assemble(("⟳ ", "cyan"), (view.title, "bold"))
-        if event is not None:
+        overall = next((t.event for t in view.tasks if t.event.task == OVERALL), None)
+        if overall is not None:
+            text.append(f" · shards {overall.step}/{overall.total}")
+        current = [t for t in view.tasks if t.event.task != OVERALL and not t.event.done]
+        if current:
+            event = max(current, key=lambda t: t.order).event
             text.append(f" · {event.task} {event.step}/{event.total}")
             if event.loss is not None:
-                text.append(f" · loss {event.loss:.4f}")
+                text.append(f" · loss {event.loss:.3f}")
         text.append(f" · {seconds(view.elapsed_s)} — j: progress, c: cancel", style="dim")
         return text
     if view.state == DONE:
@@ -30,7 +36,7 @@ def status_line(tracker: ProgressTracker) -> Text:
 
 class JobStatus(Static):
     DEFAULT_CSS = """
-    JobStatus { height: 1; dock: bottom; padding: 0 1; background: $boost; }
+    JobStatus { height: 1; padding: 0 1; background: $boost; }
     """
 
     def on_mount(self) -> None:
