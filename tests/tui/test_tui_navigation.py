@@ -14,6 +14,7 @@ from textual.command import CommandList, CommandPalette
 from textual.widgets import Button, Input
 
 from apa_console import unlearning
+from apa_console.store import Store
 from apa_console.tui.screens.forget import ForgetScreen
 from apa_console.tui.screens.help import HelpScreen
 from apa_console.tui.screens.modals import ErrorModal, TypeToConfirm
@@ -218,3 +219,16 @@ async def test_quit_during_a_job_cancels_it_first_and_leaves_the_request_queued(
         assert not app.is_running  # q exited once the job had stopped
     statuses = {r["id"]: r["status"] for r in unlearning.list_requests(display_store)}
     assert statuses == {"r0001": "done", "r0002": "pending", "r0003": "pending"}
+
+
+async def test_an_empty_store_renders_every_section_without_errors(tmp_path):
+    store = Store.create(tmp_path / "empty")
+    async with console(store).run_test() as pilot:
+        for key in ("1", "2", "3", "4"):
+            await pilot.press(key)
+            await settle(pilot)
+            assert not isinstance(pilot.app.screen, ErrorModal), pilot.app.screen.message
+        assert "chain intact" in text_of(pilot, "#chain")
+        await pilot.press("1")
+        await settle(pilot)
+        assert "ingest" in text_of(pilot, "#store-summary")
