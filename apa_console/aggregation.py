@@ -205,6 +205,8 @@ class MixtureLoRALinear(nn.Module):
         if omega is None:
             raise RuntimeError("MixtureLoRALinear used without row weights")
         omega = omega.to(device=x.device, dtype=x.dtype)
+        if omega.shape[0] == 1 and x.shape[0] != 1:  # one weight row serves every row
+            omega = omega.expand(x.shape[0], -1)
         if omega.shape[0] != x.shape[0]:
             raise RuntimeError(f"row weights for {omega.shape[0]} rows, batch of {x.shape[0]}")
         if self.level == "ND":

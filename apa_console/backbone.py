@@ -401,12 +401,43 @@ class Backbone:
         rows = torch.arange(len(token_ids), device=states.device)
         return states[rows, lengths - 1]
 
+    def last_states_after_prefix(
+        self, model: torch.nn.Module | None, prefix_cache: Any, prefix_length: int,
+        token_ids: Sequence[list[int]],
+    ) -> torch.Tensor:
+        """Like `last_states` for rows that all start with the same `prefix_length` tokens,
+        whose keys and values (`prefix_cache`, batch 1) were computed once: only the
+        suffixes run. Valid only when every row sees the same weights (no per-row mixture)."""
+        from transformers import DynamicCache
+
+        decoder, _ = split_causal_lm(model if model is not None else self.model)
+        suffixes = [ids[prefix_length:] for ids in token_ids]
+        input_ids, suffix_mask = self.pad_batch(suffixes)
+        rows, width = input_ids.shape
+        mask = torch.cat(
+            [torch.ones((rows, prefix_length), dtype=suffix_mask.dtype, device=self.device),
+             suffix_mask], dim=1)
+        cache = DynamicCache()
+        for index, layer in enumerate(prefix_cache.layers):
+            cache.update(layer.keys.expand(rows, -1, -1, -1).contiguous(),
+                         layer.values.expand(rows, -1, -1, -1).contiguous(), index)
+        positions = torch.arange(prefix_length, prefix_length + width, device=self.device)
+        states = decoder(input_ids=input_ids, attention_mask=mask, past_key_values=cache,
+                         position_ids=positions.unsqueeze(0).expand(rows, -1),
+                         use_cache=True).last_hidden_state
+        lengths = suffix_mask.sum(dim=1)
+        return states[torch.arange(rows, device=states.device), lengths - 1]
+
     def answer_logits(
-        self, model: torch.nn.Module | None, token_ids: Sequence[list[int]]
+        self, model: torch.nn.Module | None, token_ids: Sequence[list[int]],
+        prefix: tuple[Any, int] | None = None,
     ) -> torch.Tensor:
         """(B, 2) logits of [yes, no] at the answer position: two LM-head rows, one position."""
         _, head = split_causal_lm(model if model is not None else self.model)
-        last = self.last_states(model, token_ids)
+        if prefix is not None:
+            last = self.last_states_after_prefix(model, prefix[0], prefix[1], token_ids)
+        else:
+            last = self.last_states(model, token_ids)
         rows = torch.tensor([self.yes_id, self.no_id], device=last.device)
         weight = head.weight[rows]
         logits = last @ weight.T
@@ -425,12 +456,16 @@ class Backbone:
         task: str = "score",
         before_batch: Callable[[int, int], None] | None = None,
         max_length: int | None = None,
+        share_prefix: bool = False,
     ) -> np.ndarray:
         """P(Yes) per prompt (float64, input order).
 
         `model` defaults to the base model; it may be a peft model or a base model with
         patched Linear layers. Batches are contiguous slices in input order, and
         `before_batch(start, stop)` runs right before each batch's forward pass.
+        `share_prefix`: run the tokens every prompt starts with (the Alpaca preamble and the
+        instruction: ~70 of ~160 tokens) once and reuse their keys and values for every row.
+        Only for weights that are the same for every row (the base model, one adapter).
         """
         target = model if model is not None else self.model
         token_ids = self.encode(prompts, max_length)
@@ -438,15 +473,34 @@ class Backbone:
         started = time.perf_counter()
         total = len(prompts)
         with torch.inference_mode():
+            prefix = self._prefix_cache(target, token_ids) if share_prefix else None
             for start in range(0, total, batch_size):
                 cancel.raise_if_cancelled()
                 stop = min(start + batch_size, total)
                 if before_batch is not None:
                     before_batch(start, stop)
-                logits = self.answer_logits(target, token_ids[start:stop]).double()
+                logits = self.answer_logits(target, token_ids[start:stop], prefix).double()
                 scores[start:stop] = torch.sigmoid(logits[:, 0] - logits[:, 1]).cpu().numpy()
                 progress(_rate_event(task, stop, total, started))
         return scores
+
+    def _prefix_cache(
+        self, model: torch.nn.Module, token_ids: Sequence[list[int]]
+    ) -> tuple[Any, int] | None:
+        """Keys/values of the longest token prefix all rows share (each row keeps at least
+        one token of its own, whose state gives the answer), or None if there is none."""
+        if not token_ids:
+            return None
+        length = min(len(ids) for ids in token_ids) - 1
+        first = token_ids[0]
+        for ids in token_ids[1:]:
+            while length > 0 and ids[:length] != first[:length]:
+                length -= 1
+        if length < 1:
+            return None
+        decoder, _ = split_causal_lm(model)
+        prefix_ids = torch.tensor([first[:length]], dtype=torch.long, device=self.device)
+        return decoder(input_ids=prefix_ids, use_cache=True).past_key_values, length
 
     def hidden_states(
         self,

@@ -65,13 +65,12 @@ def score_with_adapter(
     cancel: CancelToken = NEVER_CANCELLED,
     task: str = "score",
 ) -> np.ndarray:
-    """P(Yes) from the base model with one LoRA adapter applied (weight 1)."""
+    """P(Yes) from the base model with one LoRA adapter applied (weight 1). Every row sees
+    the same weights, so the shared prompt prefix runs once."""
     with mixture_model(backbone.model, [factors], "ND") as layers:
-        def weights_for(start: int, stop: int) -> None:
-            set_row_weights(layers, np.ones((stop - start, 1)))
-
+        set_row_weights(layers, np.ones((1, 1)))
         return backbone.score(
-            prompts, before_batch=weights_for, progress=progress, cancel=cancel, task=task
+            prompts, progress=progress, cancel=cancel, task=task, share_prefix=True
         )
 
 
