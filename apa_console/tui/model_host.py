@@ -27,10 +27,6 @@ class ModelHost:
         self._load_lock = threading.Lock()
         self._use_lock = threading.Lock()
 
-    @property
-    def loaded(self) -> bool:
-        return self._backbone is not None
-
     def _load(self, progress: ProgressCallback):
         with self._load_lock:
             if self._backbone is None:
