@@ -127,7 +127,8 @@ def bench_scoring(backbone: Backbone, prompts: list[str], batch_sizes: list[int]
 
 def bench_training(backbone: Backbone, prompts: list[str], labels: list[int],
                    batch_size: int) -> float:
-    """Steady-state samples/s: the time between the first and the last step's events."""
+    """Steady-state samples/s: from the end of the first (warm-up) step to the end of the
+    last, counting the samples of the steps in between."""
     stamps: list[float] = []
     settings = TrainSettings(epochs=1, batch_size=batch_size, seed=0)
     with tempfile.TemporaryDirectory() as scratch:
@@ -135,10 +136,12 @@ def bench_training(backbone: Backbone, prompts: list[str], labels: list[int],
             backbone, prompts, labels, [str(i) for i in range(len(prompts))], settings,
             Path(scratch) / "adapter", progress=lambda event: stamps.append(time.perf_counter()),
         )
-    measured_steps = len(stamps) - 1
-    rate = measured_steps * batch_size / (stamps[-1] - stamps[0])
+    step_sizes = [min(batch_size, len(prompts) - start)
+                  for start in range(0, len(prompts), batch_size)]
+    timed_samples = sum(step_sizes[1:])
+    rate = timed_samples / (stamps[-1] - stamps[0])
     print(f"  training  batch {batch_size:>3}: {rate:6.2f} samples/s "
-          f"({measured_steps} steps timed after a warm-up step)", flush=True)
+          f"({len(stamps) - 1} steps timed after a warm-up step)", flush=True)
     return rate
 
 
@@ -146,8 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--score-samples", type=int, default=64)
     parser.add_argument("--score-batches", default="8,16,32")
-    parser.add_argument("--train-samples", type=int, default=40)
-    parser.add_argument("--train-batch", type=int, default=8)
+    parser.add_argument("--train-samples", type=int, default=48)
+    parser.add_argument("--train-batches", default="8,16")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
 
@@ -177,7 +180,12 @@ def main(argv: list[str] | None = None) -> int:
     batch_sizes = [int(size) for size in args.score_batches.split(",")]
     scoring = bench_scoring(backbone, score_prompts, batch_sizes)
     best_batch = max(scoring, key=scoring.get)
-    training = bench_training(backbone, train_prompts, train_labels, args.train_batch)
+    training_rates = {
+        int(size): bench_training(backbone, train_prompts, train_labels, int(size))
+        for size in args.train_batches.split(",")
+    }
+    train_batch = max(training_rates, key=training_rates.get)
+    training = training_rates[train_batch]
 
     score_gflops = scoring[best_batch] * forward / 1e9
     train_gflops = training * 2 * forward / 1e9
@@ -186,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(f"scoring : {scoring[best_batch]:.2f} samples/s (batch {best_batch}) = "
           f"{score_gflops:.1f} GFLOP/s = {score_gflops / peak:.2f} of peak")
-    print(f"training: {training:.2f} samples/s (batch {args.train_batch}) = "
+    print(f"training: {training:.2f} samples/s (batch {train_batch}) = "
           f"{train_gflops:.1f} GFLOP/s = {train_gflops / peak:.2f} of peak "
           f"(2×forward; by the 3×forward rule: {train_gflops_3x / peak:.2f})")
     print(f"load average before/after: {load_before:.2f}/{load_after:.2f} "
@@ -199,8 +207,8 @@ def main(argv: list[str] | None = None) -> int:
         "forward_gflop_per_sample": forward / 1e9,
         "scoring_samples_per_s": scoring,
         "scoring_fraction_of_peak": score_gflops / peak,
-        "training_samples_per_s": training,
-        "training_batch": args.train_batch,
+        "training_samples_per_s": training_rates,
+        "training_batch": train_batch,
         "training_fraction_of_peak": train_gflops / peak,
         "training_fraction_of_peak_3x_rule": train_gflops_3x / peak,
         "load_average": [load_before, load_after],

@@ -19,6 +19,7 @@ from apa_console.training import (
     ADAPTER_CONFIG,
     ADAPTER_WEIGHTS,
     TrainSettings,
+    UniformMaskDropout,
     load_adapter_model,
     manifest_hash,
     train_adapter,
@@ -180,3 +181,16 @@ def test_bad_training_inputs(tiny, tmp_path):
         train_adapter(tiny, ["a"], [1, 0], ["x"], FAST, tmp_path / "a")
     with pytest.raises(ConflictError):
         train_adapter(tiny, [], [], [], FAST, tmp_path / "a")
+
+
+def test_fast_dropout_keeps_the_right_share_and_is_off_in_eval():
+    dropout = UniformMaskDropout(0.25)
+    x = torch.ones(200, 500)
+    generator_state = torch.random.get_rng_state()
+    kept = dropout.train()(x)
+    assert set(kept.unique().tolist()) <= {0.0, float(torch.tensor(1.0 / 0.75))}
+    assert abs(float((kept > 0).float().mean()) - 0.75) < 0.01
+    torch.random.set_rng_state(generator_state)
+    torch.testing.assert_close(dropout(x), kept, rtol=0, atol=0)  # seeded: same mask again
+    assert dropout.eval()(x) is x
+    assert UniformMaskDropout(0.0).train()(x) is x
