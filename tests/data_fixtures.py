@@ -22,7 +22,11 @@ from typer.testing import CliRunner
 
 from apa_console.cli.app import app
 
-REAL_ML100K = Path(os.environ.get("APA_ML100K", "/work/shared/data/ml-100k"))
+# ../shared beside the repository root (where CI and every checkout have it); $APA_ML100K wins.
+REAL_ML100K = Path(
+    os.environ.get("APA_ML100K")
+    or Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-100k"
+)
 
 LATIN1_TITLES = {"3": "Misérables, Les (1995)", "4": "Café au Lait (1993)"}
 
