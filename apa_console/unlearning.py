@@ -162,7 +162,10 @@ def plan(store: Store, targets: Targets) -> dict[str, Any]:
             "estimate_s": 0.0 if remaining == 0 else _retrain_estimate(adapter, remaining),
         })
     counts = {split: sum(1 for s in samples if s.split == split) for split in SPLITS}
+    dataset = get_meta(db).get("dataset") or {}
     return {
+        # imported without user ids, every record is its own "user": --user removes one record
+        "users_are_records": bool(dataset.get("users_are_records")),
         "targets": targets.to_dict(),
         "already_forgotten": already,
         "samples": counts,

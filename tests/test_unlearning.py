@@ -327,3 +327,13 @@ def test_kill_9_leaves_a_serving_store_that_apply_completes(
     # nothing unreferenced (old adapter versions, stale arrays) survives the recovery
     assert final.collect_garbage() == []
     assert not np.isnan(load_live_set(final).valid_errors).any()
+
+
+def test_plan_says_when_each_record_is_its_own_user(tmp_path):
+    from apa_console.store import update_meta
+
+    store = make_store(tmp_path / "store")
+    assert plan(store, Targets(users=["user0"]))["users_are_records"] is False
+    with store.transaction() as db:
+        update_meta(db, dataset={"name": "tallrec-json", "users_are_records": True})
+    assert plan(store, Targets(users=["user0"]))["users_are_records"] is True

@@ -33,6 +33,9 @@ def _print_plan(plan: dict) -> None:
         f"adapters to retrain: {len(plan['adapters_to_retrain'])} of {plan['total_shards']} · "
         f"estimated {plan['estimate_s']:.0f}s"
     )
+    if plan.get("users_are_records"):
+        output.info("note: this dataset was imported without user ids, so each record is its "
+                    "own user and --user removes that one record")
     for label in plan["already_forgotten"]:
         output.info(f"{label} was already forgotten (nothing left to remove)")
 
