@@ -379,9 +379,7 @@ class Backbone:
             "name": name,
             "source": source,
             "fingerprint": fingerprint,
-            "architecture": (getattr(config, "architectures", None) or [type(causal_lm).__name__])[
-                0
-            ],
+            "architecture": (config.architectures or [type(causal_lm).__name__])[0],
             "hidden_size": int(config.hidden_size),
             "layers": int(config.num_hidden_layers),
             "parameters": int(sum(p.numel() for p in causal_lm.parameters())),
@@ -412,7 +410,7 @@ class Backbone:
 
     def pad_batch(self, token_ids: Sequence[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         """Right-padded ids and the attention mask, on the backbone's device."""
-        width = max(len(ids) for ids in token_ids)
+        width = max(1, max(len(ids) for ids in token_ids))  # an empty text is all padding
         batch = torch.full((len(token_ids), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(token_ids), width), dtype=torch.long)
         for row, ids in enumerate(token_ids):
@@ -443,7 +441,7 @@ class Backbone:
         lengths = mask.sum(dim=1)
         states = self._decode(decoder, input_ids)
         rows = torch.arange(len(token_ids), device=states.device)
-        return states[rows, lengths - 1]
+        return states[rows, (lengths - 1).clamp(min=0)]
 
     def last_states_after_prefix(
         self, model: torch.nn.Module | None, prefix_cache: Any, prefix_length: int,
