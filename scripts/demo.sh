@@ -19,7 +19,7 @@ apa model info
 step "partition the training samples into 4 semantic, balanced shards (APA)"
 apa partition --method apa --shards 4
 step "train one LoRA adapter per shard, then cache their validation errors"
-apa train
+apa train --batch-size 4
 step "score the test split with the per-sample merged adapter (APA, decomposition level)"
 apa score --split test --limit 5
 user="$(apa users --json | .venv/bin/python -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')"
