@@ -93,3 +93,12 @@ def test_decomposition_and_non_decomposition_differ_for_mixed_weights():
     # with all weight on one adapter both levels are that adapter
     single = merged_delta(adapters, [1.0, 0.0], "D")["m"]
     assert torch.allclose(single, merged_delta(adapters, [1.0, 0.0], "ND")["m"])
+
+
+def test_auc_on_a_fixture_and_its_undefined_case():
+    from apa_console.serving import auc
+
+    labels = np.array([0, 0, 1, 1])
+    # pairs (neg, pos): (0.1,0.35) ok, (0.1,0.8) ok, (0.4,0.35) wrong, (0.4,0.8) ok → 3/4
+    assert auc(labels, np.array([0.1, 0.4, 0.35, 0.8])) == pytest.approx(0.75)
+    assert auc(np.array([1, 1]), np.array([0.2, 0.9])) is None
