@@ -15,7 +15,9 @@ bit for bit on CPU, which `verify_request` checks.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import tempfile
 import time
@@ -37,6 +39,7 @@ from .progress import (
     ProgressEvent,
     ignore_progress,
 )
+from .prompting import sample_prompt
 from .samples import SPLITS, Sample
 from .shard_training import build_adapter, commit_adapters, ids_hash, live_adapters
 from .sharding import shard_rows
@@ -211,8 +214,6 @@ def list_requests(store: Store) -> list[dict[str, Any]]:
 
 
 def _removed_fingerprints(salt: str, samples: Sequence[Sample], vectors: Sequence[np.ndarray]):
-    from .prompting import sample_prompt
-
     return {
         "samples": [audit.fingerprint(salt, "sample", s.id) for s in samples],
         "texts": sorted({audit.fingerprint(salt, "text", text) for s in samples
@@ -541,9 +542,6 @@ def verify_request(
 
 def scan_for_traces(store: Store, fingerprints: dict[str, list[str]]) -> list[str]:
     """Files (and what was found) that still hold a removed sample's id, text or vector."""
-    import json
-    import re
-
     salt = audit.store_salt(store.snapshot())
     ids = set(fingerprints.get("samples", []))
     texts = set(fingerprints.get("texts", []))
