@@ -154,7 +154,7 @@ def build_adapter(
     }
 
 
-def _next_version(db, name_kind: str, shard: int | None) -> int:
+def next_version(db, name_kind: str, shard: int | None) -> int:
     versions = [
         row.get("version", 0) for row in db.table("adapters")
         if row.get("kind") == name_kind and row.get("shard") == shard
@@ -237,7 +237,7 @@ def train_all(
         started = time.monotonic()
         for done, (kind, shard, ids) in enumerate(jobs):
             progress_overall(progress, done, len(jobs), started)
-            version = _next_version(store.snapshot(), kind, shard)
+            version = next_version(store.snapshot(), kind, shard)
             row = build_adapter(
                 store, backbone, kind=kind, shard=shard, sample_ids=ids, settings=settings,
                 version=version, valid=valid, progress=progress, cancel=cancel,

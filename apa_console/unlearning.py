@@ -41,7 +41,13 @@ from .progress import (
 )
 from .prompting import sample_prompt
 from .samples import SPLITS, Sample
-from .shard_training import build_adapter, commit_adapters, ids_hash, live_adapters
+from .shard_training import (
+    build_adapter,
+    commit_adapters,
+    ids_hash,
+    live_adapters,
+    next_version,
+)
 from .sharding import shard_rows
 from .store import MODELS_DIR, Store, get_meta, now_iso, update_meta
 from .training import TrainSettings, manifest_hash, train_adapter
@@ -229,14 +235,12 @@ def _purge(store: Store, requests: list[dict]) -> None:
     salt = audit.store_salt(db)
     meta = get_meta(db)
     samples: dict[str, Sample] = {}
+    per_request: dict[str, set[str]] = {}
     for request in requests:
         found, _ = select_samples(db, Targets.from_dict(request["targets"]))
         samples.update((s.id, s) for s in found)
+        per_request[request["id"]] = {s.id for s in found}
     removed = set(samples)
-    per_request = {
-        r["id"]: {s.id for s in select_samples(db, Targets.from_dict(r["targets"]))[0]}
-        for r in requests
-    }
 
     # New arrays first (content-addressed files); the commit below switches to them.
     embeddings = dict(meta.get("embeddings", {}))
@@ -410,13 +414,10 @@ def _retrain_shards(store, backbone, shards, progress, cancel):
             continue
         if adapter["manifest_hash"] == manifest_hash(rows[k]["sample_ids"]):
             continue  # already trained on exactly the remaining data
-        db = store.snapshot()
-        versions = [r.get("version", 0) for r in db.table("adapters") if r.get("shard") == k
-                    and r.get("kind") == "shard"]
         new_rows.append(build_adapter(
             store, backbone, kind="shard", shard=k, sample_ids=rows[k]["sample_ids"],
             settings=TrainSettings.from_dict(adapter["settings"]),
-            version=max(versions, default=0) + 1, valid=valid, progress=progress,
+            version=next_version(store.snapshot(), "shard", k), valid=valid, progress=progress,
             cancel=cancel,
         ))
         _crash_point("after_first_retrain")
