@@ -127,3 +127,14 @@ def samples_by_split(source: StoreOrView) -> dict[str, list[Sample]]:
     for samples in grouped.values():
         samples.sort(key=lambda sample: sample.order)
     return grouped
+
+
+def median_user(source: StoreOrView, split: str = "train") -> str | None:
+    """The user whose sample count in `split` is the (lower) median over users with any;
+    among equals, the first in natural id order. None when the split is empty."""
+    counts = Counter(row["user_id"] for row in _view(source).table("samples")
+                     if row["split"] == split)
+    if not counts:
+        return None
+    ranked = sorted(counts.items(), key=lambda kv: (kv[1], natural_key(kv[0])))
+    return ranked[(len(ranked) - 1) // 2][0]

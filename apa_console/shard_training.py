@@ -64,13 +64,15 @@ def score_with_adapter(
     progress: ProgressCallback = ignore_progress,
     cancel: CancelToken = NEVER_CANCELLED,
     task: str = "score",
+    share_prefix: bool = True,
 ) -> np.ndarray:
     """P(Yes) from the base model with one LoRA adapter applied (weight 1). Every row sees
-    the same weights, so the shared prompt prefix runs once."""
+    the same weights, so by default the shared prompt prefix runs once (`share_prefix=False`
+    runs every token of every row, the path per-sample mixtures must take)."""
     with mixture_model(backbone.model, [factors], "ND") as layers:
         set_row_weights(layers, np.ones((1, 1)))
         return backbone.score(
-            prompts, progress=progress, cancel=cancel, task=task, share_prefix=True
+            prompts, progress=progress, cancel=cancel, task=task, share_prefix=share_prefix
         )
 
 
@@ -126,10 +128,12 @@ def build_adapter(
         cancel=cancel,
         task=task,
     )
+    valid_started = time.perf_counter()
     errors = validation_errors(
         store, backbone, store.path_of(relative), valid, progress=progress, cancel=cancel,
         task=f"{name} (validation)",
     )
+    valid_wall_s = time.perf_counter() - valid_started
     labels = np.array([s.label for s in valid], dtype=np.float64)
     return {
         "id": f"{name}-v{version}",
@@ -143,6 +147,7 @@ def build_adapter(
         "settings": result.settings,
         "loss_curve": [float(x) for x in result.loss_curve],
         "wall_time_s": result.wall_time_s,
+        "valid_wall_s": valid_wall_s,
         "samples_per_s": result.samples_per_s,
         "steps": result.steps,
         "valid_errors": store.write_array(f"verr-{name}-v{version}", errors),

@@ -14,63 +14,44 @@ Uses the default model (SmolLM2-135M-Instruct) unless --model is given.
 from __future__ import annotations
 
 import argparse
-import platform
 import shutil
-import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from apa_console.backbone import Backbone, record_model
-from apa_console.data.demo import generate_demo
-from apa_console.data.ingest import write_dataset
-from apa_console.data.movielens import load_movielens
-from apa_console.embeddings import embeddings_for, split_samples
+from bench_common import ML100K, build_base_store, load_source, machine_description
+
+from apa_console.backbone import Backbone
+from apa_console.catalog import median_user
+from apa_console.embeddings import split_samples
 from apa_console.shard_training import train_all
 from apa_console.sharding import run_partition
 from apa_console.store import Store
 from apa_console.unlearning import Targets, apply_pending, plan, submit
 
-ML100K = Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-100k"
-
 
 def _base_store(root: Path, backbone: Backbone, args) -> Store:
-    """Ingest once and cache every split's hidden states; each configuration copies it."""
-    store = Store.create(root / "base")
-    if (args.data / "u.data").is_file():
-        parsed, source = load_movielens(args.data), f"MovieLens-100K ({args.data})"
-    else:
-        parsed, source = generate_demo(), "generated demo dataset (MovieLens-100K not found)"
+    try:
+        parsed, source = load_source(args.data)
+    except FileNotFoundError:
+        parsed, source = load_source("demo")
+        source += " (MovieLens-100K not found)"
     sizes = {"train": args.train, "valid": args.valid, "test": args.test}
-    write_dataset(store, parsed, sizes, seed=0)
-    record_model(store, backbone.info)
-    with store.locked():
-        for split in ("train", "valid", "test"):
-            embeddings_for(store, backbone, split_samples(store, split), split=split, save=True)
+    store = build_base_store(root / "base", backbone, parsed, sizes)
     print(f"data: {source}; train {len(split_samples(store, 'train'))}, "
           f"valid {len(split_samples(store, 'valid'))}")
     return store
 
 
-def _median_user(store: Store) -> str:
-    counts: dict[str, int] = {}
-    for sample in split_samples(store, "train"):
-        counts[sample.user_id] = counts.get(sample.user_id, 0) + 1
-    ranked = sorted(counts.items(), key=lambda kv: (kv[1], kv[0]))
-    target = statistics.median_low([n for _, n in ranked])
-    return next(user for user, n in ranked if n == target)
-
-
 def run(args) -> int:
     backbone = Backbone.load(args.model, device=args.device)
-    print(f"machine: {platform.processor() or platform.machine()}, "
-          f"{backbone.info['name']} on {backbone.device} ({backbone.dtype})")
+    print(f"machine: {machine_description(backbone)}")
     overrides = {"epochs": args.epochs}
     rows = []
     with tempfile.TemporaryDirectory(prefix="apa-bench-") as tmp:
         base = _base_store(Path(tmp), backbone, args)
-        user = _median_user(base)
+        user = median_user(base)
         for method in args.methods:
             for k in args.ks:
                 root = Path(tmp) / f"{method}-{k}"

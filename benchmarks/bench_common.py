@@ -1,0 +1,55 @@
+"""What the benchmarks share: where MovieLens-100K lives, the one-time base store (data plus
+every split's hidden states) that each configuration copies, and the machine's description."""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+import torch
+
+from apa_console.backbone import Backbone, available_cores, record_model
+from apa_console.data.demo import generate_demo
+from apa_console.data.ingest import write_dataset
+from apa_console.data.movielens import load_movielens
+from apa_console.embeddings import embeddings_for, split_samples
+from apa_console.store import Store
+
+ML100K = Path(os.environ.get("APA_ML100K") or
+              Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-100k")
+
+
+def load_source(data: Path | str):
+    """(parsed dataset, description): MovieLens-100K raw files, or "demo" for the generated
+    set. Raises FileNotFoundError with the reason when the files are absent."""
+    if str(data) == "demo":
+        return generate_demo(), "generated demo dataset"
+    data = Path(data)
+    if not (data / "u.data").is_file():
+        raise FileNotFoundError(f"MovieLens-100K raw files not found in {data} "
+                                "(pass --data DIR, or --data demo for the generated set)")
+    return load_movielens(data), f"MovieLens-100K ({data.name}, TALLRec split)"
+
+
+def build_base_store(root: Path, backbone: Backbone, parsed, sizes: dict[str, int],
+                     seed: int = 0, progress=None) -> Store:
+    """Ingest once and cache every split's hidden states; configurations copy this store."""
+    store = Store.create(root)
+    write_dataset(store, parsed, sizes, seed=seed)
+    record_model(store, backbone.info)
+    kwargs = {"progress": progress} if progress else {}
+    with store.locked():
+        for split in ("train", "valid", "test"):
+            embeddings_for(store, backbone, split_samples(store, split), split=split,
+                           save=True, **kwargs)
+    return store
+
+
+def machine_description(backbone: Backbone) -> str:
+    cpu = platform.processor() or platform.machine()
+    if backbone.device.type == "cuda":
+        where = torch.cuda.get_device_name(backbone.device)
+    else:
+        where = f"CPU ({cpu}, {available_cores()} cores, torch {torch.__version__})"
+    return f"{where}; {backbone.info['name']} in {str(backbone.dtype).replace('torch.', '')}"

@@ -1,0 +1,385 @@
+"""The APA paper's comparison on MovieLens-100K, reproduced in one run and written up.
+
+    .venv/bin/python benchmarks/paper.py --profile quick      # ≤ 45 min on a 2-core CPU
+    .venv/bin/python benchmarks/paper.py --profile paper      # 1024/500/1000, K=4: a GPU job
+
+Arms (each a store copied from one base store that holds the data and every split's hidden
+states): Retraining (one adapter on all training data), and K-shard partitions by random
+(SISA), user (RecEraser-style), bekm (GraphEraser-style), apa and apa-user. Then:
+- Table I: mean sub-adapter AUC, AUC, Δ vs Retraining (paired-bootstrap 95 % interval) for
+  Retraining, SISA / RecEraser / GraphEraser (output averaging), APA(D), APA(ND), apa-user;
+- forgetting the median user (by training samples) per partition vs that arm's full retrain;
+- inference time of every serving path on the same samples and forward path;
+- ablations: partition method and weight strategy under APA(D); τ and n sweeps.
+
+Resumable: work lives in `--workdir` (default benchmarks/.work/<profile>-<config hash>);
+trained adapters are reused when manifest and settings match, and every finished stage's
+numbers are kept in results.json there, so a rerun after an interruption picks up where it
+stopped. `--report-only` rewrites RESULTS.md and the plots from results.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+from bench_common import ML100K, build_base_store, load_source, machine_description
+from paper_report import write_report
+
+from apa_console.backbone import Backbone
+from apa_console.catalog import median_user
+from apa_console.cli.progress_view import live_progress
+from apa_console.embeddings import split_samples
+from apa_console.serving import load_live_set, score_apa, score_each_adapter, tune
+from apa_console.shard_training import live_adapters, train_all, validation_errors
+from apa_console.sharding import run_partition, shard_rows
+from apa_console.store import Store
+from apa_console.unlearning import Targets, apply_pending, plan, submit
+
+HERE = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    train: int
+    valid: int
+    test: int
+    shards: int
+    epochs: int
+    inference_samples: int  # the timed serving comparison
+    sweep_samples: int  # τ/n sweeps (parameter-level APA(D) on the first test samples)
+    taus: tuple[float, ...]
+    neighbours: tuple[int, ...]
+    seed: int = 0
+
+
+PROFILES = {
+    # Sized to ≤ 45 min at the 2-core CPU's ≈1 training and ≈2.4 scoring samples/s (the
+    # issue's 512/300/500 would take hours there: six arms each train on the whole set).
+    "quick": Profile("quick", train=128, valid=48, test=96, shards=4, epochs=1,
+                     inference_samples=48, sweep_samples=48,
+                     taus=(1.0, 10.0, 100.0, 1000.0), neighbours=(1, 5, 20, 40)),
+    "paper": Profile("paper", train=1024, valid=500, test=1000, shards=4, epochs=2,
+                     inference_samples=500, sweep_samples=1000,
+                     taus=(1.0, 10.0, 50.0, 100.0, 500.0, 1000.0, 5000.0),
+                     neighbours=(1, 5, 10, 20, 50, 100)),
+}
+
+# arm → (partition method, number of shards or None for the profile's K)
+ARMS = {
+    "retraining": ("random", 1),
+    "random": ("random", None),
+    "user": ("user", None),
+    "bekm": ("bekm", None),
+    "apa": ("apa", None),
+    "apa-user": ("apa-user", None),
+}
+PARTITION_ARMS = ("random", "user", "bekm", "apa", "apa-user")
+
+
+class Results:
+    """results.json in the work directory: the config and each finished stage's numbers,
+    rewritten atomically after every stage."""
+
+    def __init__(self, path: Path, config: dict):
+        self.path = path
+        config = json.loads(json.dumps(config))  # tuples compare as the lists JSON stores
+        data = json.loads(path.read_text()) if path.is_file() else {}
+        self.data = {"config": config, "stages": data.get("stages", {}) if
+                     data.get("config") == config else {}}
+
+    def get(self, key: str):
+        return self.data["stages"].get(key)
+
+    def put(self, key: str, value) -> None:
+        self.data["stages"][key] = value
+        temporary = self.path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(self.data, indent=1))
+        os.replace(temporary, self.path)
+
+
+def stage(results: Results, key: str, compute):
+    """The stage's cached numbers, or compute them now and keep them."""
+    cached = results.get(key)
+    if cached is not None:
+        print(f"  reused  {key}", flush=True)
+        return cached
+    started = time.perf_counter()
+    value = compute()
+    results.put(key, value)
+    print(f"  done    {key} ({time.perf_counter() - started:.0f}s)", flush=True)
+    return value
+
+
+def adapters_key(store: Store) -> str:
+    """Changes whenever a live adapter's weights change, invalidating that arm's scores."""
+    digests = [row["sha256"] for row in live_adapters(store)]
+    return hashlib.sha256(json.dumps(digests).encode()).hexdigest()[:12]
+
+
+def copy_store(source: Path, target: Path) -> Store:
+    """Copy through a temporary name so an interrupted copy is never taken for a store."""
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(source, partial)
+    os.replace(partial, target)
+    return Store.open(target)
+
+
+def prepare_arm(workdir: Path, base: Store, arm: str, profile: Profile, backbone, bars, cancel):
+    """The arm's store, partitioned and with every adapter trained (reused when current)."""
+    root = workdir / arm
+    store = Store.open(root) if root.is_dir() else copy_store(base.root, root)
+    method, k = ARMS[arm]
+    if not shard_rows(store):
+        run_partition(store, backbone, method, k or profile.shards, seed=profile.seed,
+                      progress=bars, cancel=cancel)
+    train_all(store, backbone, overrides={"epochs": profile.epochs, "seed": profile.seed},
+              progress=bars, cancel=cancel)
+    return store
+
+
+def full_retrain_s(store: Store) -> float:
+    """Training plus validation-refresh time of every live adapter, as recorded when built."""
+    return float(sum(row["wall_time_s"] + row.get("valid_wall_s", 0.0)
+                     for row in live_adapters(store)))
+
+
+def score_arm(results: Results, arm: str, store: Store, backbone, test, bars, cancel) -> dict:
+    """Every adapter of the arm on the test split; for shard arms, APA(D) and APA(ND) too."""
+    key = f"{arm}:{adapters_key(store)}"
+    live = load_live_set(store)
+
+    def per_adapter():
+        scores, wall = score_each_adapter(backbone, test, live, progress=bars, cancel=cancel)
+        return {"adapters": live.ids, "p_yes": scores.tolist(), "wall_s": wall}
+
+    out = {"per_adapter": stage(results, f"{key}:per-adapter", per_adapter)}
+    if arm == "retraining":
+        return out
+    tuned = stage(results, f"{key}:tune", lambda: tune(store)["best"])
+    levels = ("D", "ND") if arm in ("apa", "apa-user") else ("D",)
+    for level in levels:
+        out[f"APA({level})"] = stage(results, f"{key}:apa-{level}-adaptive", lambda level=level: (
+            apa_scores(store, backbone, test, level=level, strategy="adaptive", live=live,
+                       bars=bars, cancel=cancel)))
+    out["tuned"] = tuned
+    return out
+
+
+def apa_scores(store, backbone, samples, *, level, strategy, live, bars, cancel,
+               tau=None, neighbours=None) -> dict:
+    report = score_apa(store, backbone, samples, strategy=strategy, level=level, live=live,
+                       tau=tau, neighbours=neighbours, progress=bars, cancel=cancel)
+    return {"p_yes": report.p_yes.tolist(), "wall_s": report.wall_s, "tau": report.tau,
+            "neighbours": report.neighbours, "weights_mean": report.weights.mean(0).tolist()}
+
+
+def weight_ablation(results, store, backbone, test, bars, cancel) -> dict:
+    key = f"apa:{adapters_key(store)}"
+    live = load_live_set(store)
+    return {strategy: stage(results, f"{key}:apa-D-{strategy}", lambda strategy=strategy: (
+        apa_scores(store, backbone, test, level="D", strategy=strategy, live=live, bars=bars,
+                   cancel=cancel)))
+        for strategy in ("average", "major", "semantic")}
+
+
+def sweeps(results, store, backbone, samples, profile, tuned, bars, cancel) -> dict:
+    """APA(D) AUC over τ at the tuned n, and over n at the tuned τ."""
+    key = f"apa:{adapters_key(store)}"
+    live = load_live_set(store)
+    points = [(tau, tuned["neighbours"]) for tau in profile.taus]
+    points += [(tuned["tau"], n) for n in profile.neighbours]
+    out = []
+    for tau, n in points:
+        value = stage(results, f"{key}:sweep-{len(samples)}-{tau:g}-{n}", lambda t=tau, n=n: (
+            apa_scores(store, backbone, samples, level="D", strategy="adaptive", live=live,
+                       tau=t, neighbours=n, bars=bars, cancel=cancel)))
+        out.append({"tau": tau, "neighbours": n, "p_yes": value["p_yes"]})
+    return {"tuned": tuned, "points": out}
+
+
+def inference_timing(stores: dict[str, Store], backbone, samples, bars, cancel) -> dict:
+    """Every serving path on the same samples, batch 16, in one stage (ratios from one run).
+    All paths run every token of every row; the prefix-sharing single adapter is extra."""
+    from apa_console.aggregation import AdapterFactors
+    from apa_console.shard_training import score_with_adapter
+
+    retraining = live_adapters(stores["retraining"])[0]
+    single = AdapterFactors.load(stores["retraining"].path_of(retraining["path"]))
+    prompts = backbone.prompts_for(samples)
+    score_with_adapter(backbone, prompts[:4], single, share_prefix=False)  # warm-up
+    timings = {}
+
+    def timed(name, run):
+        started = time.perf_counter()
+        run()
+        timings[name] = time.perf_counter() - started
+
+    timed("Retraining (one adapter)", lambda: score_with_adapter(
+        backbone, prompts, single, share_prefix=False, progress=bars, cancel=cancel,
+        task="time: one adapter"))
+    sisa = load_live_set(stores["random"])
+    timed(f"SISA ({len(sisa.rows)} passes)", lambda: [score_with_adapter(
+        backbone, prompts, factors, share_prefix=False, progress=bars, cancel=cancel,
+        task=f"time: SISA {row['id']}") for row, factors in zip(sisa.rows, sisa.factors)])
+    apa = stores["apa"]
+    live = load_live_set(apa)
+    for level in ("D", "ND"):
+        timed(f"APA({level})", lambda level=level: score_apa(
+            apa, backbone, samples, level=level, live=live, progress=bars, cancel=cancel))
+    timed("APA(D), embeddings computed", lambda: score_apa(
+        apa, backbone, samples, level="D", live=live, use_cache=False, progress=bars,
+        cancel=cancel))
+
+    def without_any_precomputation():
+        valid = split_samples(apa, "valid")
+        errors = np.stack([validation_errors(apa, backbone, apa.path_of(row["path"]), valid,
+                                             progress=bars, cancel=cancel)
+                           for row in live.rows])
+        score_apa(apa, backbone, samples, level="D", live=replace(live, valid_errors=errors),
+                  use_cache=False, progress=bars, cancel=cancel)
+
+    timed("APA(D), embeddings and validation errors computed", without_any_precomputation)
+    timed("Retraining (one adapter, shared prefix)", lambda: score_with_adapter(
+        backbone, prompts, single, share_prefix=True, progress=bars, cancel=cancel,
+        task="time: shared prefix"))
+    return {"samples": len(samples), "wall_s": timings}
+
+
+def forget_median_user(results, workdir, arm, store, user, backbone, bars, cancel) -> dict:
+    """Forget `user` end to end on a copy of the arm (purge, retrain affected shards with
+    their validation refresh, swap, receipt); the arm itself stays as trained."""
+    def compute():
+        copy = copy_store(store.root, workdir / f"forget-{arm}")
+        try:
+            touched = plan(copy, Targets(users=[user]))["adapters_to_retrain"]
+            started = time.perf_counter()
+            submit(copy, Targets(users=[user]))
+            apply_pending(copy, backbone, progress=bars, cancel=cancel)
+            forget = time.perf_counter() - started
+        finally:
+            shutil.rmtree(workdir / f"forget-{arm}", ignore_errors=True)
+        return {"user": user, "forget_s": forget, "full_s": full_retrain_s(store),
+                "touched": len(touched), "shards": len(live_adapters(store))}
+
+    return stage(results, f"{arm}:{adapters_key(store)}:forget-{user}", compute)
+
+
+def run(args) -> int:
+    started = time.perf_counter()
+    profile = PROFILES[args.profile]
+    sizes = {name: getattr(args, name) for name in ("train", "valid", "test",
+                                                   "inference_samples", "sweep_samples")
+             if getattr(args, name) is not None}
+    profile = replace(profile, **sizes)
+    if args.report_only:
+        return report_only(args)
+    try:
+        parsed, source = load_source(args.data)
+    except FileNotFoundError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    backbone = Backbone.load(args.model, device=args.device)
+    config = {"profile": asdict(profile), "data": source, "model": backbone.info["fingerprint"],
+              "device": str(backbone.device)}
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
+    workdir = Path(args.workdir or HERE / ".work" / f"{profile.name}-{digest}")
+    workdir.mkdir(parents=True, exist_ok=True)
+    results = Results(workdir / "results.json", config)
+    print(f"profile {profile.name}: {source}; {machine_description(backbone)}; "
+          f"work in {workdir}", flush=True)
+    with live_progress(quiet=args.quiet) as (bars, cancel):
+        base_root = workdir / "base"
+        if not base_root.is_dir():
+            shutil.rmtree(workdir / "base.partial", ignore_errors=True)
+            build_base_store(workdir / "base.partial", backbone, parsed,
+                             {"train": profile.train, "valid": profile.valid,
+                              "test": profile.test}, seed=profile.seed, progress=bars)
+            os.replace(workdir / "base.partial", base_root)
+        base = Store.open(base_root)
+        test = split_samples(base, "test")
+        user = median_user(base)
+        stores, scores, forgets = {}, {}, {}
+        for arm in ARMS:
+            stores[arm] = prepare_arm(workdir, base, arm, profile, backbone, bars, cancel)
+            print(f"  ready   {arm}: {len(live_adapters(stores[arm]))} adapters, full "
+                  f"retrain {full_retrain_s(stores[arm]):.0f}s", flush=True)
+            scores[arm] = score_arm(results, arm, stores[arm], backbone, test, bars, cancel)
+        base_scores = stage(results, "base-model", lambda: {"p_yes": backbone.score(
+            backbone.prompts_for(test), share_prefix=True, progress=bars, cancel=cancel,
+            task="base model").tolist()})
+        ablation = weight_ablation(results, stores["apa"], backbone, test, bars, cancel)
+        sweep = sweeps(results, stores["apa"], backbone, test[:profile.sweep_samples], profile,
+                       scores["apa"]["tuned"], bars, cancel)
+        timing = stage(results, f"inference-{profile.inference_samples}:" + ":".join(
+            adapters_key(stores[a]) for a in ("retraining", "random", "apa")),
+            lambda: inference_timing(stores, backbone, test[:profile.inference_samples],
+                                     bars, cancel))
+        for arm in PARTITION_ARMS:
+            forgets[arm] = forget_median_user(results, workdir, arm, stores[arm], user,
+                                              backbone, bars, cancel)
+    summary = {
+        "profile": asdict(profile), "source": source, "machine": machine_description(backbone),
+        "command": "python benchmarks/paper.py " + " ".join(sys.argv[1:]),
+        "date": time.strftime("%Y-%m-%d"), "labels": [s.label for s in test],
+        "base_model": base_scores, "scores": scores, "weight_ablation": ablation,
+        "sweep": sweep, "timing": timing, "forget": forgets,
+        "retraining_full_s": full_retrain_s(stores["retraining"]), "median_user": user,
+        "shard_sizes": {arm: [len(r["sample_ids"]) for r in shard_rows(stores[arm])]
+                        for arm in PARTITION_ARMS},
+        "run_wall_s": time.perf_counter() - started,
+    }
+    (workdir / "summary.json").write_text(json.dumps(summary, indent=1))
+    write_report(summary, Path(args.out))
+    print(f"wrote {Path(args.out) / 'RESULTS.md'} and plots in "
+          f"{time.perf_counter() - started:.0f}s", flush=True)
+    return 0
+
+
+def report_only(args) -> int:
+    if not args.workdir:
+        print("error: --report-only needs --workdir (the run's work directory)", file=sys.stderr)
+        return 2
+    summary_path = Path(args.workdir) / "summary.json"
+    if not summary_path.is_file():
+        print(f"error: no summary.json in {args.workdir}: run the benchmark first",
+              file=sys.stderr)
+        return 2
+    write_report(json.loads(summary_path.read_text()), Path(args.out))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="quick")
+    parser.add_argument("--data", default=str(ML100K),
+                        help="MovieLens-100K raw directory, or 'demo' for the generated set")
+    parser.add_argument("--model", default=None, help="local HF model dir (default SmolLM2)")
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--workdir", default=None)
+    parser.add_argument("--out", default=str(HERE), help="where RESULTS.md and plots go")
+    for name in ("train", "valid", "test", "inference-samples", "sweep-samples"):
+        parser.add_argument(f"--{name}", type=int, default=None,
+                            help="override the profile's size")
+    parser.add_argument("--report-only", action="store_true")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    args = parser.parse_args(argv)
+    for name in ("train", "valid", "test", "inference_samples", "sweep_samples"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
