@@ -100,16 +100,23 @@ def table_one(summary: dict) -> tuple[list[str], dict]:
 
 def goals(summary: dict, aucs: dict) -> list[str]:
     k = summary["profile"]["shards"]
+    labels = np.asarray(summary["labels"])
+    scores = method_scores(summary)
     lines = ["| goal | measured | verdict |", "|---|---|---|"]
     for level in ("D", "ND"):
-        apa, retrain, sisa = aucs[f"APA({level})"], aucs["Retraining"], \
-            aucs["SISA (random + averaging)"]
-        if None in (apa, retrain, sisa):
-            continue
-        lines.append(f"| AUC(APA({level})) − AUC(Retraining) ≥ −0.01 | {apa - retrain:+.4f} | "
-                     f"{_verdict(apa - retrain >= -0.01)} |")
-        lines.append(f"| AUC(APA({level})) − AUC(SISA) ≥ +0.01 | {apa - sisa:+.4f} | "
-                     f"{_verdict(apa - sisa >= 0.01)} |")
+        apa = f"APA({level})"
+        for other, short, threshold in (("Retraining", "Retraining", -0.01),
+                                        ("SISA (random + averaging)", "SISA", 0.01)):
+            if aucs[apa] is None or aucs[other] is None:
+                continue
+            delta = aucs[apa] - aucs[other]
+            interval = delta_interval(labels, scores[apa], scores[other])
+            unresolved = interval is not None and interval[0] < threshold <= interval[1]
+            shown = f" (95 % interval {interval[0]:+.3f} … {interval[1]:+.3f})" if interval else ""
+            caveat = " on the point estimate; the interval spans the threshold" if unresolved \
+                else ""
+            lines.append(f"| AUC({apa}) − AUC({short}) ≥ {threshold:+.2f} | {delta:+.4f}{shown} "
+                         f"| {_verdict(delta >= threshold)}{caveat} |")
     for arm, row in summary["forget"].items():
         ratio = row["forget_s"] / row["full_s"]
         lines.append(f"| forget/full retrain ≤ 1.2/K = {1.2 / k:.3f} ({arm}) | {ratio:.3f} | "
@@ -124,6 +131,47 @@ def goals(summary: dict, aucs: dict) -> list[str]:
         lines.append(f"| APA({level}) throughput ≥ 3.5 × SISA (K={k}) | {sisa_wall / mine:.2f} × "
                      f"| {_verdict(sisa_wall / mine >= 3.5)} |")
     return lines
+
+
+QUICK_BUDGET_MIN = 45
+
+
+def shortfalls(summary: dict, aucs: dict) -> list[str]:
+    """What fell short and why, derived from the measured numbers."""
+    profile = summary["profile"]
+    k = profile["shards"]
+    notes = []
+    for arm, row in summary["forget"].items():
+        if row["forget_s"] / row["full_s"] > 1.2 / k:
+            cause = (f"the median user's training samples sit in {row['touched']} of "
+                     f"{row['shards']} shards, so the forget retrains {row['touched']} "
+                     "adapters (a user-level partition, user or apa-user, always bounds it to one)"
+                     if row["touched"] > 1 else
+                     "one shard was retrained, yet the fixed costs (purge, validation "
+                     "refresh, swap) outweigh the small shard")
+            notes.append(f"- Forget ratio, {PARTITION_LABELS[arm]}: {cause}.")
+    walls = summary["timing"]["wall_s"]
+    one = walls["Retraining (one adapter)"]
+    for level in ("D", "ND"):
+        if one / walls[f"APA({level})"] < 0.9:
+            notes.append(f"- APA({level}) throughput is {one / walls[f'APA({level})']:.2f} × "
+                         "one adapter's: the per-row mixture adds K low-rank products per "
+                         "LoRA layer.")
+    base = auc(np.asarray(summary["labels"]), np.asarray(summary["base_model"]["p_yes"]))
+    retraining = aucs["Retraining"]
+    if base is not None and retraining is not None and retraining - base < 0.02:
+        notes.append(f"- The adapters barely learn at this budget ({profile['epochs']} epoch(s) "
+                     f"over {profile['train']} samples): Retraining reaches AUC "
+                     f"{retraining:.3f} against the untouched base model's {base:.3f}, so the "
+                     "AUC comparison is between weak adapters.")
+    notes.append(f"- With {profile['test']} test samples the 95 % intervals of the AUC "
+                 "differences are wide (see Table I); an AUC goal whose interval spans its "
+                 "threshold is met on the point estimate only.")
+    minutes = summary["run_wall_s"] / 60
+    if profile["name"] == "quick" and minutes > QUICK_BUDGET_MIN:
+        notes.append(f"- The quick profile took {minutes:.1f} min, over its "
+                     f"{QUICK_BUDGET_MIN}-minute budget on this machine.")
+    return notes
 
 
 def unlearning_table(summary: dict) -> list[str]:
@@ -285,6 +333,10 @@ def write_report(summary: dict, out: Path) -> Path:
         "## Goals",
         "",
         *goals(summary, aucs),
+        "",
+        "### What falls short, and why",
+        "",
+        *shortfalls(summary, aucs),
         "",
         "## Table I: recommendation performance (test AUC)",
         "",
