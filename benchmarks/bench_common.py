@@ -46,8 +46,28 @@ def build_base_store(root: Path, backbone: Backbone, parsed, sizes: dict[str, in
     return store
 
 
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _memory_gib() -> float | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
 def machine_description(backbone: Backbone) -> str:
-    cpu = platform.processor() or platform.machine()
+    cpu = _cpu_name()
+    memory = _memory_gib()
+    if memory is not None:
+        cpu += f", {memory:.0f} GiB"
     if backbone.device.type == "cuda":
         where = torch.cuda.get_device_name(backbone.device)
     else:
