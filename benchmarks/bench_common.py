@@ -14,6 +14,7 @@ from apa_console.data.demo import generate_demo
 from apa_console.data.ingest import write_dataset
 from apa_console.data.movielens import load_movielens
 from apa_console.embeddings import embeddings_for, split_samples
+from apa_console.progress import ProgressCallback, ignore_progress
 from apa_console.store import Store
 
 ML100K = Path(os.environ.get("APA_ML100K") or
@@ -33,16 +34,15 @@ def load_source(data: Path | str):
 
 
 def build_base_store(root: Path, backbone: Backbone, parsed, sizes: dict[str, int],
-                     seed: int = 0, progress=None) -> Store:
+                     seed: int = 0, progress: ProgressCallback = ignore_progress) -> Store:
     """Ingest once and cache every split's hidden states; configurations copy this store."""
     store = Store.create(root)
     write_dataset(store, parsed, sizes, seed=seed)
     record_model(store, backbone.info)
-    kwargs = {"progress": progress} if progress else {}
     with store.locked():
         for split in ("train", "valid", "test"):
             embeddings_for(store, backbone, split_samples(store, split), split=split,
-                           save=True, **kwargs)
+                           save=True, progress=progress)
     return store
 
 

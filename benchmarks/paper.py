@@ -34,12 +34,18 @@ import numpy as np
 from bench_common import ML100K, build_base_store, load_source, machine_description
 from paper_report import write_report
 
+from apa_console.aggregation import AdapterFactors
 from apa_console.backbone import Backbone
 from apa_console.catalog import median_user
 from apa_console.cli.progress_view import live_progress
 from apa_console.embeddings import split_samples
 from apa_console.serving import load_live_set, score_apa, score_each_adapter, tune
-from apa_console.shard_training import live_adapters, train_all, validation_errors
+from apa_console.shard_training import (
+    live_adapters,
+    score_with_adapter,
+    train_all,
+    validation_errors,
+)
 from apa_console.sharding import run_partition, shard_rows
 from apa_console.store import Store
 from apa_console.unlearning import Targets, apply_pending, plan, submit
@@ -213,9 +219,6 @@ def sweeps(results, store, backbone, samples, profile, tuned, bars, cancel) -> d
 def inference_timing(stores: dict[str, Store], backbone, samples, bars, cancel) -> dict:
     """Every serving path on the same samples, batch 16, in one stage (ratios from one run).
     All paths run every token of every row; the prefix-sharing single adapter is extra."""
-    from apa_console.aggregation import AdapterFactors
-    from apa_console.shard_training import score_with_adapter
-
     retraining = live_adapters(stores["retraining"])[0]
     single = AdapterFactors.load(stores["retraining"].path_of(retraining["path"]))
     prompts = backbone.prompts_for(samples)
@@ -278,14 +281,13 @@ def forget_median_user(results, workdir, arm, store, user, backbone, bars, cance
 
 
 def run(args) -> int:
+    if args.report_only:
+        return report_only(args)
     started = time.perf_counter()
-    profile = PROFILES[args.profile]
     sizes = {name: getattr(args, name) for name in ("train", "valid", "test",
                                                    "inference_samples", "sweep_samples")
              if getattr(args, name) is not None}
-    profile = replace(profile, **sizes)
-    if args.report_only:
-        return report_only(args)
+    profile = replace(PROFILES[args.profile], **sizes)
     try:
         parsed, source = load_source(args.data)
     except FileNotFoundError as error:

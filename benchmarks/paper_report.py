@@ -231,30 +231,27 @@ def sweep_points(summary: dict) -> tuple[list[tuple], list[tuple]]:
     labels = np.asarray(summary["labels"])
     sweep = summary["sweep"]
     tuned = sweep["tuned"]
-    taus, ns = [], []
+    taus, ns = {}, {}  # keyed by the swept value: the tuned point belongs to both curves
     for point in sweep["points"]:
         value = auc(labels[: len(point["p_yes"])], np.asarray(point["p_yes"]))
-        if point["neighbours"] == tuned["neighbours"] and (point["tau"], value) not in taus:
-            taus.append((point["tau"], value))
-        if point["tau"] == tuned["tau"] and (point["neighbours"], value) not in ns:
-            ns.append((point["neighbours"], value))
-    return sorted(set(taus)), sorted(set(ns))
+        if point["neighbours"] == tuned["neighbours"]:
+            taus[point["tau"]] = value
+        if point["tau"] == tuned["tau"]:
+            ns[point["neighbours"]] = value
+    return sorted(taus.items()), sorted(ns.items())
 
 
-def write_plots(summary: dict, aucs: dict, plots: Path) -> list[str]:
+def write_plots(summary: dict, aucs: dict, plots: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
     plots.mkdir(parents=True, exist_ok=True)
-    names = []
-
     def save(fig, name):
         fig.tight_layout()
         fig.savefig(plots / name, dpi=110)
         plt.close(fig)
-        names.append(name)
 
     forget = summary["forget"]
     fig, ax = plt.subplots(figsize=(7, 3.6))
@@ -305,7 +302,6 @@ def write_plots(summary: dict, aucs: dict, plots: Path) -> list[str]:
     right.set_xlabel(f"n (τ = {summary['sweep']['tuned']['tau']:g})")
     fig.suptitle("τ and n sweeps", fontsize=10)
     save(fig, "tau_n_sweeps.png")
-    return names
 
 
 def write_report(summary: dict, out: Path) -> Path:
