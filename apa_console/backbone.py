@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from .errors import ConflictError, NotFoundError, UsageError
+from .fused_norm import fuse_rms_norms
 from .progress import NEVER_CANCELLED, CancelToken, ProgressCallback, ProgressEvent, ignore_progress
 from .prompting import sample_prompt
 from .samples import Sample
@@ -374,6 +375,7 @@ class Backbone:
         )
         causal_lm.to(torch_device).eval()
         causal_lm.requires_grad_(False)
+        fuse_rms_norms(causal_lm)  # only where bit-identical: no score or adapter changes
         config = causal_lm.config
         info = {
             "name": name,
@@ -496,15 +498,16 @@ class Backbone:
         progress: ProgressCallback = ignore_progress,
         cancel: CancelToken = NEVER_CANCELLED,
         task: str = "score",
-        before_batch: Callable[[int, int], None] | None = None,
+        before_batch: Callable[[list[int]], None] | None = None,
         max_length: int | None = None,
         share_prefix: bool = False,
     ) -> np.ndarray:
         """P(Yes) per prompt (float64, input order).
 
         `model` defaults to the base model; it may be a peft model or a base model with
-        patched Linear layers. Batches are contiguous slices in input order, and
-        `before_batch(start, stop)` runs right before each batch's forward pass.
+        patched Linear layers. Batches group prompts of similar length
+        (`length_sorted_batches`), and `before_batch(rows)` runs right before each batch's
+        forward pass with the input positions of that batch's rows, in row order.
         `share_prefix`: run the tokens every prompt starts with (the Alpaca preamble and the
         instruction: ~70 of ~160 tokens) once and reuse their keys and values for every row.
         Only for weights that are the same for every row (the base model, one adapter).
@@ -516,14 +519,16 @@ class Backbone:
         total = len(prompts)
         with torch.inference_mode():
             prefix = self._prefix_cache(target, token_ids) if share_prefix else None
-            for start in range(0, total, batch_size):
+            done = 0
+            for rows in length_sorted_batches(token_ids, batch_size):
                 cancel.raise_if_cancelled()
-                stop = min(start + batch_size, total)
                 if before_batch is not None:
-                    before_batch(start, stop)
-                logits = self.answer_logits(target, token_ids[start:stop], prefix).double()
-                scores[start:stop] = torch.sigmoid(logits[:, 0] - logits[:, 1]).cpu().numpy()
-                progress(_rate_event(task, stop, total, started))
+                    before_batch(rows)
+                batch = [token_ids[row] for row in rows]
+                logits = self.answer_logits(target, batch, prefix).double()
+                scores[rows] = torch.sigmoid(logits[:, 0] - logits[:, 1]).cpu().numpy()
+                done += len(rows)
+                progress(_rate_event(task, done, total, started))
         return scores
 
     def _prefix_cache(
@@ -568,16 +573,17 @@ class Backbone:
         started = time.perf_counter()
         total = len(texts)
         with torch.inference_mode():
-            for start in range(0, total, batch_size):
+            done = 0
+            for rows in length_sorted_batches(token_ids, batch_size):
                 cancel.raise_if_cancelled()
-                stop = min(start + batch_size, total)
-                input_ids, mask = self.pad_batch(token_ids[start:stop])
+                input_ids, mask = self.pad_batch([token_ids[row] for row in rows])
                 states = self._decode(decoder, input_ids)
                 weights = mask.unsqueeze(-1).to(torch.float32)
                 summed = (states.to(torch.float32) * weights).sum(dim=1)
                 mean = summed / weights.sum(dim=1).clamp(min=1.0)
-                vectors[start:stop] = mean.cpu().numpy()
-                progress(_rate_event(task, stop, total, started))
+                vectors[rows] = mean.cpu().numpy()
+                done += len(rows)
+                progress(_rate_event(task, done, total, started))
         return vectors
 
     # -- sharing the base model with adapters ------------------------------------------
@@ -593,6 +599,21 @@ class Backbone:
         memo: dict[int, Any] = {id(p): p for p in self.model.parameters()}
         memo.update({id(b): b for b in self.model.buffers()})
         return copy.deepcopy(self.model, memo)
+
+
+def length_sorted_batches(token_ids: Sequence[list[int]], batch_size: int) -> list[list[int]]:
+    """Row positions in batches of `batch_size`, longest rows first.
+
+    A batch is padded to its longest row, so batches of similar lengths waste little: on
+    MovieLens-100K prompts (199-255 tokens) input-order batches of 16 spend ~8 % of their
+    tokens on padding, sorted ones under 0.1 %. Longest first lets the first batch size the
+    allocator's buffers for all later ones. Ties keep input order, so batches are
+    deterministic; results do not depend on batching (see the module docstring).
+    """
+    if batch_size < 1:
+        raise UsageError(f"batch size must be >= 1, not {batch_size}")
+    order = sorted(range(len(token_ids)), key=lambda row: (-len(token_ids[row]), row))
+    return [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
 
 
 def _pad_token_id(tokenizer: Any) -> int:

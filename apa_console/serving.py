@@ -172,8 +172,8 @@ def score_apa(
         neighbours=neighbours, n_adapters=len(live.rows),
     )
     with mixture_model(backbone.model, live.factors, level) as layers:
-        def weights_for(start: int, stop: int) -> None:
-            set_row_weights(layers, weights[start:stop])
+        def weights_for(rows: list[int]) -> None:
+            set_row_weights(layers, weights[rows])
 
         p_yes = backbone.score(backbone.prompts_for(samples), before_batch=weights_for,
                                batch_size=batch_size, progress=progress, cancel=cancel,

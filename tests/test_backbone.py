@@ -20,6 +20,7 @@ from apa_console.backbone import (
     check_model,
     choose_device,
     ensure_default_model_cache,
+    length_sorted_batches,
     record_model,
 )
 from apa_console.errors import CancelledError, ConflictError, NotFoundError, UsageError
@@ -86,10 +87,23 @@ def test_score_equals_softmax_of_the_full_lm_head(tiny):
         assert abs(float(pair[0]) - score) < 1e-6
 
 
-def test_before_batch_sees_contiguous_ranges_in_order(tiny):
+def test_batches_group_similar_lengths_longest_first_and_cover_every_row_once(tiny):
+    prompts = make_prompts(7)
+    lengths = [len(ids) for ids in tiny.encode(prompts)]
     calls = []
-    tiny.score(make_prompts(7), batch_size=3, before_batch=lambda a, b: calls.append((a, b)))
-    assert calls == [(0, 3), (3, 6), (6, 7)]
+    tiny.score(prompts, batch_size=3, before_batch=calls.append)
+    assert [len(rows) for rows in calls] == [3, 3, 1]
+    assert sorted(row for rows in calls for row in rows) == list(range(7))
+    seen = [lengths[row] for rows in calls for row in rows]
+    assert seen == sorted(lengths, reverse=True)
+    assert len(set(lengths)) > 1 and seen != lengths  # the order really changed
+
+
+def test_length_sorted_batches_break_ties_by_input_order_and_refuse_size_zero():
+    rows = length_sorted_batches([[1, 2], [1], [3, 4], [5], [6, 7, 8]], 2)
+    assert rows == [[4, 0], [2, 1], [3]]
+    with pytest.raises(UsageError):
+        length_sorted_batches([[1]], 0)
 
 
 def test_score_reports_progress_and_stops_when_cancelled(tiny):
