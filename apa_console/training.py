@@ -54,7 +54,8 @@ class TrainSettings:
     move within 2 epochs of ~50 steps; batch 8 keeps a step around a few seconds on 2 cores
     while matmuls stay large enough to run near peak; 10 % linear warmup, then linear decay
     to zero, keeps the first steps on random LoRA init from overshooting. Prompts longer than
-    `max_length` tokens keep their end (the answer position).
+    `max_length` tokens keep their end (the answer position). `group_by_length` batches rows
+    of similar length together (`epoch_batches`), so little of a step is spent on padding.
     """
 
     rank: int = 8
@@ -68,6 +69,7 @@ class TrainSettings:
     seed: int = 0
     warmup: float = 0.1  # fraction of all steps spent ramping the learning rate up
     weight_decay: float = 0.0
+    group_by_length: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "target_modules", tuple(self.target_modules))
@@ -96,8 +98,18 @@ class TrainSettings:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainSettings:
+        """Settings from a record. A record made before a setting existed was trained
+        without it, so its absence means the old behaviour (not today's default): retraining
+        and `verify` must reproduce such adapters bit for bit."""
         known = {f.name for f in fields(cls)}
+        data = {**SETTINGS_BEFORE_THEY_EXISTED, **data}
         return cls(**{key: value for key, value in data.items() if key in known})
+
+
+# What adapters recorded without these keys were trained with.
+SETTINGS_BEFORE_THEY_EXISTED: dict[str, Any] = {"group_by_length": False}
+# Rows are sorted by length within windows of this many batches of the shuffled order.
+LENGTH_GROUP_BATCHES = 16
 
 
 @dataclass(frozen=True)
@@ -174,6 +186,29 @@ def _use_fast_dropout(peft_model: torch.nn.Module) -> None:
         for name, dropout in list(dropouts.items()):
             if isinstance(dropout, torch.nn.Dropout):
                 dropouts[name] = UniformMaskDropout(dropout.p)
+
+
+def epoch_batches(
+    order: list[int], lengths: Sequence[int], batch_size: int, group_by_length: bool,
+    shuffler: torch.Generator,
+) -> list[list[int]]:
+    """One epoch's batches of row positions, from that epoch's shuffled `order`.
+
+    Plain: consecutive slices of `order`. Grouped by length: `order` is cut into windows of
+    LENGTH_GROUP_BATCHES batches, each window's rows are sorted by length (longest first,
+    ties in shuffled order) and sliced into batches, and the batches are shuffled with
+    `shuffler`. Batches stay random in which rows they hold and when they run, but a batch
+    pads to little more than its rows' own lengths: on MovieLens-100K prompts, padding falls
+    from ~6 % of a batch of 8's tokens to under 1 %. Same number of batches either way.
+    """
+    if not group_by_length:
+        return [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+    window = batch_size * LENGTH_GROUP_BATCHES
+    batches: list[list[int]] = []
+    for start in range(0, len(order), window):
+        rows = sorted(order[start:start + window], key=lambda row: -lengths[row])
+        batches += [rows[i:i + batch_size] for i in range(0, len(rows), batch_size)]
+    return [batches[i] for i in torch.randperm(len(batches), generator=shuffler).tolist()]
 
 
 def _lr_factor(step: int, total: int, warmup_steps: int) -> float:
@@ -267,11 +302,12 @@ def train_adapter(
             _, head = split_causal_lm(peft_model)
             shuffler = torch.Generator().manual_seed(settings.seed)
             step = 0
+            lengths = [len(ids) for ids in token_ids]
             for _epoch in range(settings.epochs):
                 order = torch.randperm(count, generator=shuffler).tolist()
-                for start in range(0, count, settings.batch_size):
+                for rows in epoch_batches(order, lengths, settings.batch_size,
+                                          settings.group_by_length, shuffler):
                     cancel.raise_if_cancelled()
-                    rows = order[start : start + settings.batch_size]
                     last = backbone.last_states(peft_model, [token_ids[i] for i in rows])
                     # The LM head at the answer position only: (B, vocab) instead of (B, T, vocab).
                     logits = F.linear(last, head.weight, getattr(head, "bias", None)).float()

@@ -172,3 +172,24 @@ def test_user_show_and_users_report_the_shards_holding_the_data(trained_store):
     listed = json.loads(runner.invoke(app, ["users", "--json", "--store",
                                             str(trained_store.root)]).stdout)
     assert next(u for u in listed if u["id"] == "user0")["shards"] == detail["shards"]
+
+
+def test_train_command_records_the_length_grouping_choice_and_refuses_bad_sizes(
+        tmp_path, backbone, tiny_model_dir):
+    from typer.testing import CliRunner
+
+    from apa_console.cli.app import app
+    from apa_console.store import get_meta
+
+    store = make_store(tmp_path / "store")
+    run_partition(store, backbone, "random", 2, seed=0)
+    common = ["--store", str(store.root), "--model", str(tiny_model_dir), "--json"]
+    before = store.file.read_bytes()
+    refused = CliRunner().invoke(app, ["train", "--batch-size", "0", *common])
+    assert refused.exit_code == 2 and "--batch-size" in refused.output
+    assert store.file.read_bytes() == before
+    done = CliRunner().invoke(app, ["train", "--epochs", "1", "--batch-size", "4",
+                                    "--no-group-by-length", *common])
+    assert done.exit_code == 0, done.output
+    assert get_meta(store.snapshot())["train_settings"]["group_by_length"] is False
+    assert all(row["settings"]["group_by_length"] is False for row in live_adapters(store))

@@ -18,8 +18,10 @@ from apa_console.store import sha256_file
 from apa_console.training import (
     ADAPTER_CONFIG,
     ADAPTER_WEIGHTS,
+    LENGTH_GROUP_BATCHES,
     TrainSettings,
     UniformMaskDropout,
+    epoch_batches,
     load_adapter_model,
     manifest_hash,
     train_adapter,
@@ -59,6 +61,46 @@ def test_settings_round_trip_and_validation():
         TrainSettings(epochs=0)
     with pytest.raises(UsageError):
         TrainSettings(warmup=1.5)
+
+
+def test_records_from_before_length_grouping_existed_keep_training_without_it():
+    assert TrainSettings().group_by_length
+    legacy = TrainSettings().to_dict()
+    del legacy["group_by_length"]
+    assert not TrainSettings.from_dict(legacy).group_by_length
+    assert TrainSettings.from_dict(TrainSettings().to_dict()).group_by_length
+
+
+def _padding(batches, lengths):
+    return sum(max(lengths[r] for r in rows) * len(rows) - sum(lengths[r] for r in rows)
+               for rows in batches)
+
+
+def test_plain_epoch_batches_are_consecutive_slices_of_the_order():
+    order = [4, 2, 0, 1, 3]
+    batches = epoch_batches(order, [9, 8, 7, 6, 5], 2, False, torch.Generator().manual_seed(0))
+    assert batches == [[4, 2], [0, 1], [3]]
+
+
+def test_grouped_epoch_batches_cover_every_row_once_with_less_padding_deterministically():
+    lengths = torch.randint(150, 260, (300,), generator=torch.Generator().manual_seed(3)).tolist()
+    order = torch.randperm(300, generator=torch.Generator().manual_seed(4)).tolist()
+
+    def grouped(seed):
+        return epoch_batches(order, lengths, 8, True, torch.Generator().manual_seed(seed))
+
+    batches = grouped(5)
+    assert len(batches) == len(epoch_batches(order, lengths, 8, False, torch.Generator()))
+    assert sorted(r for rows in batches for r in rows) == list(range(300))
+    assert sorted(len(rows) for rows in batches)[1:] == [8] * (len(batches) - 1)
+    assert all([lengths[r] for r in rows] == sorted((lengths[r] for r in rows), reverse=True)
+               for rows in batches)
+    plain = epoch_batches(order, lengths, 8, False, torch.Generator())
+    assert _padding(batches, lengths) < 0.2 * _padding(plain, lengths)
+    assert grouped(5) == batches and grouped(6) != batches  # seeded, and really shuffled
+    # Rows only meet rows from their own window of the shuffled order.
+    window = 8 * LENGTH_GROUP_BATCHES
+    assert all(len({order.index(r) // window for r in rows}) == 1 for rows in batches)
 
 
 def test_manifest_hash_depends_on_ids_and_order():
@@ -194,3 +236,10 @@ def test_fast_dropout_keeps_the_right_share_and_is_off_in_eval():
     torch.testing.assert_close(dropout(x), kept, rtol=0, atol=0)  # seeded: same mask again
     assert dropout.eval()(x) is x
     assert UniformMaskDropout(0.0).train()(x) is x
+
+
+def test_training_follows_the_length_grouping_setting(tiny, shard, tmp_path):
+    plain = TrainSettings(**{**FAST.to_dict(), "group_by_length": False})
+    grouped = train(tiny, shard, tmp_path / "grouped")
+    assert train(tiny, shard, tmp_path / "plain", plain).weights_sha256 != grouped.weights_sha256
+    assert train(tiny, shard, tmp_path / "again").weights_sha256 == grouped.weights_sha256

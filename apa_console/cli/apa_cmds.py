@@ -71,6 +71,10 @@ def register(app: typer.Typer) -> None:
         lr: Annotated[float | None, typer.Option(help="Learning rate.")] = None,
         batch_size: Annotated[int | None, typer.Option(help="Batch size.")] = None,
         seed: Annotated[int | None, typer.Option(help="Training seed.")] = None,
+        group_by_length: Annotated[
+            bool | None, typer.Option("--group-by-length/--no-group-by-length",
+                                      help="Batch rows of similar length (less padding).")
+        ] = None,
         store: StoreOption = None,
         model: ModelOption = None,
         device: DeviceOption = None,
@@ -85,7 +89,8 @@ def register(app: typer.Typer) -> None:
             raise UsageError("--lr must be positive")
         target = open_store(store)
         backbone = open_backbone(target, model, device, record=True)
-        overrides = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed}
+        overrides = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed,
+                     "group_by_length": group_by_length}
         with live_progress(quiet=json) as (bars, cancel):
             trained = train_all(target, backbone, overrides=overrides,
                                 retrain_baseline=retrain_baseline, progress=bars, cancel=cancel)
