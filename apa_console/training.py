@@ -37,6 +37,7 @@ import torch.nn.functional as F
 
 from .backbone import Backbone, split_causal_lm
 from .errors import ConflictError, NotFoundError, UsageError
+from .lora_dropout import DROPOUT_SAMPLERS, use_dropout_sampler
 from .progress import NEVER_CANCELLED, CancelToken, ProgressCallback, ProgressEvent, ignore_progress
 from .store import sha256_file
 
@@ -55,7 +56,8 @@ class TrainSettings:
     while matmuls stay large enough to run near peak; 10 % linear warmup, then linear decay
     to zero, keeps the first steps on random LoRA init from overshooting. Prompts longer than
     `max_length` tokens keep their end (the answer position). `group_by_length` batches rows
-    of similar length together (`epoch_batches`), so little of a step is spent on padding.
+    of similar length together (`epoch_batches`), so little of a step is spent on padding;
+    `dropout_sampler` picks how LoRA dropout masks are drawn (`lora_dropout`).
     """
 
     rank: int = 8
@@ -70,6 +72,7 @@ class TrainSettings:
     warmup: float = 0.1  # fraction of all steps spent ramping the learning rate up
     weight_decay: float = 0.0
     group_by_length: bool = True
+    dropout_sampler: str = "packed16"  # how LoRA dropout masks are drawn (lora_dropout.py)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "target_modules", tuple(self.target_modules))
@@ -88,6 +91,8 @@ class TrainSettings:
             problems.append("warmup must be a fraction in [0, 1)")
         if self.max_length < 8:
             problems.append("max_length must be >= 8")
+        if self.dropout_sampler not in DROPOUT_SAMPLERS:
+            problems.append(f"dropout_sampler must be one of {', '.join(DROPOUT_SAMPLERS)}")
         if problems:
             raise UsageError("invalid training settings: " + "; ".join(problems))
 
@@ -107,7 +112,8 @@ class TrainSettings:
 
 
 # What adapters recorded without these keys were trained with.
-SETTINGS_BEFORE_THEY_EXISTED: dict[str, Any] = {"group_by_length": False}
+SETTINGS_BEFORE_THEY_EXISTED: dict[str, Any] = {"group_by_length": False,
+                                                "dropout_sampler": "uniform"}
 # Rows are sorted by length within windows of this many batches of the shuffled order.
 LENGTH_GROUP_BATCHES = 16
 
@@ -152,40 +158,6 @@ def _deterministic_algorithms() -> Iterator[None]:
     finally:
         torch.utils.deterministic.fill_uninitialized_memory = previous_fill
         torch.use_deterministic_algorithms(previous, warn_only=previous_warn)
-
-
-class UniformMaskDropout(torch.nn.Module):
-    """Inverted dropout whose keep-mask comes from `torch.rand` instead of `bernoulli_`.
-
-    Same distribution, same seeded global generator (so just as deterministic), but on CPU it
-    draws the mask in about half the time: with LoRA dropout on the input of every q_proj and
-    v_proj, `nn.Dropout` cost as much as the q_proj matmuls themselves (~5 % of a step).
-    """
-
-    def __init__(self, p: float):
-        super().__init__()
-        self.p = float(p)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0.0:
-            return x
-        keep = torch.rand(x.shape, dtype=x.dtype, device=x.device) >= self.p
-        return x * keep.to(x.dtype).mul_(1.0 / (1.0 - self.p))
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}"
-
-
-def _use_fast_dropout(peft_model: torch.nn.Module) -> None:
-    """Swap peft's LoRA `nn.Dropout` modules for `UniformMaskDropout` (no parameters, so the
-    saved adapter is unaffected). Leaves anything it does not recognise alone."""
-    for module in peft_model.modules():
-        dropouts = getattr(module, "lora_dropout", None)
-        if not isinstance(dropouts, torch.nn.ModuleDict):
-            continue
-        for name, dropout in list(dropouts.items()):
-            if isinstance(dropout, torch.nn.Dropout):
-                dropouts[name] = UniformMaskDropout(dropout.p)
 
 
 def epoch_batches(
@@ -290,7 +262,7 @@ def train_adapter(
                 # peft asks transformers a deprecated question; nothing for an operator to fix.
                 warnings.filterwarnings("ignore", category=FutureWarning)
                 peft_model = get_peft_model(backbone.shared_weight_copy(), _lora_config(settings))
-            _use_fast_dropout(peft_model)
+            use_dropout_sampler(peft_model, settings.dropout_sampler)
             peft_model.train()
             trainable = [p for p in peft_model.parameters() if p.requires_grad]
             optimizer = torch.optim.AdamW(

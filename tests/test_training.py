@@ -20,7 +20,6 @@ from apa_console.training import (
     ADAPTER_WEIGHTS,
     LENGTH_GROUP_BATCHES,
     TrainSettings,
-    UniformMaskDropout,
     epoch_batches,
     load_adapter_model,
     manifest_hash,
@@ -67,8 +66,13 @@ def test_records_from_before_length_grouping_existed_keep_training_without_it():
     assert TrainSettings().group_by_length
     legacy = TrainSettings().to_dict()
     del legacy["group_by_length"]
-    assert not TrainSettings.from_dict(legacy).group_by_length
-    assert TrainSettings.from_dict(TrainSettings().to_dict()).group_by_length
+    del legacy["dropout_sampler"]
+    old = TrainSettings.from_dict(legacy)
+    assert not old.group_by_length and old.dropout_sampler == "uniform"
+    current = TrainSettings.from_dict(TrainSettings().to_dict())
+    assert current.group_by_length and current.dropout_sampler == "packed16"
+    with pytest.raises(UsageError, match="dropout_sampler"):
+        TrainSettings(dropout_sampler="bernoulli")
 
 
 def _padding(batches, lengths):
@@ -225,21 +229,14 @@ def test_bad_training_inputs(tiny, tmp_path):
         train_adapter(tiny, [], [], [], FAST, tmp_path / "a")
 
 
-def test_fast_dropout_keeps_the_right_share_and_is_off_in_eval():
-    dropout = UniformMaskDropout(0.25)
-    x = torch.ones(200, 500)
-    generator_state = torch.random.get_rng_state()
-    kept = dropout.train()(x)
-    assert set(kept.unique().tolist()) <= {0.0, float(torch.tensor(1.0 / 0.75))}
-    assert abs(float((kept > 0).float().mean()) - 0.75) < 0.01
-    torch.random.set_rng_state(generator_state)
-    torch.testing.assert_close(dropout(x), kept, rtol=0, atol=0)  # seeded: same mask again
-    assert dropout.eval()(x) is x
-    assert UniformMaskDropout(0.0).train()(x) is x
-
-
 def test_training_follows_the_length_grouping_setting(tiny, shard, tmp_path):
     plain = TrainSettings(**{**FAST.to_dict(), "group_by_length": False})
     grouped = train(tiny, shard, tmp_path / "grouped")
     assert train(tiny, shard, tmp_path / "plain", plain).weights_sha256 != grouped.weights_sha256
     assert train(tiny, shard, tmp_path / "again").weights_sha256 == grouped.weights_sha256
+
+
+def test_training_follows_the_dropout_sampler_setting(tiny, shard, tmp_path):
+    uniform = TrainSettings(**{**FAST.to_dict(), "dropout_sampler": "uniform"})
+    packed = train(tiny, shard, tmp_path / "packed")
+    assert train(tiny, shard, tmp_path / "uniform", uniform).weights_sha256 != packed.weights_sha256
