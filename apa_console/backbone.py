@@ -53,6 +53,10 @@ CACHE_MARKER = "apa_model.json"  # written last inside the cache: its presence m
 # (TALLRec's cutoff; its prompts run ~200 tokens).
 DEFAULT_MAX_PROMPT_TOKENS = 512
 # Keys that change when the same weights are re-saved by another library version.
+# Rows per forward pass when scoring or embedding. With length-sorted batches, 8 rows ran at
+# 0.78-0.82 of this machine's matmul peak and 16 at 0.72-0.79 (benchmarks/engine.py, 2 CPU
+# cores): smaller activations stay in cache between the elementwise passes.
+SCORE_BATCH_SIZE = 8
 _VOLATILE_CONFIG_KEYS = ("transformers_version", "_name_or_path", "torch_dtype", "dtype")
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
 _SAMPLE_BYTES = 64 * 1024
@@ -494,7 +498,7 @@ class Backbone:
         prompts: list[str],
         *,
         model: torch.nn.Module | None = None,
-        batch_size: int = 16,
+        batch_size: int = SCORE_BATCH_SIZE,
         progress: ProgressCallback = ignore_progress,
         cancel: CancelToken = NEVER_CANCELLED,
         task: str = "score",
@@ -553,7 +557,7 @@ class Backbone:
         self,
         texts: list[str],
         *,
-        batch_size: int = 16,
+        batch_size: int = SCORE_BATCH_SIZE,
         progress: ProgressCallback = ignore_progress,
         cancel: CancelToken = NEVER_CANCELLED,
         task: str = "hidden states",

@@ -21,6 +21,7 @@ from .aggregation import (
     set_row_weights,
     softmax_rows,
 )
+from .backbone import SCORE_BATCH_SIZE
 from .embeddings import cached_embeddings, embeddings_for, split_samples
 from .errors import ConflictError, NotFoundError, UsageError
 from .progress import NEVER_CANCELLED, CancelToken, ProgressCallback, ignore_progress
@@ -153,7 +154,7 @@ def _sample_vectors(store, backbone, samples, use_cache, progress, cancel) -> np
 def score_apa(
     store: Store, backbone, samples: Sequence[Sample], *, strategy: str = "adaptive",
     level: str = "D", tau: float | None = None, neighbours: int | None = None,
-    use_cache: bool = True, live: LiveSet | None = None, batch_size: int = 16,
+    use_cache: bool = True, live: LiveSet | None = None, batch_size: int = SCORE_BATCH_SIZE,
     progress: ProgressCallback = ignore_progress, cancel: CancelToken = NEVER_CANCELLED,
 ) -> ScoreReport:
     """APA inference: per-sample weights, then one forward pass per batch with each row's own
