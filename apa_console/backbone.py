@@ -53,9 +53,9 @@ CACHE_MARKER = "apa_model.json"  # written last inside the cache: its presence m
 # (TALLRec's cutoff; its prompts run ~200 tokens).
 DEFAULT_MAX_PROMPT_TOKENS = 512
 # Keys that change when the same weights are re-saved by another library version.
-# Rows per forward pass when scoring or embedding. With length-sorted batches, 8 rows ran at
-# 0.78-0.82 of this machine's matmul peak and 16 at 0.72-0.79 (benchmarks/engine.py, 2 CPU
-# cores): smaller activations stay in cache between the elementwise passes.
+# Rows per forward pass when scoring or embedding. With length-sorted batches, 8 and 16 rows
+# ran alike (benchmarks/engine.py, 2 CPU cores, 12 and 13 runs: median 0.80 vs 0.78 of the
+# matmul peak); 8 halves the activation memory and reports progress twice as often.
 SCORE_BATCH_SIZE = 8
 _VOLATILE_CONFIG_KEYS = ("transformers_version", "_name_or_path", "torch_dtype", "dtype")
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
