@@ -1,8 +1,8 @@
 """LoRA dropout masks drawn cheaply and deterministically from the seeded global generator.
 
 peft puts an `nn.Dropout` on the input of every LoRA layer (q_proj and v_proj: 60 layers in
-SmolLM2), and on a CPU drawing those masks costs more than the LoRA matmuls: training with
-dropout off ran 12-20 % faster per step. The samplers here keep inverted dropout's meaning
+SmolLM2), and on a CPU those masks are expensive: training steps with dropout off ran
+12-20 % faster. The samplers here keep inverted dropout's meaning
 (each element kept with probability 1 - p, kept ones scaled so the mean is unchanged) and
 are swapped in after peft builds the model; they hold no parameters, so saved adapters keep
 peft's format. Which sampler trained an adapter is one of its settings (`TrainSettings.
@@ -18,8 +18,9 @@ _LEVELS = 1 << _BITS
 
 
 class UniformMaskDropout(torch.nn.Module):
-    """Sampler "uniform": one float from `torch.rand` per element (about twice as fast as
-    `nn.Dropout`'s `bernoulli_`). Kept for adapters trained with it."""
+    """Sampler "uniform": one float from `torch.rand` per element (4.2 ms per million
+    elements here, against 6.4 ms for `nn.Dropout`'s `bernoulli_`). Kept for adapters
+    trained with it."""
 
     def __init__(self, p: float):
         super().__init__()
@@ -38,8 +39,8 @@ class UniformMaskDropout(torch.nn.Module):
 class PackedBitsDropout(torch.nn.Module):
     """Sampler "packed16": 16 random bits per element, four elements per 64-bit draw.
 
-    A draw of the generator yields 64 bits however they are used, and `torch.rand` spends
-    one draw per element; here one draw serves four, and the mask is built in one pass.
+    `torch.rand` spends a 32-bit generator draw per element; here one 64-bit value (two
+    draws) serves four elements, and the mask is built in one pass.
     p is rounded to a multiple of 2^-16 (0.05 becomes 0.0500031) and kept elements are
     scaled by the exact inverse of the rounded keep probability, so E[output] = input.
     """

@@ -1,6 +1,7 @@
 """Engine throughput against this machine's own matmul peak, measured in one run.
 
-    python benchmarks/engine.py [--score-batches 8,16] [--train-batches 8] [--repeats 2] [--json out.json]
+    python benchmarks/engine.py [--score-batches 8,16] [--train-batches 8] [--repeats 2]
+                                [--json out.json]
 
 Prints:
 - peak: the best fp32 GFLOP/s of large square (2048²) torch matmuls on all available cores,

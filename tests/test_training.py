@@ -62,7 +62,7 @@ def test_settings_round_trip_and_validation():
         TrainSettings(warmup=1.5)
 
 
-def test_records_from_before_length_grouping_existed_keep_training_without_it():
+def test_records_from_before_a_setting_existed_keep_the_old_behaviour():
     assert TrainSettings().group_by_length
     legacy = TrainSettings().to_dict()
     del legacy["group_by_length"]
