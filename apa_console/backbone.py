@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .cpu_memory import keep_freed_memory_for_reuse
 from .errors import ConflictError, NotFoundError, UsageError
 from .fused_norm import fuse_rms_norms
 from .progress import NEVER_CANCELLED, CancelToken, ProgressCallback, ProgressEvent, ignore_progress
@@ -70,36 +71,6 @@ def available_cores() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not Linux
         return max(1, os.cpu_count() or 1)
-
-
-_M_TRIM_THRESHOLD = -1  # glibc mallopt parameter numbers (malloc.h)
-_M_MMAP_THRESHOLD = -3
-_allocator_tuned = False
-
-
-def keep_freed_memory_for_reuse() -> None:
-    """Let glibc reuse freed activation buffers instead of returning them to the kernel.
-
-    By default every buffer over a few MiB is mmap-ed and unmapped when freed, so each
-    forward pass page-faults its activations in again: ~10 % of CPU scoring time went to the
-    kernel zeroing pages. Raising the mmap and trim thresholds keeps those pages in the heap
-    (the process holds on to its peak working set instead). Linux/glibc only; harmless no-op
-    elsewhere.
-    """
-    global _allocator_tuned
-    if _allocator_tuned:
-        return
-    _allocator_tuned = True
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-        for threshold in (256 << 20, 32 << 20):  # glibc may cap the mmap threshold at 32 MiB
-            if libc.mallopt(_M_MMAP_THRESHOLD, threshold) == 1:
-                break
-        libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30)
-    except (OSError, AttributeError):
-        pass
 
 
 def choose_device(device: str | None = None) -> tuple[torch.device, torch.dtype]:

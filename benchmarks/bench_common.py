@@ -1,8 +1,11 @@
 """What the benchmarks share: where MovieLens-100K lives, the one-time base store (data plus
 every split's hidden states) that each configuration copies, and the machine's description."""
 
-from __future__ import annotations
+from __future__ import annotations  # noqa: I001 (apa_console must come before torch)
 
+# As in the CLI, the package comes before torch: it sets allocator options (cpu_memory.py)
+# that torch reads once, on import.
+import apa_console  # noqa: F401
 import os
 import platform
 from pathlib import Path

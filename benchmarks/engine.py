@@ -1,33 +1,40 @@
 """Engine throughput against this machine's own matmul peak, measured in one run.
 
     python benchmarks/engine.py [--score-batches 8,16] [--train-batches 8] [--repeats 2]
-                                [--json out.json]
+                                [--probe-seconds 0.5] [--json out.json]
 
 Prints:
-- peak: the best fp32 GFLOP/s of large square (2048²) torch matmuls on all available cores,
-  measured at the start and again right before and after every timed run, because the
-  peak of this shared VM drifts by ±20 % within minutes: each run is compared with the
-  peak around it;
+- peak: the best fp32 GFLOP/s of large square (2048²) torch matmuls on all available cores.
+  The peak of this shared VM drifts by ±20 % within minutes (and by more while neighbours
+  are busy), so it is probed again between every two steps of every workload, and each
+  step is compared with the probes right before and after it;
 - scoring: samples/s of `Backbone.score` with the default model at TALLRec prompt lengths
-  (Alpaca wrapper + 10 quoted movie titles + target), per batch size, and its achieved
-  GFLOP/s as a fraction of the peak;
-- training: samples/s of `train_adapter` steps (steady state, setup excluded) and its
-  achieved GFLOP/s as a fraction of the peak.
+  (Alpaca wrapper + 10 quoted movie titles + target), per batch size; a step is one batch;
+- training: samples/s of `train_adapter` steps (steady state: the first step, with setup
+  and heap growth, is left out); a step is one optimizer step;
+- for each run: achieved GFLOP/s as a fraction of the adjacent peak (the run's GFLOP over
+  the sum of step seconds × adjacent peak), the median of the steps' own fractions, and,
+  as a conservative bound, the run's GFLOP/s over the best peak seen in the whole benchmark.
+  Probe time is not counted as workload time.
 
-FLOP accounting (stated so the fractions can be checked):
+FLOP accounting (stated so the fractions can be checked), per step from its rows' own
+prompt lengths (padding is not counted as work):
   forward per sample = 2 * P * T + 2 * L * d * T**2
     P: parameters of the decoder's Linear layers (the embedding is a lookup, and the LM head
        runs at one position only, so neither is counted), T: prompt tokens, L: layers,
        d: attention width; 2·L·d·T² is causal attention (QKᵀ and AV, half of the square).
   training per sample = 2 * forward: the base weights are frozen, so backward computes
        input gradients (≈ one forward) but no weight gradients; LoRA's own are negligible.
-       The common "3 × forward" rule assumes weight gradients too; it is printed as well, but
-       the 2× figure is the honest one for LoRA.
+       The common "3 × forward" rule assumes weight gradients too; it would give 1.5× the
+       printed training fractions, but the 2× figure is the honest one for LoRA.
   The model cache is the shared one (`$APA_MODEL_CACHE`, else ~/.cache/apa-console/models).
 """
 
-from __future__ import annotations
+from __future__ import annotations  # noqa: I001 (apa_console must come before torch)
 
+# As in the CLI, the package comes before torch: it sets allocator options (cpu_memory.py)
+# that torch reads once, on import.
+import apa_console  # noqa: F401
 import argparse
 import json
 import os
@@ -82,22 +89,74 @@ def realistic_prompts(count: int, seed: int = 0) -> tuple[list[str], list[int]]:
     return prompts, labels
 
 
-def matmul_peak(seconds: float = 1.0, size: int = 2048) -> float:
-    """Best fp32 GFLOP/s of large square matmuls within `seconds` (all cores, the thread
-    count the engine uses)."""
-    left, right = torch.randn(size, size), torch.randn(size, size)
-    torch.mm(left, right)  # warm-up: thread pool and packing buffers
-    best = 0.0
-    deadline = time.perf_counter() + seconds
-    while time.perf_counter() < deadline:
-        started = time.perf_counter()
-        torch.mm(left, right)
-        best = max(best, 2 * size**3 / (time.perf_counter() - started) / 1e9)
-    return best
+class PeakProbe:
+    """Best fp32 GFLOP/s of large square matmuls on all cores (the engine's thread count),
+    with its buffers allocated once so a probe run between a workload's steps allocates
+    nothing the workload might then reuse."""
+
+    def __init__(self, size: int = 2048):
+        self.size = size
+        self.left, self.right = torch.randn(size, size), torch.randn(size, size)
+        self.out = torch.empty(size, size)
+        torch.mm(self.left, self.right, out=self.out)  # warm-up: thread pool, packing buffers
+
+    def __call__(self, seconds: float) -> float:
+        best = 0.0
+        deadline = time.perf_counter() + seconds
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            torch.mm(self.left, self.right, out=self.out)
+            best = max(best, 2 * self.size**3 / (time.perf_counter() - started) / 1e9)
+        return best
 
 
-def flops_per_sample(backbone: Backbone, tokens: float) -> float:
-    """Forward FLOPs for one prompt of `tokens` tokens (see the module docstring)."""
+class StepLog:
+    """One run of a workload, step by step: each step's GFLOP (from its rows' own lengths)
+    and seconds, and the peak probed right before and right after it.
+
+    This machine's matmul peak drifts by ±20 % within minutes (a shared VM: clock boost,
+    neighbours' memory traffic), so each step is compared with the peak around it: the run's
+    fraction is its GFLOP over the sum of step seconds × adjacent peak. Probes run between
+    steps and their time is not counted as the workload's.
+    """
+
+    def __init__(self, probe: PeakProbe, probe_seconds: float):
+        self.probe, self.probe_seconds = probe, probe_seconds
+        self.peaks: list[float] = []
+        self.steps: list[tuple[float, float, int]] = []  # (GFLOP, seconds, samples)
+        self._resumed = 0.0
+
+    def resume(self) -> None:
+        """Probe the peak, then start the clock for the next step."""
+        self.peaks.append(self.probe(self.probe_seconds))
+        self._resumed = time.perf_counter()
+
+    def step_done(self, gflop: float, samples: int) -> None:
+        """Stop the clock for the step that ran since `resume`, then `resume`."""
+        self.steps.append((gflop, time.perf_counter() - self._resumed, samples))
+        self.resume()
+
+    def adjacent_peaks(self) -> list[float]:
+        return [(before + after) / 2 for before, after in zip(self.peaks, self.peaks[1:])]
+
+    def fraction(self) -> float:
+        spent = sum(seconds * peak for (_, seconds, _), peak in
+                    zip(self.steps, self.adjacent_peaks()))
+        return sum(gflop for gflop, _, _ in self.steps) / spent
+
+    def step_fractions(self) -> list[float]:
+        return [gflop / seconds / peak for (gflop, seconds, _), peak in
+                zip(self.steps, self.adjacent_peaks())]
+
+    def samples_per_s(self) -> float:
+        return sum(n for _, _, n in self.steps) / sum(seconds for _, seconds, _ in self.steps)
+
+    def gflops(self) -> float:
+        return sum(g for g, _, _ in self.steps) / sum(seconds for _, seconds, _ in self.steps)
+
+
+def forward_gflop(backbone: Backbone, tokens: float) -> float:
+    """Forward GFLOP for one prompt of `tokens` tokens (see the module docstring)."""
     decoder = backbone.model.get_decoder()
     linear_params = sum(
         module.weight.numel()
@@ -108,89 +167,104 @@ def flops_per_sample(backbone: Backbone, tokens: float) -> float:
     attention_width = config.num_attention_heads * (
         getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
     )
-    return 2 * linear_params * tokens + 2 * config.num_hidden_layers * attention_width * tokens**2
+    flops = 2 * linear_params * tokens + 2 * config.num_hidden_layers * attention_width * tokens**2
+    return flops / 1e9
 
 
-class Measurement:
-    """Runs of one workload, each bracketed by a short peak measurement.
+def scoring_run(backbone: Backbone, prompts: list[str], batch_size: int, log: StepLog) -> None:
+    """Every batch is a step: timed from right before its forward pass to its progress
+    event."""
+    lengths = [len(ids) for ids in backbone.encode(prompts)]
+    batches: list[tuple[float, int]] = []  # (GFLOP, rows)
 
-    This machine's matmul peak drifts by ±20 % within minutes (a shared VM: clock boost,
-    neighbours), so each run is compared with the peak measured right around it.
-    """
+    def before_batch(rows: list[int]) -> None:
+        batches.append((sum(forward_gflop(backbone, lengths[row]) for row in rows), len(rows)))
+        if not log.peaks:
+            log.resume()
 
-    def __init__(self, name: str, gflop_per_sample: float):
-        self.name = name
-        self.gflop_per_sample = gflop_per_sample
-        self.runs: list[tuple[float, float]] = []  # (samples/s, adjacent peak GFLOP/s)
-
-    def run(self, workload) -> None:
-        before = matmul_peak()
-        rate = workload()
-        after = matmul_peak()
-        self.runs.append((rate, (before + after) / 2))
-
-    def fractions(self) -> list[float]:
-        return [rate * self.gflop_per_sample / peak for rate, peak in self.runs]
-
-    def best(self) -> dict:
-        index = int(np.argmax(self.fractions()))
-        rate, peak = self.runs[index]
-        return {
-            "samples_per_s": rate,
-            "gflops": rate * self.gflop_per_sample,
-            "adjacent_peak_gflops": peak,
-            "fraction_of_peak": self.fractions()[index],
-            "median_fraction_of_peak": float(np.median(self.fractions())),
-            "runs": [
-                {"samples_per_s": r, "adjacent_peak_gflops": p} for r, p in self.runs
-            ],
-        }
-
-    def report(self, label: str) -> None:
-        best = self.best()
-        print(f"  {label}: {best['samples_per_s']:5.2f} samples/s = {best['gflops']:6.1f} GFLOP/s"
-              f" vs peak {best['adjacent_peak_gflops']:5.1f} = {best['fraction_of_peak']:.2f}"
-              f"  (runs: {', '.join(f'{f:.2f}' for f in self.fractions())};"
-              f" median {best['median_fraction_of_peak']:.2f})", flush=True)
+    backbone.score(prompts, batch_size=batch_size, before_batch=before_batch,
+                   progress=lambda event: log.step_done(*batches[-1]))
 
 
-def scoring_run(backbone: Backbone, prompts: list[str], batch_size: int):
-    def workload() -> float:
-        started = time.perf_counter()
-        backbone.score(prompts, batch_size=batch_size)
-        return len(prompts) / (time.perf_counter() - started)
-
-    return workload
-
-
-def training_run(backbone: Backbone, prompts: list[str], labels: list[int], batch_size: int):
-    """Steady-state samples/s: from the end of the first (warm-up) step to the end of the
-    last, counting the samples of the steps in between."""
-    step_sizes = [min(batch_size, len(prompts) - start)
-                  for start in range(0, len(prompts), batch_size)]
+def training_run(backbone: Backbone, prompts: list[str], labels: list[int], batch_size: int,
+                 log: StepLog) -> None:
+    """Steady-state steps: each timed from the end of the previous step's progress event to
+    its own; the first step (heap growth, setup) is left out. A step's GFLOP is 2× the
+    forward GFLOP of the rows it trained on, which a wrapper around `last_states` records."""
     settings = TrainSettings(epochs=1, batch_size=batch_size, seed=0)
+    batch_lengths: list[list[int]] = []
+    last_states = backbone.last_states
 
-    def workload() -> float:
-        stamps: list[float] = []
+    def recording_last_states(model, token_ids):
+        batch_lengths.append([len(ids) for ids in token_ids])
+        return last_states(model, token_ids)
+
+    def step_done(event) -> None:
+        rows = batch_lengths[-1]
+        if event.step == 1:
+            log.resume()
+        else:
+            log.step_done(sum(2 * forward_gflop(backbone, n) for n in rows), len(rows))
+
+    backbone.last_states = recording_last_states
+    try:
         with tempfile.TemporaryDirectory() as scratch:
             train_adapter(
                 backbone, prompts, labels, [str(i) for i in range(len(prompts))], settings,
-                Path(scratch) / "adapter",
-                progress=lambda event: stamps.append(time.perf_counter()),
+                Path(scratch) / "adapter", progress=step_done,
             )
-        return sum(step_sizes[1:]) / (stamps[-1] - stamps[0])
+    finally:
+        del backbone.last_states  # the instance attribute; the method shows through again
 
-    return workload
+
+class Workload:
+    """Runs of one workload setting and their summary."""
+
+    def __init__(self, label: str):
+        self.label = label
+        self.logs: list[StepLog] = []
+
+    def summary(self, best_peak: float) -> dict:
+        fractions = [log.fraction() for log in self.logs]
+        step_fractions = [f for log in self.logs for f in log.step_fractions()]
+        return {
+            "samples_per_s": [log.samples_per_s() for log in self.logs],
+            "gflops": [log.gflops() for log in self.logs],
+            "fraction_of_adjacent_peak": fractions,
+            "median_fraction": float(np.median(fractions)),
+            "median_step_fraction": float(np.median(step_fractions)),
+            "steps": len(step_fractions),
+            "fraction_of_best_peak": [log.gflops() / best_peak for log in self.logs],
+            "probe_range_gflops": [min(p for log in self.logs for p in log.peaks),
+                                   max(p for log in self.logs for p in log.peaks)],
+            "runs": [{"steps_gflop_seconds_samples": log.steps, "probes_gflops": log.peaks}
+                     for log in self.logs],
+        }
+
+    def report(self, best_peak: float) -> None:
+        s = self.summary(best_peak)
+
+        def listed(values: list[float]) -> str:
+            return ", ".join(f"{value:.2f}" for value in values)
+
+        print(f"  {self.label}: {listed(s['samples_per_s'])} samples/s; of the adjacent peak:"
+              f" runs {listed(s['fraction_of_adjacent_peak'])}"
+              f" (median {s['median_fraction']:.2f}; median of {s['steps']} steps"
+              f" {s['median_step_fraction']:.2f}); of the best peak seen:"
+              f" {listed(s['fraction_of_best_peak'])}; probes"
+              f" {s['probe_range_gflops'][0]:.0f}–{s['probe_range_gflops'][1]:.0f} GFLOP/s",
+              flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--score-samples", type=int, default=32)
     parser.add_argument("--score-batches", default="8,16")
-    parser.add_argument("--train-samples", type=int, default=64,
-                        help="enough steps that heap growth in the first ones averages out")
+    parser.add_argument("--train-samples", type=int, default=64)
     parser.add_argument("--train-batches", default="8")
-    parser.add_argument("--repeats", type=int, default=2, help="runs per setting (best counts)")
+    parser.add_argument("--repeats", type=int, default=2, help="runs per setting")
+    parser.add_argument("--probe-seconds", type=float, default=0.5,
+                        help="length of each peak probe between steps")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
 
@@ -199,9 +273,11 @@ def main(argv: list[str] | None = None) -> int:
     cores = available_cores()
     torch.set_num_threads(cores)
     print(f"machine: {cores} cores, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, load average {load_before:.2f}", flush=True)
-    peak = matmul_peak(6.0)
-    print(f"peak fp32 matmul (2048², best over 6 s): {peak:.1f} GFLOP/s", flush=True)
+          f"{torch.get_num_threads()} threads, load average {load_before:.2f}, "
+          f"THP_MEM_ALLOC_ENABLE={os.environ.get('THP_MEM_ALLOC_ENABLE', '')}", flush=True)
+    probe = PeakProbe()
+    first_peak = probe(6.0)
+    print(f"peak fp32 matmul (2048², best over 6 s): {first_peak:.1f} GFLOP/s", flush=True)
 
     started = time.perf_counter()
     backbone = Backbone.load(None, device="cpu")
@@ -210,54 +286,47 @@ def main(argv: list[str] | None = None) -> int:
 
     score_prompts, _ = realistic_prompts(args.score_samples, seed=1)
     train_prompts, train_labels = realistic_prompts(args.train_samples, seed=2)
-    forward = {}  # GFLOP per sample of each workload's own prompts (real tokens only)
     for name, prompts in (("scoring", score_prompts), ("training", train_prompts)):
         lengths = [len(ids) for ids in backbone.encode(prompts)]
-        tokens = float(np.mean(lengths))
-        forward[name] = float(np.mean([flops_per_sample(backbone, n) for n in lengths])) / 1e9
-        print(f"{name} prompts: {tokens:.0f} tokens on average ({min(lengths)}–{max(lengths)});"
-              f" forward {forward[name]:.1f} GFLOP per sample", flush=True)
+        gflop = float(np.mean([forward_gflop(backbone, n) for n in lengths]))
+        print(f"{name} prompts: {np.mean(lengths):.0f} tokens on average "
+              f"({min(lengths)}–{max(lengths)}); forward {gflop:.1f} GFLOP per sample",
+              flush=True)
     print("training counted as 2× forward; padding is not counted as work", flush=True)
 
-    scoring: dict[int, Measurement] = {}
+    workloads: dict[str, dict[int, Workload]] = {"scoring": {}, "training": {}}
     for batch_size in (int(size) for size in args.score_batches.split(",")):
         backbone.score(score_prompts[:batch_size], batch_size=batch_size)  # warm-up
-        scoring[batch_size] = Measurement(f"scoring batch {batch_size}", forward["scoring"])
+        workload = workloads["scoring"][batch_size] = Workload(f"scoring  batch {batch_size:>2}")
         for _ in range(args.repeats):
-            scoring[batch_size].run(scoring_run(backbone, score_prompts, batch_size))
-        scoring[batch_size].report(f"scoring  batch {batch_size:>2}")
-    training: dict[int, Measurement] = {}
+            workload.logs.append(StepLog(probe, args.probe_seconds))
+            scoring_run(backbone, score_prompts, batch_size, workload.logs[-1])
     for batch_size in (int(size) for size in args.train_batches.split(",")):
-        training[batch_size] = Measurement(f"training batch {batch_size}",
-                                           2 * forward["training"])
+        workload = workloads["training"][batch_size] = Workload(f"training batch {batch_size:>2}")
         for _ in range(args.repeats):
-            training[batch_size].run(
-                training_run(backbone, train_prompts, train_labels, batch_size)
-            )
-        training[batch_size].report(f"training batch {batch_size:>2}")
+            workload.logs.append(StepLog(probe, args.probe_seconds))
+            training_run(backbone, train_prompts, train_labels, batch_size, workload.logs[-1])
 
-    best_score = max(scoring.values(), key=lambda m: m.best()["fraction_of_peak"]).best()
-    best_train = max(training.values(), key=lambda m: m.best()["fraction_of_peak"]).best()
+    best_peak = max([first_peak] + [peak for kind in workloads.values()
+                                    for workload in kind.values()
+                                    for log in workload.logs for peak in log.peaks])
+    print(f"\nbest peak seen: {best_peak:.1f} GFLOP/s")
+    for kind in workloads.values():
+        for workload in kind.values():
+            workload.report(best_peak)
     load_after = os.getloadavg()[0]
-    print()
-    print(f"scoring : {best_score['samples_per_s']:.2f} samples/s = "
-          f"{best_score['fraction_of_peak']:.2f} of the adjacent peak "
-          f"({best_score['gflops'] / peak:.2f} of the first peak)")
-    print(f"training: {best_train['samples_per_s']:.2f} samples/s = "
-          f"{best_train['fraction_of_peak']:.2f} of the adjacent peak with 2× forward "
-          f"(by the 3× forward rule: {1.5 * best_train['fraction_of_peak']:.2f})")
-    print(f"load average before/after: {load_before:.2f}/{load_after:.2f} "
-          f"(above {cores - 0.5:.1f} means other processes shared the cores)")
+    print(f"load average before/after: {load_before:.2f}/{load_after:.2f} (the benchmark's own "
+          f"{cores} threads count too: only well above {cores} means other processes ran)")
 
-    results = {
-        "cores": cores,
-        "first_peak_gflops": peak,
-        "forward_gflop_per_sample": forward,
-        "scoring": {size: m.best() for size, m in scoring.items()},
-        "training": {size: m.best() for size, m in training.items()},
-        "load_average": [load_before, load_after],
-    }
     if args.json:
+        results = {
+            "cores": cores,
+            "first_peak_gflops": first_peak,
+            "best_peak_gflops": best_peak,
+            **{name: {size: workload.summary(best_peak) for size, workload in kind.items()}
+               for name, kind in workloads.items()},
+            "load_average": [load_before, load_after],
+        }
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0
 
