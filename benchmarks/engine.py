@@ -1,7 +1,7 @@
 """Engine throughput against this machine's own matmul peak, measured in one run.
 
     python benchmarks/engine.py [--score-batches 8,16] [--train-batches 8] [--repeats 2]
-                                [--probe-seconds 0.5] [--json out.json]
+                                [--probe-seconds 0.5] [--model PATH] [--json out.json]
 
 Prints:
 - peak: the best fp32 GFLOP/s of large square (2048²) torch matmuls on all available cores.
@@ -47,6 +47,7 @@ import numpy as np
 import torch
 
 from apa_console.backbone import MODEL_CACHE_ENV, USER_MODEL_CACHE, Backbone, available_cores
+from apa_console.errors import ApaError
 from apa_console.prompting import MOVIE_INSTRUCTION, build_input, build_prompt
 from apa_console.samples import HistoryEntry
 from apa_console.training import TrainSettings, train_adapter
@@ -256,18 +257,42 @@ class Workload:
               flush=True)
 
 
+def _batch_sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of sizes: {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"batch sizes must be at least 1: {text!r}")
+    return sizes
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--score-samples", type=int, default=32)
-    parser.add_argument("--score-batches", default="8,16")
+    parser.add_argument("--score-batches", type=_batch_sizes, default=[8, 16])
     parser.add_argument("--train-samples", type=int, default=64)
-    parser.add_argument("--train-batches", default="8")
+    parser.add_argument("--train-batches", type=_batch_sizes, default=[8])
     parser.add_argument("--repeats", type=int, default=2, help="runs per setting")
     parser.add_argument("--probe-seconds", type=float, default=0.5,
                         help="length of each peak probe between steps")
+    parser.add_argument("--model", help="a local Hugging Face model directory "
+                        "(default: SmolLM2-135M-Instruct from the model cache)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
+    if args.score_samples < 1 or args.repeats < 1 or args.probe_seconds <= 0:
+        parser.error("--score-samples and --repeats must be at least 1, --probe-seconds > 0")
+    if args.train_samples <= max(args.train_batches):
+        parser.error("--train-samples must exceed the largest training batch: the first "
+                     "step is warm-up, so at least two steps are needed")
+    try:
+        return run(args)
+    except ApaError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
 
+
+def run(args: argparse.Namespace) -> int:
     os.environ.setdefault(MODEL_CACHE_ENV, str(USER_MODEL_CACHE.expanduser()))
     load_before = os.getloadavg()[0]
     cores = available_cores()
@@ -276,11 +301,13 @@ def main(argv: list[str] | None = None) -> int:
           f"{torch.get_num_threads()} threads, load average {load_before:.2f}, "
           f"THP_MEM_ALLOC_ENABLE={os.environ.get('THP_MEM_ALLOC_ENABLE', '')}", flush=True)
     probe = PeakProbe()
-    first_peak = probe(6.0)
-    print(f"peak fp32 matmul (2048², best over 6 s): {first_peak:.1f} GFLOP/s", flush=True)
+    first_seconds = 12 * args.probe_seconds  # a longer first look: 6 s by default
+    first_peak = probe(first_seconds)
+    print(f"peak fp32 matmul (2048², best over {first_seconds:g} s): {first_peak:.1f} GFLOP/s",
+          flush=True)
 
     started = time.perf_counter()
-    backbone = Backbone.load(None, device="cpu")
+    backbone = Backbone.load(args.model, device="cpu")
     print(f"model: {backbone.info['name']} loaded in {time.perf_counter() - started:.2f} s "
           f"({backbone.device}, {str(backbone.dtype).removeprefix('torch.')})", flush=True)
 
@@ -295,13 +322,13 @@ def main(argv: list[str] | None = None) -> int:
     print("training counted as 2× forward; padding is not counted as work", flush=True)
 
     workloads: dict[str, dict[int, Workload]] = {"scoring": {}, "training": {}}
-    for batch_size in (int(size) for size in args.score_batches.split(",")):
+    for batch_size in args.score_batches:
         backbone.score(score_prompts[:batch_size], batch_size=batch_size)  # warm-up
         workload = workloads["scoring"][batch_size] = Workload(f"scoring  batch {batch_size:>2}")
         for _ in range(args.repeats):
             workload.logs.append(StepLog(probe, args.probe_seconds))
             scoring_run(backbone, score_prompts, batch_size, workload.logs[-1])
-    for batch_size in (int(size) for size in args.train_batches.split(",")):
+    for batch_size in args.train_batches:
         workload = workloads["training"][batch_size] = Workload(f"training batch {batch_size:>2}")
         for _ in range(args.repeats):
             workload.logs.append(StepLog(probe, args.probe_seconds))

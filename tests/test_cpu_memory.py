@@ -10,11 +10,12 @@ import sys
 
 from apa_console.cpu_memory import HUGE_PAGES_ENV
 
-PROBE = r"""
+PROBE = f"""
 import json, os, sys
 import apa_console
-print(json.dumps({"value": os.environ.get(%r), "torch_loaded": "torch" in sys.modules}))
-""" % HUGE_PAGES_ENV
+print(json.dumps({{"value": os.environ.get({HUGE_PAGES_ENV!r}),
+                  "torch_loaded": "torch" in sys.modules}}))
+"""
 
 
 def _probe(env: dict[str, str]) -> dict:

@@ -1,0 +1,89 @@
+"""benchmarks/engine.py on the tiny model: every step is accounted for (the training run's
+warm-up step left out), the fractions follow from the raw step log, and bad input fails with
+one line."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from apa_console.backbone import Backbone
+
+ENGINE = Path(__file__).resolve().parents[1] / "benchmarks" / "engine.py"
+
+
+def _engine(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ENGINE), *args], capture_output=True, text=True,
+                          timeout=600)
+
+
+def _engine_module():
+    spec = importlib.util.spec_from_file_location("engine_benchmark", ENGINE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_engine_benchmark_accounts_for_every_step(tiny_model_dir, tmp_path):
+    out = tmp_path / "engine.json"
+    result = _engine("--model", str(tiny_model_dir), "--score-samples", "10",
+                     "--score-batches", "4", "--train-samples", "12", "--train-batches", "4",
+                     "--repeats", "2", "--probe-seconds", "0.02", "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out.read_text())
+
+    engine = _engine_module()
+    backbone = Backbone.load(str(tiny_model_dir), device="cpu")
+    score_prompts, _ = engine.realistic_prompts(10, seed=1)
+    score_gflop = sum(engine.forward_gflop(backbone, len(ids))
+                      for ids in backbone.encode(score_prompts))
+    train_prompts, _ = engine.realistic_prompts(12, seed=2)
+    train_gflop = [engine.forward_gflop(backbone, len(ids))
+                   for ids in backbone.encode(train_prompts)]
+
+    scoring, training = report["scoring"]["4"], report["training"]["4"]
+    for summary in (scoring, training):
+        assert len(summary["runs"]) == 2
+        for run, fraction in zip(summary["runs"], summary["fraction_of_adjacent_peak"]):
+            steps, probes = run["steps_gflop_seconds_samples"], run["probes_gflops"]
+            assert len(probes) == len(steps) + 1  # one probe before and after every step
+            adjacent = [(a + b) / 2 for a, b in zip(probes, probes[1:])]
+            spent = sum(seconds * peak for (_, seconds, _), peak in zip(steps, adjacent))
+            assert math.isclose(fraction, sum(gflop for gflop, _, _ in steps) / spent)
+            assert fraction > 0
+    for run in scoring["runs"]:  # every batch counted, each prompt by its own length
+        steps = run["steps_gflop_seconds_samples"]
+        assert [samples for _, _, samples in steps] == [4, 4, 2]
+        assert math.isclose(sum(gflop for gflop, _, _ in steps), score_gflop)
+    for run in training["runs"]:  # 3 steps of 4, the first one left out
+        steps = run["steps_gflop_seconds_samples"]
+        assert [samples for _, _, samples in steps] == [4, 4]
+        for gflop, _, _ in steps:  # 2× forward of four of the prompts
+            assert 8 * min(train_gflop) <= gflop <= 8 * max(train_gflop)
+        assert sum(gflop for gflop, _, _ in steps) < 2 * sum(train_gflop)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--train-samples", "8", "--train-batches", "8"], "must exceed the largest training batch"),
+    (["--score-batches", "8,x"], "not a comma-separated list"),
+    (["--score-batches", "0"], "at least 1"),
+    (["--repeats", "0"], "must be at least 1"),
+])
+def test_engine_benchmark_rejects_bad_settings(args, message):
+    result = _engine(*args)
+    assert result.returncode == 2
+    assert message in result.stderr
+
+
+def test_engine_benchmark_reports_a_missing_model_in_one_line(tmp_path):
+    result = _engine("--model", str(tmp_path / "absent"), "--probe-seconds", "0.01")
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: ")
+    assert len(result.stderr.strip().splitlines()) == 1
