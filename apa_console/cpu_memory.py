@@ -1,16 +1,18 @@
 """How CPU tensors get their memory: large buffers on huge pages, freed ones kept for reuse.
 
-A training step of the default model holds ~4 GB of activations. In a fresh process every
+A training step of the default model holds ~3.5 GB of activations. In a fresh process every
 page of that is first touched inside the first steps, and on this machine the kernel's
 4 KiB page faults took 1.4-2.2 s of system time per step while the heap grew (steps of
-6-8 s). Two process-wide settings cut that; neither changes any number computed:
+6-8 s). Two process-wide settings cut that; neither changes any number computed. With both,
+a fresh 64-sample training took ~310 thousand page faults instead of ~945 thousand.
 
 - `request_huge_pages`: torch's CPU allocator aligns allocations of 2 MiB and more to 2 MiB
   and asks for transparent huge pages (`madvise`) when `THP_MEM_ALLOC_ENABLE` is set, one
   fault per 2 MiB instead of per 4 KiB. torch reads the variable once, at its first
   allocation (during `import torch`), so the package's `__init__` calls this before
   anything imports torch; where torch came first it is a harmless no-op. Set
-  `THP_MEM_ALLOC_ENABLE=0` to opt out.
+  `THP_MEM_ALLOC_ENABLE=0` to opt out. Kernels without transparent huge pages are left
+  alone (torch would warn that its `madvise` failed).
 - `keep_freed_memory_for_reuse`: glibc would otherwise return freed activation buffers to
   the kernel and fault them in again on the next forward pass.
 """
@@ -18,6 +20,7 @@ page of that is first touched inside the first steps, and on this machine the ke
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 HUGE_PAGES_ENV = "THP_MEM_ALLOC_ENABLE"  # read by torch's CPU allocator (c10)
 
@@ -26,9 +29,18 @@ _M_MMAP_THRESHOLD = -3
 _allocator_tuned = False
 
 
+_THP_SETTING = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+
+
 def request_huge_pages() -> None:
-    """Ask torch's CPU allocator for transparent huge pages, unless the user said otherwise."""
-    os.environ.setdefault(HUGE_PAGES_ENV, "1")
+    """Ask torch's CPU allocator for transparent huge pages, unless the user said otherwise
+    or the kernel has none to give."""
+    try:
+        setting = _THP_SETTING.read_text()
+    except OSError:  # not Linux, or a kernel built without them
+        return
+    if "[never]" not in setting:
+        os.environ.setdefault(HUGE_PAGES_ENV, "1")
 
 
 def keep_freed_memory_for_reuse() -> None:

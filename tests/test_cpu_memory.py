@@ -8,7 +8,13 @@ import os
 import subprocess
 import sys
 
+import pytest
+
+from apa_console import cpu_memory
 from apa_console.cpu_memory import HUGE_PAGES_ENV
+
+KERNEL_HAS_THP = (cpu_memory._THP_SETTING.is_file()
+                  and "[never]" not in cpu_memory._THP_SETTING.read_text())
 
 PROBE = f"""
 import json, os, sys
@@ -25,6 +31,7 @@ def _probe(env: dict[str, str]) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.skipif(not KERNEL_HAS_THP, reason="this kernel has no transparent huge pages")
 def test_importing_the_package_requests_huge_pages_before_torch_loads():
     env = {key: value for key, value in os.environ.items() if key != HUGE_PAGES_ENV}
     report = _probe(env)
@@ -34,3 +41,21 @@ def test_importing_the_package_requests_huge_pages_before_torch_loads():
 def test_an_operator_setting_is_kept():
     report = _probe({**os.environ, HUGE_PAGES_ENV: "0"})
     assert report["value"] == "0"
+
+
+@pytest.mark.parametrize("setting, expected", [
+    ("always [madvise] never\n", "1"),
+    ("[always] madvise never\n", "1"),
+    ("always madvise [never]\n", None),
+    (None, None),  # no such file: not Linux, or no THP in the kernel
+])
+def test_huge_pages_are_requested_only_where_the_kernel_has_them(
+    setting, expected, tmp_path, monkeypatch
+):
+    path = tmp_path / "enabled"
+    if setting is not None:
+        path.write_text(setting)
+    monkeypatch.setattr(cpu_memory, "_THP_SETTING", path)
+    monkeypatch.delenv(HUGE_PAGES_ENV, raising=False)
+    cpu_memory.request_huge_pages()
+    assert os.environ.get(HUGE_PAGES_ENV) == expected
