@@ -36,6 +36,7 @@ from __future__ import annotations  # noqa: I001 (apa_console must come before t
 # that torch reads once, on import.
 import apa_console  # noqa: F401
 import argparse
+import functools
 import json
 import os
 import sys
@@ -156,20 +157,23 @@ class StepLog:
         return sum(g for g, _, _ in self.steps) / sum(seconds for _, seconds, _ in self.steps)
 
 
-def forward_gflop(backbone: Backbone, tokens: float) -> float:
-    """Forward GFLOP for one prompt of `tokens` tokens (see the module docstring)."""
-    decoder = backbone.model.get_decoder()
-    linear_params = sum(
-        module.weight.numel()
-        for module in decoder.modules()
-        if isinstance(module, torch.nn.Linear)
-    )
-    config = backbone.model.config
+@functools.cache
+def _flop_coefficients(model: torch.nn.Module) -> tuple[int, int]:
+    """(Linear parameters of the decoder, layers × attention width) of `model`, counted once:
+    `forward_gflop` runs between a step's end and its clock stopping."""
+    linear_params = sum(module.weight.numel() for module in model.get_decoder().modules()
+                        if isinstance(module, torch.nn.Linear))
+    config = model.config
     attention_width = config.num_attention_heads * (
         getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
     )
-    flops = 2 * linear_params * tokens + 2 * config.num_hidden_layers * attention_width * tokens**2
-    return flops / 1e9
+    return linear_params, config.num_hidden_layers * attention_width
+
+
+def forward_gflop(backbone: Backbone, tokens: float) -> float:
+    """Forward GFLOP for one prompt of `tokens` tokens (see the module docstring)."""
+    linear_params, attention = _flop_coefficients(backbone.model)
+    return (2 * linear_params * tokens + 2 * attention * tokens**2) / 1e9
 
 
 def scoring_run(backbone: Backbone, prompts: list[str], batch_size: int, log: StepLog) -> None:
