@@ -509,20 +509,29 @@ class Backbone:
     def _prefix_cache(
         self, model: torch.nn.Module, token_ids: Sequence[list[int]]
     ) -> tuple[Any, int] | None:
-        """Keys/values of the longest token prefix all rows share (each row keeps at least
-        one token of its own, whose state gives the answer), or None if there is none."""
-        if not token_ids:
-            return None
-        length = min(len(ids) for ids in token_ids) - 1
-        first = token_ids[0]
-        for ids in token_ids[1:]:
-            while length > 0 and ids[:length] != first[:length]:
-                length -= 1
+        """Keys/values of the prefix all rows share (`shared_prefix_length`) and its length,
+        or None if there is none."""
+        length = shared_prefix_length(token_ids)
         if length < 1:
             return None
         decoder, _ = split_causal_lm(model)
-        prefix_ids = torch.tensor([first[:length]], dtype=torch.long, device=self.device)
+        prefix_ids = torch.tensor([token_ids[0][:length]], dtype=torch.long, device=self.device)
         return decoder(input_ids=prefix_ids, use_cache=True).past_key_values, length
+
+    def batch_last_states(
+        self, model: torch.nn.Module | None, token_ids: Sequence[list[int]],
+        share_prefix: bool = False,
+    ) -> torch.Tensor:
+        """`last_states` of one batch, keeping grads. With `share_prefix`, the tokens every
+        row starts with run once for the batch (as one row) and the rows continue from their
+        keys and values: the same function of the weights, with ~30 % fewer tokens for
+        TALLRec prompts. In training, the prefix then gets one LoRA dropout mask for the
+        whole batch instead of one per row, so it is a recorded training setting."""
+        target = model if model is not None else self.model
+        prefix = self._prefix_cache(target, token_ids) if share_prefix else None
+        if prefix is None:
+            return self.last_states(model, token_ids)
+        return self.last_states_after_prefix(model, *prefix, token_ids)
 
     def hidden_states(
         self,
@@ -589,6 +598,20 @@ def length_sorted_batches(token_ids: Sequence[list[int]], batch_size: int) -> li
         raise UsageError(f"batch size must be >= 1, not {batch_size}")
     order = sorted(range(len(token_ids)), key=lambda row: (-len(token_ids[row]), row))
     return [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+
+
+def shared_prefix_length(token_ids: Sequence[list[int]]) -> int:
+    """Length of the longest token prefix that all rows share, leaving each row at least one
+    token of its own (whose state gives the answer). 0 for fewer than two rows: one row has
+    nothing to share, and running its prefix separately would only add a pass."""
+    if len(token_ids) < 2:
+        return 0
+    first = token_ids[0]
+    length = min(len(ids) for ids in token_ids) - 1
+    for ids in token_ids[1:]:
+        while length > 0 and ids[:length] != first[:length]:
+            length -= 1
+    return max(length, 0)
 
 
 def _pad_token_id(tokenizer: Any) -> int:

@@ -228,7 +228,7 @@ def train_all(
                 continue
             current = live.get(shard["shard"])
             if (current and current["manifest_hash"] == manifest_hash(shard["sample_ids"])
-                    and current["settings"] == settings.to_dict()
+                    and TrainSettings.from_dict(current["settings"]) == settings
                     and current.get("valid_ids_hash") == ids_hash([s.id for s in valid])):
                 continue
             jobs.append(("shard", shard["shard"], shard["sample_ids"]))
@@ -236,7 +236,7 @@ def train_all(
             all_ids = [s.id for s in split_samples(store, "train")]
             baseline = live_adapters(store, BASELINE)
             if not (baseline and baseline[0]["manifest_hash"] == manifest_hash(all_ids)
-                    and baseline[0]["settings"] == settings.to_dict()):
+                    and TrainSettings.from_dict(baseline[0]["settings"]) == settings):
                 jobs.append((BASELINE, None, all_ids))
         trained = []
         started = time.monotonic()

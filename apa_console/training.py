@@ -58,6 +58,11 @@ class TrainSettings:
     `max_length` tokens keep their end (the answer position). `group_by_length` batches rows
     of similar length together (`epoch_batches`), so little of a step is spent on padding;
     `dropout_sampler` picks how LoRA dropout masks are drawn (`lora_dropout`).
+    `share_prefix` runs the tokens all rows of a batch start with (the Alpaca preamble and
+    the instruction, ~70 of ~210 tokens on MovieLens) once per batch instead of once per
+    row (`Backbone.batch_last_states`): steps ran ~1.3x faster here. The loss is the same
+    function of the weights; only LoRA dropout differs, drawing one mask for the shared
+    tokens of a batch rather than one per row.
     """
 
     rank: int = 8
@@ -73,6 +78,7 @@ class TrainSettings:
     weight_decay: float = 0.0
     group_by_length: bool = True
     dropout_sampler: str = "packed16"  # how LoRA dropout masks are drawn (lora_dropout.py)
+    share_prefix: bool = True  # a batch's common prompt prefix runs once (see above)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "target_modules", tuple(self.target_modules))
@@ -113,7 +119,8 @@ class TrainSettings:
 
 # What adapters recorded without these keys were trained with.
 SETTINGS_BEFORE_THEY_EXISTED: dict[str, Any] = {"group_by_length": False,
-                                                "dropout_sampler": "uniform"}
+                                                "dropout_sampler": "uniform",
+                                                "share_prefix": False}
 # Rows are sorted by length within windows of this many batches of the shuffled order.
 LENGTH_GROUP_BATCHES = 16
 
@@ -280,7 +287,8 @@ def train_adapter(
                 for rows in epoch_batches(order, lengths, settings.batch_size,
                                           settings.group_by_length, shuffler):
                     cancel.raise_if_cancelled()
-                    last = backbone.last_states(peft_model, [token_ids[i] for i in rows])
+                    last = backbone.batch_last_states(
+                        peft_model, [token_ids[i] for i in rows], settings.share_prefix)
                     # The LM head at the answer position only: (B, vocab) instead of (B, T, vocab).
                     logits = F.linear(last, head.weight, getattr(head, "bias", None)).float()
                     loss = F.cross_entropy(logits, answer_ids[rows])

@@ -11,7 +11,9 @@ Prints:
 - scoring: samples/s of `Backbone.score` with the default model at TALLRec prompt lengths
   (Alpaca wrapper + 10 quoted movie titles + target), per batch size; a step is one batch;
 - training: samples/s of `train_adapter` steps (steady state: the first step, with setup
-  and heap growth, is left out); a step is one optimizer step;
+  and heap growth, is left out); a step is one optimizer step. Twice: with the default
+  settings (each batch's shared prompt prefix runs once) and with `share_prefix` off
+  ("full rows", every row runs all its tokens, as before that setting existed);
 - for each run: achieved GFLOP/s as a fraction of the adjacent peak (the run's GFLOP over
   the sum of step seconds × adjacent peak), the median of the steps' own fractions, and,
   as a conservative bound, the run's GFLOP/s over the best peak seen in the whole benchmark.
@@ -23,6 +25,10 @@ prompt lengths (padding is not counted as work):
     P: parameters of the decoder's Linear layers (the embedding is a lookup, and the LM head
        runs at one position only, so neither is counted), T: prompt tokens, L: layers,
        d: attention width; 2·L·d·T² is causal attention (QKᵀ and AV, half of the square).
+  shared prefix of S tokens in a batch: the prefix counts once as a row of S tokens, and
+       each row's own T - S tokens as 2 * P * (T - S) + 2 * L * d * ((T - S)**2 + 2 * S * (T - S))
+       (they also attend to the S cached positions). Work the prefix saves is not counted:
+       the fraction measures how fast the work that runs runs; samples/s shows the saving.
   training per sample = 2 * forward: the base weights are frozen, so backward computes
        input gradients (≈ one forward) but no weight gradients; LoRA's own are negligible.
        The common "3 × forward" rule assumes weight gradients too; it would give 1.5× the
@@ -47,7 +53,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from apa_console.backbone import MODEL_CACHE_ENV, USER_MODEL_CACHE, Backbone, available_cores
+from apa_console.backbone import (
+    MODEL_CACHE_ENV,
+    USER_MODEL_CACHE,
+    Backbone,
+    available_cores,
+    shared_prefix_length,
+)
 from apa_console.errors import ApaError
 from apa_console.prompting import MOVIE_INSTRUCTION, build_input, build_prompt
 from apa_console.samples import HistoryEntry
@@ -170,10 +182,19 @@ def _flop_coefficients(model: torch.nn.Module) -> tuple[int, int]:
     return linear_params, config.num_hidden_layers * attention_width
 
 
-def forward_gflop(backbone: Backbone, tokens: float) -> float:
-    """Forward GFLOP for one prompt of `tokens` tokens (see the module docstring)."""
+def forward_gflop(backbone: Backbone, tokens: float, after: int = 0) -> float:
+    """Forward GFLOP for a row of `tokens` tokens that follows `after` tokens whose keys and
+    values are already computed (a shared prefix), per the module docstring."""
     linear_params, attention = _flop_coefficients(backbone.model)
-    return (2 * linear_params * tokens + 2 * attention * tokens**2) / 1e9
+    return (2 * linear_params * tokens + 2 * attention * (tokens**2 + 2 * after * tokens)) / 1e9
+
+
+def batch_forward_gflop(backbone: Backbone, lengths: list[int], prefix: int) -> float:
+    """Forward GFLOP of one batch whose rows share their first `prefix` tokens, run once."""
+    if prefix == 0:
+        return sum(forward_gflop(backbone, n) for n in lengths)
+    return forward_gflop(backbone, prefix) + sum(
+        forward_gflop(backbone, n - prefix, after=prefix) for n in lengths)
 
 
 def scoring_run(backbone: Backbone, prompts: list[str], batch_size: int, log: StepLog) -> None:
@@ -191,27 +212,29 @@ def scoring_run(backbone: Backbone, prompts: list[str], batch_size: int, log: St
                    progress=lambda event: log.step_done(*batches[-1]))
 
 
-def training_run(backbone: Backbone, prompts: list[str], labels: list[int], batch_size: int,
-                 log: StepLog) -> None:
+def training_run(backbone: Backbone, prompts: list[str], labels: list[int],
+                 settings: TrainSettings, log: StepLog) -> None:
     """Steady-state steps: each timed from the end of the previous step's progress event to
     its own; the first step (heap growth, setup) is left out. A step's GFLOP is 2× the
-    forward GFLOP of the rows it trained on, which a wrapper around `last_states` records."""
-    settings = TrainSettings(epochs=1, batch_size=batch_size, seed=0)
-    batch_lengths: list[list[int]] = []
-    last_states = backbone.last_states
+    forward GFLOP of the work it ran (with `share_prefix`, its rows' common prefix once),
+    which a wrapper around `batch_last_states` records."""
+    batch_gflop: list[tuple[float, int]] = []  # (forward GFLOP, rows)
+    batch_last_states = backbone.batch_last_states
 
-    def recording_last_states(model, token_ids):
-        batch_lengths.append([len(ids) for ids in token_ids])
-        return last_states(model, token_ids)
+    def recording(model, token_ids, share_prefix=False):
+        prefix = shared_prefix_length(token_ids) if share_prefix else 0
+        lengths = [len(ids) for ids in token_ids]
+        batch_gflop.append((batch_forward_gflop(backbone, lengths, prefix), len(lengths)))
+        return batch_last_states(model, token_ids, share_prefix)
 
     def step_done(event) -> None:
-        rows = batch_lengths[-1]
+        gflop, rows = batch_gflop[-1]
         if event.step == 1:
             log.resume()
         else:
-            log.step_done(sum(2 * forward_gflop(backbone, n) for n in rows), len(rows))
+            log.step_done(2 * gflop, rows)
 
-    backbone.last_states = recording_last_states
+    backbone.batch_last_states = recording
     try:
         with tempfile.TemporaryDirectory() as scratch:
             train_adapter(
@@ -219,7 +242,7 @@ def training_run(backbone: Backbone, prompts: list[str], labels: list[int], batc
                 Path(scratch) / "adapter", progress=step_done,
             )
     finally:
-        del backbone.last_states  # the instance attribute; the method shows through again
+        del backbone.batch_last_states  # the instance attribute; the method shows through again
 
 
 class Workload:
@@ -325,18 +348,24 @@ def run(args: argparse.Namespace) -> int:
               flush=True)
     print("training counted as 2× forward; padding is not counted as work", flush=True)
 
-    workloads: dict[str, dict[int, Workload]] = {"scoring": {}, "training": {}}
+    workloads: dict[str, dict[int, Workload]] = {"scoring": {}, "training": {},
+                                                 "training_full_rows": {}}
     for batch_size in args.score_batches:
         backbone.score(score_prompts[:batch_size], batch_size=batch_size)  # warm-up
         workload = workloads["scoring"][batch_size] = Workload(f"scoring  batch {batch_size:>2}")
         for _ in range(args.repeats):
             workload.logs.append(StepLog(probe, args.probe_seconds))
             scoring_run(backbone, score_prompts, batch_size, workload.logs[-1])
-    for batch_size in args.train_batches:
-        workload = workloads["training"][batch_size] = Workload(f"training batch {batch_size:>2}")
-        for _ in range(args.repeats):
-            workload.logs.append(StepLog(probe, args.probe_seconds))
-            training_run(backbone, train_prompts, train_labels, batch_size, workload.logs[-1])
+    for kind, share_prefix in (("training", True), ("training_full_rows", False)):
+        for batch_size in args.train_batches:
+            label = f"training batch {batch_size:>2}" + ("" if share_prefix else ", full rows")
+            workload = workloads[kind][batch_size] = Workload(label)
+            settings = TrainSettings(epochs=1, batch_size=batch_size, seed=0,
+                                     share_prefix=share_prefix)
+            for _ in range(args.repeats):
+                workload.logs.append(StepLog(probe, args.probe_seconds))
+                training_run(backbone, train_prompts, train_labels, settings,
+                             workload.logs[-1])
 
     best_peak = max([first_peak] + [peak for kind in workloads.values()
                                     for workload in kind.values()

@@ -56,6 +56,25 @@ def test_training_is_resumable_and_records_validation_errors(trained_store, back
     assert ((live.valid_errors >= 0) & (live.valid_errors <= 1)).all()
 
 
+def test_adapters_recorded_before_a_setting_existed_stay_up_to_date(tmp_path, backbone):
+    """A record without `share_prefix` means it was trained without it: such an adapter
+    matches the store's settings and is not retrained."""
+    from apa_console.store import get_meta, update_meta
+
+    store = make_store(tmp_path / "store")
+    run_partition(store, backbone, "random", 2, seed=0)
+    train_all(store, backbone, overrides={**FAST, "share_prefix": False})
+    with store.transaction() as db:
+        settings = get_meta(db)["train_settings"]
+        del settings["share_prefix"]
+        update_meta(db, train_settings=settings)
+        adapters = db.table("adapters")
+        for row in adapters.all():
+            old = {k: v for k, v in row["settings"].items() if k != "share_prefix"}
+            adapters.update({"settings": old}, doc_ids=[row.doc_id])
+    assert train_all(store, backbone) == []
+
+
 def test_repartition_needs_force(trained_store, backbone):
     with pytest.raises(ConflictError, match="--force"):
         run_partition(trained_store, backbone, "random", 2)
@@ -174,7 +193,7 @@ def test_user_show_and_users_report_the_shards_holding_the_data(trained_store):
     assert next(u for u in listed if u["id"] == "user0")["shards"] == detail["shards"]
 
 
-def test_train_command_records_the_length_grouping_choice_and_refuses_bad_sizes(
+def test_train_command_records_the_batching_choices_and_refuses_bad_sizes(
         tmp_path, backbone, tiny_model_dir):
     from typer.testing import CliRunner
 
@@ -189,7 +208,8 @@ def test_train_command_records_the_length_grouping_choice_and_refuses_bad_sizes(
     assert refused.exit_code == 2 and "--batch-size" in refused.output
     assert store.file.read_bytes() == before
     done = CliRunner().invoke(app, ["train", "--epochs", "1", "--batch-size", "4",
-                                    "--no-group-by-length", *common])
+                                    "--no-group-by-length", "--no-share-prefix", *common])
     assert done.exit_code == 0, done.output
-    assert get_meta(store.snapshot())["train_settings"]["group_by_length"] is False
-    assert all(row["settings"]["group_by_length"] is False for row in live_adapters(store))
+    for setting in ("group_by_length", "share_prefix"):
+        assert get_meta(store.snapshot())["train_settings"][setting] is False
+        assert all(row["settings"][setting] is False for row in live_adapters(store))

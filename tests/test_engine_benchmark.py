@@ -1,6 +1,6 @@
 """benchmarks/engine.py on the tiny model: every step is accounted for (the training run's
-warm-up step left out), the fractions follow from the raw step log, and bad input fails with
-one line."""
+warm-up step left out), the fractions follow from the raw step log, a shared prompt prefix
+is counted once, and bad input fails with one line."""
 
 from __future__ import annotations
 
@@ -48,8 +48,9 @@ def test_engine_benchmark_accounts_for_every_step(tiny_model_dir, tmp_path):
     train_gflop = [engine.forward_gflop(backbone, len(ids))
                    for ids in backbone.encode(train_prompts)]
 
-    scoring, training = report["scoring"]["4"], report["training"]["4"]
-    for summary in (scoring, training):
+    scoring, training = report["scoring"]["4"], report["training_full_rows"]["4"]
+    shared = report["training"]["4"]
+    for summary in (scoring, training, shared):
         assert len(summary["runs"]) == 2
         for run, fraction in zip(summary["runs"], summary["fraction_of_adjacent_peak"]):
             steps, probes = run["steps_gflop_seconds_samples"], run["probes_gflops"]
@@ -68,6 +69,13 @@ def test_engine_benchmark_accounts_for_every_step(tiny_model_dir, tmp_path):
         for gflop, _, _ in steps:  # 2× forward of four of the prompts
             assert 8 * min(train_gflop) <= gflop <= 8 * max(train_gflop)
         assert sum(gflop for gflop, _, _ in steps) < 2 * sum(train_gflop)
+    # The same batches with their common prompt prefix run once: less work in every step.
+    for run, full_run in zip(shared["runs"], training["runs"]):
+        steps = run["steps_gflop_seconds_samples"]
+        full_steps = full_run["steps_gflop_seconds_samples"]
+        assert [samples for _, _, samples in steps] == [4, 4]
+        for (gflop, _, _), (full_gflop, _, _) in zip(steps, full_steps):
+            assert 0.5 * full_gflop < gflop < 0.9 * full_gflop
 
 
 @pytest.mark.parametrize("args, message", [

@@ -11,7 +11,7 @@ from peft import PeftModel
 from test_backbone import make_prompts
 from transformers import AutoModelForCausalLM
 
-from apa_console.backbone import Backbone
+from apa_console.backbone import Backbone, shared_prefix_length
 from apa_console.errors import CancelledError, ConflictError, UsageError
 from apa_console.progress import CancelToken
 from apa_console.store import sha256_file
@@ -20,6 +20,7 @@ from apa_console.training import (
     ADAPTER_WEIGHTS,
     LENGTH_GROUP_BATCHES,
     TrainSettings,
+    _lora_config,
     epoch_batches,
     load_adapter_model,
     manifest_hash,
@@ -67,10 +68,13 @@ def test_records_from_before_a_setting_existed_keep_the_old_behaviour():
     legacy = TrainSettings().to_dict()
     del legacy["group_by_length"]
     del legacy["dropout_sampler"]
+    del legacy["share_prefix"]
     old = TrainSettings.from_dict(legacy)
     assert not old.group_by_length and old.dropout_sampler == "uniform"
+    assert not old.share_prefix
     current = TrainSettings.from_dict(TrainSettings().to_dict())
     assert current.group_by_length and current.dropout_sampler == "packed16"
+    assert current.share_prefix
     with pytest.raises(UsageError, match="dropout_sampler"):
         TrainSettings(dropout_sampler="bernoulli")
 
@@ -240,3 +244,43 @@ def test_training_follows_the_dropout_sampler_setting(tiny, shard, tmp_path):
     uniform = TrainSettings(**{**FAST.to_dict(), "dropout_sampler": "uniform"})
     packed = train(tiny, shard, tmp_path / "packed")
     assert train(tiny, shard, tmp_path / "uniform", uniform).weights_sha256 != packed.weights_sha256
+
+
+def test_training_follows_the_prefix_sharing_setting(tiny, shard, tmp_path):
+    full_rows = TrainSettings(**{**FAST.to_dict(), "share_prefix": False})
+    shared = train(tiny, shard, tmp_path / "shared")
+    assert train(tiny, shard, tmp_path / "full", full_rows).weights_sha256 != shared.weights_sha256
+    assert train(tiny, shard, tmp_path / "again").weights_sha256 == shared.weights_sha256
+
+
+def test_shared_prefix_gives_the_full_rows_loss_and_gradients(tiny, shard):
+    """Without dropout, running the batch's common prefix once is the same function of the
+    LoRA weights as running every row in full: loss and gradients agree to float noise."""
+    from peft import get_peft_model
+
+    torch.manual_seed(0)
+    settings = TrainSettings(dropout=0.0)
+    model = get_peft_model(tiny.shared_weight_copy(), _lora_config(settings))
+    with torch.no_grad():  # B starts at zero, which would leave A's gradient zero
+        for name, parameter in model.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(0, 0.5)
+    lora = {name: p for name, p in model.named_parameters() if p.requires_grad}
+    rows = tiny.encode(shard[0][:6])
+    assert shared_prefix_length(rows) > 20  # the Alpaca preamble and the instruction
+    targets = torch.tensor([tiny.yes_id, tiny.no_id] * 3)
+
+    def loss_and_grads(share_prefix):
+        model.zero_grad(set_to_none=True)
+        states = tiny.batch_last_states(model, rows, share_prefix)
+        head = model.get_output_embeddings().weight
+        loss = torch.nn.functional.cross_entropy(states @ head.T, targets)
+        loss.backward()
+        return loss.detach(), {name: p.grad.clone() for name, p in lora.items()}
+
+    full_loss, full_grads = loss_and_grads(False)
+    shared_loss, shared_grads = loss_and_grads(True)
+    assert torch.allclose(shared_loss, full_loss, atol=1e-6)
+    for name, grad in full_grads.items():
+        assert grad.abs().max() > 0, name
+        torch.testing.assert_close(shared_grads[name], grad, rtol=1e-4, atol=1e-6)

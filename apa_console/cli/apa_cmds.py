@@ -75,6 +75,10 @@ def register(app: typer.Typer) -> None:
             bool | None, typer.Option("--group-by-length/--no-group-by-length",
                                       help="Batch rows of similar length (less padding).")
         ] = None,
+        share_prefix: Annotated[
+            bool | None, typer.Option("--share-prefix/--no-share-prefix",
+                                      help="Run a batch's common prompt prefix once.")
+        ] = None,
         store: StoreOption = None,
         model: ModelOption = None,
         device: DeviceOption = None,
@@ -90,7 +94,7 @@ def register(app: typer.Typer) -> None:
         target = open_store(store)
         backbone = open_backbone(target, model, device, record=True)
         overrides = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed,
-                     "group_by_length": group_by_length}
+                     "group_by_length": group_by_length, "share_prefix": share_prefix}
         with live_progress(quiet=json) as (bars, cancel):
             trained = train_all(target, backbone, overrides=overrides,
                                 retrain_baseline=retrain_baseline, progress=bars, cancel=cancel)
