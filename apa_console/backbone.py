@@ -54,8 +54,9 @@ CACHE_MARKER = "apa_model.json"  # written last inside the cache: its presence m
 # (TALLRec's cutoff; its prompts run ~200 tokens).
 DEFAULT_MAX_PROMPT_TOKENS = 512
 # Rows per forward pass when scoring or embedding. With length-sorted batches, 8 and 16 rows
-# ran alike (benchmarks/engine.py, 2 CPU cores, 12 and 13 runs: median 0.80 vs 0.78 of the
-# matmul peak); 8 halves the activation memory and reports progress twice as often.
+# ran alike (benchmarks/engine.py, 2 CPU cores: medians 0.80 vs 0.78 of the matmul peak over
+# 12 and 13 runs, 0.785 vs 0.795 over 6 later runs each); 8 halves the activation memory and
+# reports progress twice as often.
 SCORE_BATCH_SIZE = 8
 # Keys that change when the same weights are re-saved by another library version.
 _VOLATILE_CONFIG_KEYS = ("transformers_version", "_name_or_path", "torch_dtype", "dtype")
