@@ -454,10 +454,7 @@ class Backbone:
     ) -> torch.Tensor:
         """(B, 2) logits of [yes, no] at the answer position: two LM-head rows, one position."""
         _, head = split_causal_lm(model if model is not None else self.model)
-        if prefix is not None:
-            last = self.last_states_after_prefix(model, prefix[0], prefix[1], token_ids)
-        else:
-            last = self.last_states(model, token_ids)
+        last = self._last_states_with(model, token_ids, prefix)
         rows = torch.tensor([self.yes_id, self.no_id], device=last.device)
         weight = head.weight[rows]
         logits = last @ weight.T
@@ -530,6 +527,13 @@ class Backbone:
         whole batch instead of one per row, so it is a recorded training setting."""
         target = model if model is not None else self.model
         prefix = self._prefix_cache(target, token_ids) if share_prefix else None
+        return self._last_states_with(model, token_ids, prefix)
+
+    def _last_states_with(
+        self, model: torch.nn.Module | None, token_ids: Sequence[list[int]],
+        prefix: tuple[Any, int] | None,
+    ) -> torch.Tensor:
+        """`last_states`, continuing from a computed `prefix` (`_prefix_cache`) if given."""
         if prefix is None:
             return self.last_states(model, token_ids)
         return self.last_states_after_prefix(model, *prefix, token_ids)
