@@ -21,18 +21,26 @@ Prints:
 
 FLOP accounting (stated so the fractions can be checked), per step from its rows' own
 prompt lengths (padding is not counted as work):
-  forward per sample = 2 * P * T + 2 * L * d * T**2
+  forward per sample = linear + attention, linear = 2 * P * T, attention = 2 * L * d * T**2
     P: parameters of the decoder's Linear layers (the embedding is a lookup, and the LM head
        runs at one position only, so neither is counted), T: prompt tokens, L: layers,
        d: attention width; 2·L·d·T² is causal attention (QKᵀ and AV, half of the square).
   shared prefix of S tokens in a batch: the prefix counts once as a row of S tokens, and
-       each row's own T - S tokens as 2 * P * (T - S) + 2 * L * d * ((T - S)**2 + 2 * S * (T - S))
-       (they also attend to the S cached positions). Work the prefix saves is not counted:
-       the fraction measures how fast the work that runs runs; samples/s shows the saving.
-  training per sample = 2 * forward: the base weights are frozen, so backward computes
-       input gradients (≈ one forward) but no weight gradients; LoRA's own are negligible.
-       The common "3 × forward" rule assumes weight gradients too; it would give 1.5× the
-       printed training fractions, but the 2× figure is the honest one for LoRA.
+       each row's own T - S tokens as linear 2 * P * (T - S) and attention
+       2 * L * d * ((T - S)**2 + 2 * S * (T - S)) (they also attend to the S cached positions).
+  training = 2 * linear + 3 * attention + 6 * R * (tokens run): the base weights are
+       frozen, so a Linear layer's backward computes its input gradient (one forward's
+       work) but no weight gradient. Attention's operands are all activations, so its
+       backward needs the gradients of both operands of QKᵀ and of AV: twice its forward.
+       R: trainable (LoRA) parameters, run forward and given input and weight gradients.
+       The common "3 × forward" rule assumes weight gradients for every layer; it does not
+       hold for LoRA on frozen weights.
+  Two fractions per run, as large-model training reports do:
+  - hardware FLOPs ("of the adjacent peak"): the work that actually ran; the work a shared
+    prefix saves is not counted, so this measures how fast the executed work runs;
+  - model FLOPs ("model FLOPs"): what the model nominally costs per sample (every row with
+    all its own tokens, as `share_prefix` off runs it), so a path that skips work gets
+    credit for the samples it delivers. For scoring and full rows the two are equal.
   The model cache is the shared one (`$APA_MODEL_CACHE`, else ~/.cache/apa-console/models).
 """
 
@@ -44,6 +52,7 @@ import apa_console  # noqa: F401
 import argparse
 import functools
 import json
+import math
 import os
 import sys
 import tempfile
@@ -138,6 +147,7 @@ class StepLog:
         self.probe, self.probe_seconds = probe, probe_seconds
         self.peaks: list[float] = []
         self.steps: list[tuple[float, float, int]] = []  # (GFLOP, seconds, samples)
+        self.model_gflop: list[float] = []  # per step: the model's nominal GFLOP (docstring)
         self._resumed = 0.0
 
     def resume(self) -> None:
@@ -145,18 +155,26 @@ class StepLog:
         self.peaks.append(self.probe(self.probe_seconds))
         self._resumed = time.perf_counter()
 
-    def step_done(self, gflop: float, samples: int) -> None:
-        """Stop the clock for the step that ran since `resume`, then `resume`."""
+    def step_done(self, gflop: float, samples: int, model_gflop: float | None = None) -> None:
+        """Stop the clock for the step that ran since `resume`, then `resume`.
+        `model_gflop`: the step's nominal GFLOP where it differs from the work that ran."""
         self.steps.append((gflop, time.perf_counter() - self._resumed, samples))
+        self.model_gflop.append(gflop if model_gflop is None else model_gflop)
         self.resume()
 
     def adjacent_peaks(self) -> list[float]:
         return [(before + after) / 2 for before, after in zip(self.peaks, self.peaks[1:])]
 
+    def _peak_gflop(self) -> float:
+        """What the steps' seconds could have done at the peak around each of them."""
+        return sum(seconds * peak for (_, seconds, _), peak in
+                   zip(self.steps, self.adjacent_peaks()))
+
     def fraction(self) -> float:
-        spent = sum(seconds * peak for (_, seconds, _), peak in
-                    zip(self.steps, self.adjacent_peaks()))
-        return sum(gflop for gflop, _, _ in self.steps) / spent
+        return sum(gflop for gflop, _, _ in self.steps) / self._peak_gflop()
+
+    def model_fraction(self) -> float:
+        return sum(self.model_gflop) / self._peak_gflop()
 
     def step_fractions(self) -> list[float]:
         return [gflop / seconds / peak for (gflop, seconds, _), peak in
@@ -182,19 +200,38 @@ def _flop_coefficients(model: torch.nn.Module) -> tuple[int, int]:
     return linear_params, config.num_hidden_layers * attention_width
 
 
-def forward_gflop(backbone: Backbone, tokens: float, after: int = 0) -> float:
-    """Forward GFLOP for a row of `tokens` tokens that follows `after` tokens whose keys and
-    values are already computed (a shared prefix), per the module docstring."""
+def forward_gflop_parts(backbone: Backbone, tokens: float, after: int = 0) -> tuple[float, float]:
+    """(Linear, attention) forward GFLOP for a row of `tokens` tokens that follows `after`
+    tokens whose keys and values are already computed (a shared prefix), per the module
+    docstring."""
     linear_params, attention = _flop_coefficients(backbone.model)
-    return (2 * linear_params * tokens + 2 * attention * (tokens**2 + 2 * after * tokens)) / 1e9
+    return (2 * linear_params * tokens / 1e9,
+            2 * attention * (tokens**2 + 2 * after * tokens) / 1e9)
 
 
-def batch_forward_gflop(backbone: Backbone, lengths: list[int], prefix: int) -> float:
-    """Forward GFLOP of one batch whose rows share their first `prefix` tokens, run once."""
+def forward_gflop(backbone: Backbone, tokens: float, after: int = 0) -> float:
+    return sum(forward_gflop_parts(backbone, tokens, after))
+
+
+def batch_gflop_parts(backbone: Backbone, lengths: list[int],
+                      prefix: int) -> tuple[float, float, int]:
+    """(Linear GFLOP, attention GFLOP, tokens run) of one forward pass over a batch whose
+    rows share their first `prefix` tokens, run once (0: every row runs all its tokens)."""
     if prefix == 0:
-        return sum(forward_gflop(backbone, n) for n in lengths)
-    return forward_gflop(backbone, prefix) + sum(
-        forward_gflop(backbone, n - prefix, after=prefix) for n in lengths)
+        parts = [forward_gflop_parts(backbone, n) for n in lengths]
+        tokens = sum(lengths)
+    else:
+        parts = [forward_gflop_parts(backbone, prefix)] + [
+            forward_gflop_parts(backbone, n - prefix, after=prefix) for n in lengths]
+        tokens = prefix + sum(n - prefix for n in lengths)
+    return sum(p[0] for p in parts), sum(p[1] for p in parts), tokens
+
+
+def training_step_gflop(backbone: Backbone, lengths: list[int], prefix: int,
+                        trainable_params: int) -> float:
+    """GFLOP of one training step (forward and backward), per the module docstring."""
+    linear, attention, tokens = batch_gflop_parts(backbone, lengths, prefix)
+    return 2 * linear + 3 * attention + 6 * trainable_params * tokens / 1e9
 
 
 def scoring_run(backbone: Backbone, prompts: list[str], batch_size: int, log: StepLog) -> None:
@@ -215,24 +252,28 @@ def scoring_run(backbone: Backbone, prompts: list[str], batch_size: int, log: St
 def training_run(backbone: Backbone, prompts: list[str], labels: list[int],
                  settings: TrainSettings, log: StepLog) -> None:
     """Steady-state steps: each timed from the end of the previous step's progress event to
-    its own; the first step (heap growth, setup) is left out. A step's GFLOP is 2× the
-    forward GFLOP of the work it ran (with `share_prefix`, its rows' common prefix once),
-    which a wrapper around `batch_last_states` records."""
-    batch_gflop: list[tuple[float, int]] = []  # (forward GFLOP, rows)
+    its own; the first step (heap growth, setup) is left out. A step's GFLOP are those of
+    the work it ran (with `share_prefix`, its rows' common prefix once; module docstring),
+    which a wrapper around `batch_last_states` records; its model GFLOP are those of the
+    same rows without a shared prefix."""
+    batch_gflop: list[tuple[float, float, int]] = []  # (GFLOP run, model GFLOP, rows)
     batch_last_states = backbone.batch_last_states
 
     def recording(model, token_ids, share_prefix=False):
         prefix = shared_prefix_length(token_ids) if share_prefix else 0
         lengths = [len(ids) for ids in token_ids]
-        batch_gflop.append((batch_forward_gflop(backbone, lengths, prefix), len(lengths)))
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        batch_gflop.append((training_step_gflop(backbone, lengths, prefix, trainable),
+                            training_step_gflop(backbone, lengths, 0, trainable),
+                            len(lengths)))
         return batch_last_states(model, token_ids, share_prefix)
 
     def step_done(event) -> None:
-        gflop, rows = batch_gflop[-1]
+        gflop, model_gflop, rows = batch_gflop[-1]
         if event.step == 1:
             log.resume()
         else:
-            log.step_done(2 * gflop, rows)
+            log.step_done(gflop, rows, model_gflop)
 
     backbone.batch_last_states = recording
     try:
@@ -261,12 +302,13 @@ class Workload:
             "fraction_of_adjacent_peak": fractions,
             "median_fraction": float(np.median(fractions)),
             "median_step_fraction": float(np.median(step_fractions)),
+            "model_flops_fraction": [log.model_fraction() for log in self.logs],
             "steps": len(step_fractions),
             "fraction_of_best_peak": [log.gflops() / best_peak for log in self.logs],
             "probe_range_gflops": [min(p for log in self.logs for p in log.peaks),
                                    max(p for log in self.logs for p in log.peaks)],
-            "runs": [{"steps_gflop_seconds_samples": log.steps, "probes_gflops": log.peaks}
-                     for log in self.logs],
+            "runs": [{"steps_gflop_seconds_samples": log.steps, "probes_gflops": log.peaks,
+                      "steps_model_gflop": log.model_gflop} for log in self.logs],
         }
 
     def report(self, best_peak: float) -> None:
@@ -275,10 +317,14 @@ class Workload:
         def listed(values: list[float]) -> str:
             return ", ".join(f"{value:.2f}" for value in values)
 
+        model_flops = ""
+        if any(not math.isclose(m, f) for m, f in zip(s["model_flops_fraction"],
+                                                       s["fraction_of_adjacent_peak"])):
+            model_flops = f"; model FLOPs: {listed(s['model_flops_fraction'])}"
         print(f"  {self.label}: {listed(s['samples_per_s'])} samples/s; of the adjacent peak:"
               f" runs {listed(s['fraction_of_adjacent_peak'])}"
               f" (median {s['median_fraction']:.2f}; median of {s['steps']} steps"
-              f" {s['median_step_fraction']:.2f}); of the best peak seen:"
+              f" {s['median_step_fraction']:.2f}){model_flops}; of the best peak seen:"
               f" {listed(s['fraction_of_best_peak'])}; probes"
               f" {s['probe_range_gflops'][0]:.0f}–{s['probe_range_gflops'][1]:.0f} GFLOP/s",
               flush=True)
@@ -346,7 +392,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"{name} prompts: {np.mean(lengths):.0f} tokens on average "
               f"({min(lengths)}–{max(lengths)}); forward {gflop:.1f} GFLOP per sample",
               flush=True)
-    print("training counted as 2× forward; padding is not counted as work", flush=True)
+    print("training counted as 2× linear + 3× attention forward + LoRA (see the docstring); "
+          "padding is not counted as work", flush=True)
 
     workloads: dict[str, dict[int, Workload]] = {"scoring": {}, "training": {},
                                                  "training_full_rows": {}}

@@ -1,6 +1,6 @@
 """benchmarks/engine.py on the tiny model: every step is accounted for (the training run's
 warm-up step left out), the fractions follow from the raw step log, a shared prompt prefix
-is counted once, and bad input fails with one line."""
+is counted once (and in full as model FLOPs), and bad input fails with one line."""
 
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ import json
 import math
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
 
 from apa_console.backbone import Backbone
+from apa_console.training import TrainSettings, _lora_config
 
 ENGINE = Path(__file__).resolve().parents[1] / "benchmarks" / "engine.py"
 
@@ -44,9 +46,20 @@ def test_engine_benchmark_accounts_for_every_step(tiny_model_dir, tmp_path):
     score_prompts, _ = engine.realistic_prompts(10, seed=1)
     score_gflop = sum(engine.forward_gflop(backbone, len(ids))
                       for ids in backbone.encode(score_prompts))
+    from peft import get_peft_model
+
+    with warnings.catch_warnings():  # peft asks transformers a deprecated question
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        lora = get_peft_model(backbone.shared_weight_copy(), _lora_config(TrainSettings()))
+    trainable = sum(p.numel() for p in lora.parameters() if p.requires_grad)
+    assert trainable > 0
     train_prompts, _ = engine.realistic_prompts(12, seed=2)
-    train_gflop = [engine.forward_gflop(backbone, len(ids))
+    train_gflop = [engine.training_step_gflop(backbone, [len(ids)], 0, trainable)
                    for ids in backbone.encode(train_prompts)]
+    # Attention's backward is twice its forward, a frozen Linear layer's once.
+    linear, attention, _ = engine.batch_gflop_parts(backbone, [100], 0)
+    assert math.isclose(engine.training_step_gflop(backbone, [100], 0, 0),
+                        2 * linear + 3 * attention)
 
     scoring, training = report["scoring"]["4"], report["training_full_rows"]["4"]
     shared = report["training"]["4"]
@@ -59,6 +72,14 @@ def test_engine_benchmark_accounts_for_every_step(tiny_model_dir, tmp_path):
             spent = sum(seconds * peak for (_, seconds, _), peak in zip(steps, adjacent))
             assert math.isclose(fraction, sum(gflop for gflop, _, _ in steps) / spent)
             assert fraction > 0
+        for run, fraction in zip(summary["runs"], summary["model_flops_fraction"]):
+            steps, probes = run["steps_gflop_seconds_samples"], run["probes_gflops"]
+            adjacent = [(a + b) / 2 for a, b in zip(probes, probes[1:])]
+            spent = sum(seconds * peak for (_, seconds, _), peak in zip(steps, adjacent))
+            assert math.isclose(fraction, sum(run["steps_model_gflop"]) / spent)
+    for summary in (scoring, training):  # nothing skipped: model FLOPs are the work run
+        for run in summary["runs"]:
+            assert run["steps_model_gflop"] == [g for g, _, _ in run["steps_gflop_seconds_samples"]]
     for run in scoring["runs"]:  # every batch counted, each prompt by its own length
         steps = run["steps_gflop_seconds_samples"]
         assert [samples for _, _, samples in steps] == [4, 4, 2]
@@ -66,9 +87,9 @@ def test_engine_benchmark_accounts_for_every_step(tiny_model_dir, tmp_path):
     for run in training["runs"]:  # 3 steps of 4, the first one left out
         steps = run["steps_gflop_seconds_samples"]
         assert [samples for _, _, samples in steps] == [4, 4]
-        for gflop, _, _ in steps:  # 2× forward of four of the prompts
-            assert 8 * min(train_gflop) <= gflop <= 8 * max(train_gflop)
-        assert sum(gflop for gflop, _, _ in steps) < 2 * sum(train_gflop)
+        for gflop, _, _ in steps:  # four of the prompts
+            assert 4 * min(train_gflop) <= gflop <= 4 * max(train_gflop)
+        assert sum(gflop for gflop, _, _ in steps) < sum(train_gflop)
     # The same batches with their common prompt prefix run once: less work in every step.
     for run, full_run in zip(shared["runs"], training["runs"]):
         steps = run["steps_gflop_seconds_samples"]
@@ -76,6 +97,9 @@ def test_engine_benchmark_accounts_for_every_step(tiny_model_dir, tmp_path):
         assert [samples for _, _, samples in steps] == [4, 4]
         for (gflop, _, _), (full_gflop, _, _) in zip(steps, full_steps):
             assert 0.5 * full_gflop < gflop < 0.9 * full_gflop
+        # Model FLOPs count the work of the same batches as full rows.
+        assert all(math.isclose(model, full) for model, (full, _, _) in
+                   zip(run["steps_model_gflop"], full_steps))
 
 
 @pytest.mark.parametrize("args, message", [
