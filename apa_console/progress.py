@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .errors import CancelledError
+from apa_console.errors import CancelledError
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .samples import HistoryEntry, Sample
+from apa_console.samples import HistoryEntry, Sample
 
 MOVIE_INSTRUCTION = (
     "Given the user's preference and unpreference, identify whether the user will like the "

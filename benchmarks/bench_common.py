@@ -12,13 +12,13 @@ from pathlib import Path
 
 import torch
 
-from apa_console.backbone import Backbone, available_cores, record_model
+from apa_console.engine.backbone import Backbone, available_cores, record_model
 from apa_console.data.demo import generate_demo
 from apa_console.data.ingest import write_dataset
 from apa_console.data.movielens import load_movielens
-from apa_console.embeddings import embeddings_for, split_samples
+from apa_console.apa.embeddings import embeddings_for, split_samples
 from apa_console.progress import ProgressCallback, ignore_progress
-from apa_console.store import Store
+from apa_console.store.document import Store
 
 ML100K = Path(os.environ.get("APA_ML100K") or
               Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-100k")

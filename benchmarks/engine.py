@@ -62,7 +62,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from apa_console.backbone import (
+from apa_console.engine.backbone import (
     MODEL_CACHE_ENV,
     USER_MODEL_CACHE,
     Backbone,
@@ -72,7 +72,7 @@ from apa_console.backbone import (
 from apa_console.errors import ApaError
 from apa_console.prompting import MOVIE_INSTRUCTION, build_input, build_prompt
 from apa_console.samples import HistoryEntry
-from apa_console.training import TrainSettings, train_adapter
+from apa_console.engine.training import TrainSettings, train_adapter
 
 MOVIE_TITLES = (
     "Toy Story (1995)", "GoldenEye (1995)", "Four Rooms (1995)", "Get Shorty (1995)",

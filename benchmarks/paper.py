@@ -34,21 +34,21 @@ import numpy as np
 from bench_common import ML100K, build_base_store, load_source, machine_description
 from paper_report import write_report
 
-from apa_console.aggregation import AdapterFactors
-from apa_console.backbone import Backbone
-from apa_console.catalog import median_user
+from apa_console.apa.weights import AdapterFactors
+from apa_console.engine.backbone import Backbone
+from apa_console.store.catalog import median_user
 from apa_console.cli.progress_view import live_progress
-from apa_console.embeddings import split_samples
-from apa_console.serving import load_live_set, score_apa, score_each_adapter, tune
-from apa_console.shard_training import (
+from apa_console.apa.embeddings import split_samples
+from apa_console.apa.serving import load_live_set, score_apa, score_each_adapter, tune
+from apa_console.apa.adapters import (
     live_adapters,
     score_with_adapter,
     train_all,
     validation_errors,
 )
-from apa_console.sharding import run_partition, shard_rows
-from apa_console.store import Store
-from apa_console.unlearning import Targets, apply_pending, plan, submit
+from apa_console.apa.shards import run_partition, shard_rows
+from apa_console.store.document import Store
+from apa_console.unlearning.forget import Targets, apply_pending, plan, submit
 
 HERE = Path(__file__).resolve().parent
 

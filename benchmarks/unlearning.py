@@ -22,13 +22,13 @@ from pathlib import Path
 
 from bench_common import ML100K, build_base_store, load_source, machine_description
 
-from apa_console.backbone import Backbone
-from apa_console.catalog import median_user
-from apa_console.embeddings import split_samples
-from apa_console.shard_training import train_all
-from apa_console.sharding import run_partition
-from apa_console.store import Store
-from apa_console.unlearning import Targets, apply_pending, plan, submit
+from apa_console.engine.backbone import Backbone
+from apa_console.store.catalog import median_user
+from apa_console.apa.embeddings import split_samples
+from apa_console.apa.adapters import train_all
+from apa_console.apa.shards import run_partition
+from apa_console.store.document import Store
+from apa_console.unlearning.forget import Targets, apply_pending, plan, submit
 
 
 def _base_store(root: Path, backbone: Backbone, args) -> Store:

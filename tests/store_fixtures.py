@@ -13,7 +13,7 @@ from tiny_model import TITLES
 
 from apa_console.prompting import MOVIE_INSTRUCTION, answer_text, build_input
 from apa_console.samples import HistoryEntry, Sample
-from apa_console.store import Store, update_meta
+from apa_console.store.document import Store, update_meta
 
 
 def make_samples(n_users: int = 6, per_user: int = 8, seed: int = 0) -> list[Sample]:

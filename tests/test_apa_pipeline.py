@@ -8,10 +8,10 @@ import torch
 from peft import LoraConfig, get_peft_model
 from store_fixtures import make_store
 
-from apa_console.aggregation import AdapterFactors
-from apa_console.backbone import Backbone
+from apa_console.apa.weights import AdapterFactors
+from apa_console.engine.backbone import Backbone
 from apa_console.errors import ConflictError
-from apa_console.serving import (
+from apa_console.apa.serving import (
     aggregation_defaults,
     compare,
     load_live_set,
@@ -20,8 +20,8 @@ from apa_console.serving import (
     select_samples,
     tune,
 )
-from apa_console.shard_training import live_adapters, train_all
-from apa_console.sharding import run_partition, shard_rows, shard_summary
+from apa_console.apa.adapters import live_adapters, train_all
+from apa_console.apa.shards import run_partition, shard_rows, shard_summary
 
 FAST = {"epochs": 1, "batch_size": 4}
 
@@ -59,7 +59,7 @@ def test_training_is_resumable_and_records_validation_errors(trained_store, back
 def test_adapters_recorded_before_a_setting_existed_stay_up_to_date(tmp_path, backbone):
     """A record without `share_prefix` means it was trained without it: such an adapter
     matches the store's settings and is not retrained."""
-    from apa_console.store import get_meta, update_meta
+    from apa_console.store.document import get_meta, update_meta
 
     store = make_store(tmp_path / "store")
     run_partition(store, backbone, "random", 2, seed=0)
@@ -198,7 +198,7 @@ def test_train_command_records_the_batching_choices_and_refuses_bad_sizes(
     from typer.testing import CliRunner
 
     from apa_console.cli.app import app
-    from apa_console.store import get_meta
+    from apa_console.store.document import get_meta
 
     store = make_store(tmp_path / "store")
     run_partition(store, backbone, "random", 2, seed=0)

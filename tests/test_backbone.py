@@ -12,8 +12,8 @@ from tiny_model import TITLES, build_tiny_model
 from transformers import AutoModelForCausalLM
 from typer.testing import CliRunner
 
-from apa_console import backbone as backbone_module
-from apa_console.backbone import (
+from apa_console.engine import backbone as backbone_module
+from apa_console.engine.backbone import (
     DEFAULT_MODEL_INSTALL,
     MODEL_CACHE_ENV,
     Backbone,
@@ -27,7 +27,7 @@ from apa_console.errors import CancelledError, ConflictError, NotFoundError, Usa
 from apa_console.progress import CancelToken
 from apa_console.prompting import MOVIE_INSTRUCTION, build_input, build_prompt
 from apa_console.samples import HistoryEntry, Sample
-from apa_console.store import Store, get_meta
+from apa_console.store.document import Store, get_meta
 
 
 def make_prompts(count: int) -> list[str]:

@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from apa_console import cpu_memory
-from apa_console.cpu_memory import HUGE_PAGES_ENV
+from apa_console.engine import memory as cpu_memory
+from apa_console.engine.memory import HUGE_PAGES_ENV
 
 KERNEL_HAS_THP = (cpu_memory._THP_SETTING.is_file()
                   and "[never]" not in cpu_memory._THP_SETTING.read_text())

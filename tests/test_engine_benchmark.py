@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from apa_console.backbone import Backbone
-from apa_console.training import TrainSettings, _lora_config
+from apa_console.engine.backbone import Backbone
+from apa_console.engine.training import TrainSettings, _lora_config
 
 ENGINE = Path(__file__).resolve().parents[1] / "benchmarks" / "engine.py"
 

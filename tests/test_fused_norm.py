@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from apa_console.backbone import Backbone
-from apa_console.fused_norm import FusedRMSNorm, fuse_rms_norms
+from apa_console.engine.backbone import Backbone
+from apa_console.engine.norms import FusedRMSNorm, fuse_rms_norms
 
 
 def _llama_with_random_norm_weights() -> LlamaForCausalLM:

@@ -7,7 +7,7 @@ from collections import Counter
 from data_fixtures import assert_one_line_error, cli, new_store, store_bytes
 
 from apa_console.data.demo import GENRE_WORDS, build_catalog, generate_demo
-from apa_console.store import Store, get_meta
+from apa_console.store.document import Store, get_meta
 
 
 def records(parsed):

@@ -18,7 +18,7 @@ from data_fixtures import (
 from apa_console.data import load_movielens
 from apa_console.prompting import MOVIE_INSTRUCTION
 from apa_console.samples import Sample
-from apa_console.store import Store, get_meta
+from apa_console.store.document import Store, get_meta
 
 FULL_SIZES = ("--train-size", "8000", "--valid-size", "1000", "--test-size", "1000")
 

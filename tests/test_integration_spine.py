@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from store_fixtures import make_store
 
-from apa_console.backbone import record_model
-from apa_console.serving import compare, score_apa, select_samples
-from apa_console.shard_training import live_adapters, train_all
-from apa_console.sharding import run_partition
-from apa_console.unlearning import Targets, apply_pending, submit, verify_request
+from apa_console.engine.backbone import record_model
+from apa_console.apa.serving import compare, score_apa, select_samples
+from apa_console.apa.adapters import live_adapters, train_all
+from apa_console.apa.shards import run_partition
+from apa_console.unlearning.forget import Targets, apply_pending, submit, verify_request
 
 pytestmark = pytest.mark.integration
 

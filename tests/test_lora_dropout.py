@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from apa_console.lora_dropout import (
+from apa_console.engine.dropout import (
     DROPOUT_SAMPLERS,
     PackedBitsDropout,
     UniformMaskDropout,

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from apa_console.errors import UsageError
-from apa_console.partition import (
+from apa_console.apa.partition import (
     METHODS,
     capped_assignment,
     default_cap,

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from store_fixtures import make_samples
 
-from apa_console.aggregation import AdapterFactors
-from apa_console.backbone import Backbone
-from apa_console.shard_training import score_with_adapter
+from apa_console.apa.weights import AdapterFactors
+from apa_console.engine.backbone import Backbone
+from apa_console.apa.adapters import score_with_adapter
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,7 @@ def test_no_common_prefix_and_single_prompt(backbone):
 
 
 def test_single_adapter_scoring_with_shared_prefix_matches_row_by_row(backbone, tmp_path):
-    from apa_console.training import TrainSettings, train_adapter
+    from apa_console.engine.training import TrainSettings, train_adapter
 
     samples = make_samples(n_users=2, per_user=4)
     prompts = backbone.prompts_for(samples)

@@ -14,7 +14,7 @@ from data_fixtures import assert_one_line_error, cli, new_store, store_bytes
 
 from apa_console.data import generate_demo, write_dataset
 from apa_console.errors import ConflictError, ExitCode, StoreInvalidError, StoreLockedError
-from apa_console.store import LOCK_FILE, Store, get_meta, update_meta
+from apa_console.store.document import LOCK_FILE, Store, get_meta, update_meta
 
 SIZES = {"train": 1024, "valid": 500, "test": 1000}
 
@@ -84,7 +84,7 @@ def test_process_killed_mid_write_leaves_the_old_file(store):
         f"""
         import os, signal
         from apa_console.data import generate_demo, write_dataset
-        from apa_console.store import Store
+        from apa_console.store.document import Store
         os.replace = lambda *args: os.kill(os.getpid(), signal.SIGKILL)
         write_dataset(Store.open({str(store.root)!r}), generate_demo(4), {SIZES!r}, 0)
         """

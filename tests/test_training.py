@@ -11,11 +11,11 @@ from peft import PeftModel
 from test_backbone import make_prompts
 from transformers import AutoModelForCausalLM
 
-from apa_console.backbone import Backbone, shared_prefix_length
+from apa_console.engine.backbone import Backbone, shared_prefix_length
 from apa_console.errors import CancelledError, ConflictError, UsageError
 from apa_console.progress import CancelToken
-from apa_console.store import sha256_file
-from apa_console.training import (
+from apa_console.store.document import sha256_file
+from apa_console.engine.training import (
     ADAPTER_CONFIG,
     ADAPTER_WEIGHTS,
     LENGTH_GROUP_BATCHES,

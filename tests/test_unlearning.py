@@ -16,17 +16,17 @@ import pytest
 from store_fixtures import make_store
 from typer.testing import CliRunner
 
-from apa_console import audit
-from apa_console.backbone import Backbone, record_model
+from apa_console.unlearning import audit_log as audit
+from apa_console.engine.backbone import Backbone, record_model
 from apa_console.cli.app import app
 from apa_console.errors import CancelledError, NotFoundError, UsageError
 from apa_console.progress import CancelToken
-from apa_console.serving import load_live_set, score_apa, select_samples
-from apa_console.shard_training import live_adapters, train_all
-from apa_console.sharding import run_partition, shard_rows
-from apa_console.store import Store
-from apa_console.training import TrainSettings, train_adapter
-from apa_console.unlearning import (
+from apa_console.apa.serving import load_live_set, score_apa, select_samples
+from apa_console.apa.adapters import live_adapters, train_all
+from apa_console.apa.shards import run_partition, shard_rows
+from apa_console.store.document import Store
+from apa_console.engine.training import TrainSettings, train_adapter
+from apa_console.unlearning.forget import (
     Targets,
     apply_pending,
     list_requests,
@@ -255,7 +255,7 @@ def test_cli_forget_on_a_locked_store_fails_cleanly(apa_template, tmp_path):
     original = store.file.read_bytes()
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         "import sys,time; from apa_console.store import Store; s=Store.open(sys.argv[1]);"
+         "import sys,time; from apa_console.store.document import Store; s=Store.open(sys.argv[1]);"
          "s._lock.acquire(); print('locked', flush=True); time.sleep(30)", str(store.root)],
         stdout=subprocess.PIPE, text=True,
     )
@@ -330,7 +330,7 @@ def test_kill_9_leaves_a_serving_store_that_apply_completes(
 
 
 def test_plan_says_when_each_record_is_its_own_user(tmp_path):
-    from apa_console.store import update_meta
+    from apa_console.store.document import update_meta
 
     store = make_store(tmp_path / "store")
     assert plan(store, Targets(users=["user0"]))["users_are_records"] is False

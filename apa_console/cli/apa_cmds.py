@@ -6,15 +6,17 @@ from typing import Annotated
 
 import typer
 
-from .. import serving, sharding
-from ..aggregation import LEVELS, STRATEGIES
-from ..errors import UsageError
-from ..partition import METHODS
-from ..shard_training import train_all
-from ..workspace import open_backbone
-from . import output
-from .common import DeviceOption, JsonOption, ModelOption, StoreOption, open_store
-from .progress_view import live_progress
+from apa_console.apa import serving
+
+from apa_console.apa import shards as sharding
+from apa_console.apa.weights import LEVELS, STRATEGIES
+from apa_console.errors import UsageError
+from apa_console.apa.partition import METHODS
+from apa_console.apa.adapters import train_all
+from apa_console.workflows.model import open_backbone
+from apa_console.cli import output
+from apa_console.cli.common import DeviceOption, JsonOption, ModelOption, StoreOption, open_store
+from apa_console.cli.progress_view import live_progress
 
 
 def _check_choice(value: str, choices, option: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-from .common import new_typer
+from apa_console.cli.common import new_typer
 
 app = new_typer(
     "Exact machine unlearning for LLM recommenders: shard, train, aggregate (APA), forget, audit."

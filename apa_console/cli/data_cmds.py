@@ -8,8 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
-from .. import catalog
-from ..data import (
+from apa_console.store import catalog
+from apa_console.data import (
     DEFAULT_SEED,
     DEFAULT_SIZES,
     ParsedDataset,
@@ -21,11 +21,11 @@ from ..data import (
     load_tallrec,
     write_dataset,
 )
-from ..data.demo import DEFAULT_USERS
-from ..errors import ConflictError
-from ..samples import SPLITS
-from . import output
-from .common import JsonOption, StoreOption, new_typer, open_store
+from apa_console.data.demo import DEFAULT_USERS
+from apa_console.errors import ConflictError
+from apa_console.samples import SPLITS
+from apa_console.cli import output
+from apa_console.cli.common import JsonOption, StoreOption, new_typer, open_store
 
 SourceDir = Annotated[Path, typer.Argument(help="Directory holding the source files.")]
 TrainSize = Annotated[

@@ -7,11 +7,11 @@ import time
 import torch
 import typer
 
-from ..backbone import Backbone, available_cores, model_cache_root
-from ..errors import StoreInvalidError
-from ..store import Store, get_meta, resolve_store_path
-from . import output
-from .common import DeviceOption, JsonOption, ModelOption, StoreOption, new_typer
+from apa_console.engine.backbone import Backbone, available_cores, model_cache_root
+from apa_console.errors import StoreInvalidError
+from apa_console.store.document import Store, get_meta, resolve_store_path
+from apa_console.cli import output
+from apa_console.cli.common import DeviceOption, JsonOption, ModelOption, StoreOption, new_typer
 
 # The shared `--model` / `--device` options live in common.py (every command group imports
 # them from there); re-exported so engine-facing commands can take them from here too.

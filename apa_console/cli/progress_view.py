@@ -16,8 +16,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from ..progress import CancelToken, ProgressEvent
-from .output import stderr
+from apa_console.progress import CancelToken, ProgressEvent
+from apa_console.cli.output import stderr
 
 
 class ProgressBars:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import typer
 
-from .. import status as status_core
-from ..store import Store
-from . import output
-from .common import JsonOption, StoreOption, open_store
+from apa_console.store import status as status_core
+from apa_console.store.document import Store
+from apa_console.cli import output
+from apa_console.cli.common import JsonOption, StoreOption, open_store
 
 
 def register(app: typer.Typer) -> None:

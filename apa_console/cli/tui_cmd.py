@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from .common import DeviceOption, ModelOption, StoreOption, open_store
+from apa_console.cli.common import DeviceOption, ModelOption, StoreOption, open_store
 
 
 def register(app: typer.Typer) -> None:
@@ -23,6 +23,6 @@ def register(app: typer.Typer) -> None:
         """Open the interactive console: overview, users, shards, requests and audit; score
         and forget with live progress."""
         target = open_store(store)
-        from ..tui.app import ApaConsoleApp
+        from apa_console.tui.app import ApaConsoleApp
 
         ApaConsoleApp(target, model=model, device=device, readonly=readonly).run()

@@ -7,13 +7,13 @@ from typing import Annotated
 
 import typer
 
-from .. import audit as audit_core
-from .. import unlearning
-from ..errors import ExitCode, UsageError, VerificationError
-from ..workspace import open_backbone
-from . import output
-from .common import DeviceOption, JsonOption, ModelOption, StoreOption, new_typer, open_store
-from .progress_view import live_progress
+from apa_console.unlearning import audit_log as audit_core
+from apa_console.unlearning import forget as unlearning
+from apa_console.errors import ExitCode, UsageError, VerificationError
+from apa_console.workflows.model import open_backbone
+from apa_console.cli import output
+from apa_console.cli.common import DeviceOption, JsonOption, ModelOption, StoreOption, new_typer, open_store
+from apa_console.cli.progress_view import live_progress
 
 
 def _print_plan(plan: dict) -> None:

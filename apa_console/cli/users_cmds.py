@@ -7,10 +7,10 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from .. import catalog
-from ..samples import SPLITS
-from . import output
-from .common import JsonOption, StoreOption, new_typer, open_store
+from apa_console.store import catalog
+from apa_console.samples import SPLITS
+from apa_console.cli import output
+from apa_console.cli.common import JsonOption, StoreOption, new_typer, open_store
 
 LimitOption = Annotated[int | None, typer.Option("--limit", min=0, help="Show at most N.")]
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConflictError, DataError, UsageError
-from ..samples import SPLITS, Sample
-from ..store import Store, get_meta, now_iso, update_meta
+from apa_console.errors import ConflictError, DataError, UsageError
+from apa_console.samples import SPLITS, Sample
+from apa_console.store.document import Store, get_meta, now_iso, update_meta
 
 DEFAULT_SIZES = {"train": 1024, "valid": 500, "test": 1000}
 DEFAULT_SEED = 0

@@ -17,10 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import DataError
-from ..prompting import MOVIE_INSTRUCTION, answer_text, build_input
-from ..samples import HistoryEntry, Sample
-from .ingest import (
+from apa_console.errors import DataError
+from apa_console.prompting import MOVIE_INSTRUCTION, answer_text, build_input
+from apa_console.samples import HistoryEntry, Sample
+from apa_console.data.ingest import (
     ParsedDataset,
     decode_text,
     numbered_lines,

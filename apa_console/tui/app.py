@@ -11,23 +11,23 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.signal import Signal
 
-from ..store import Store
-from . import operations
-from .commands import UserCommands
-from .jobs import new_tracker, run_tracked
-from .model_host import ModelHost
-from .screens.forget import ForgetScreen
-from .screens.help import HelpScreen
-from .screens.job import JobScreen
-from .screens.modals import ConfirmModal, ErrorModal
-from .screens.overview import OverviewScreen
-from .screens.requests import RequestsScreen
-from .screens.score import ScoreScreen
-from .screens.shards import ShardsScreen
-from .screens.user_detail import UserScreen
-from .screens.users import UsersScreen
-from .tracker import CANCELLED, DONE, ProgressTracker
-from .widgets.nav_bar import SECTIONS
+from apa_console.store.document import Store
+from apa_console.tui import operations
+from apa_console.tui.commands import UserCommands
+from apa_console.tui.jobs import new_tracker, run_tracked
+from apa_console.tui.model_host import ModelHost
+from apa_console.tui.screens.forget import ForgetScreen
+from apa_console.tui.screens.help import HelpScreen
+from apa_console.tui.screens.job import JobScreen
+from apa_console.tui.screens.modals import ConfirmModal, ErrorModal
+from apa_console.tui.screens.overview import OverviewScreen
+from apa_console.tui.screens.requests import RequestsScreen
+from apa_console.tui.screens.score import ScoreScreen
+from apa_console.tui.screens.shards import ShardsScreen
+from apa_console.tui.screens.user_detail import UserScreen
+from apa_console.tui.screens.users import UsersScreen
+from apa_console.tui.tracker import CANCELLED, DONE, ProgressTracker
+from apa_console.tui.widgets.nav_bar import SECTIONS
 
 STORE_POLL_S = 1.0
 

@@ -7,7 +7,7 @@ from functools import partial
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from .. import views
+from apa_console.workflows import views
 
 
 class UserCommands(Provider):

@@ -16,8 +16,8 @@ from textual.dom import DOMNode
 from textual.message import Message
 from textual.worker import Worker
 
-from ..errors import ApaError, CancelledError
-from .tracker import CANCELLED, DONE, FAILED, ProgressTracker
+from apa_console.errors import ApaError, CancelledError
+from apa_console.tui.tracker import CANCELLED, DONE, FAILED, ProgressTracker
 
 
 class TrackerUpdated(Message):

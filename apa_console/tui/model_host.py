@@ -11,9 +11,9 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from ..progress import CancelToken, ProgressCallback, ProgressEvent
-from ..store import Store
-from ..workspace import open_backbone
+from apa_console.progress import CancelToken, ProgressCallback, ProgressEvent
+from apa_console.store.document import Store
+from apa_console.workflows.model import open_backbone
 
 MODEL_TASK = "model"
 

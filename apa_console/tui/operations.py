@@ -9,11 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .. import serving, unlearning
-from ..progress import ProgressEvent
-from ..store import Store
-from .model_host import ModelHost
-from .tracker import ProgressTracker
+from apa_console.apa import serving
+
+from apa_console.unlearning import forget as unlearning
+from apa_console.progress import ProgressEvent
+from apa_console.store.document import Store
+from apa_console.tui.model_host import ModelHost
+from apa_console.tui.tracker import ProgressTracker
 
 Work = Callable[[ProgressTracker], Any]
 

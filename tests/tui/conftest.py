@@ -10,7 +10,7 @@ import pytest
 from display_store import build_display_store
 from store_fixtures import make_store
 
-from apa_console.store import Store
+from apa_console.store.document import Store
 
 # Small enough to train in seconds, and seed 2 gives both labels in valid and test
 # (so AUC is defined).
@@ -25,9 +25,9 @@ def display_store(tmp_path: Path) -> Store:
 @pytest.fixture(scope="session")
 def trained_store_template(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir) -> Path:
     """Partitioned into 3 shards and trained once per session; tests get copies."""
-    from apa_console.backbone import Backbone, record_model
-    from apa_console.shard_training import train_all
-    from apa_console.sharding import run_partition
+    from apa_console.engine.backbone import Backbone, record_model
+    from apa_console.apa.adapters import train_all
+    from apa_console.apa.shards import run_partition
 
     path = tmp_path_factory.mktemp("tui-trained") / "store"
     store = make_store(path, **TRAINED_STORE_SHAPE)

@@ -9,7 +9,9 @@ import threading
 import pytest
 from pilot_helpers import console, row_keys, settle, text_of, wait_until
 
-from apa_console import audit, unlearning
+from apa_console.unlearning import audit_log as audit
+
+from apa_console.unlearning import forget as unlearning
 from apa_console.tui.screens.forget import ForgetScreen
 from apa_console.tui.screens.job import JobScreen
 from apa_console.tui.screens.modals import ConfirmModal, TypeToConfirm

@@ -13,8 +13,8 @@ from pilot_helpers import console, footer_actions, row_keys, settle, text_of, wa
 from textual.command import CommandList, CommandPalette
 from textual.widgets import Button, Input
 
-from apa_console import unlearning
-from apa_console.store import Store
+from apa_console.unlearning import forget as unlearning
+from apa_console.store.document import Store
 from apa_console.tui.screens.forget import ForgetScreen
 from apa_console.tui.screens.help import HelpScreen
 from apa_console.tui.screens.modals import ErrorModal, TypeToConfirm

@@ -12,10 +12,10 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header
 from textual.worker import get_current_worker
 
-from ...errors import ApaError
-from ...store import Store
-from ..widgets.job_status import JobStatus
-from ..widgets.nav_bar import NavBar
+from apa_console.errors import ApaError
+from apa_console.store.document import Store
+from apa_console.tui.widgets.job_status import JobStatus
+from apa_console.tui.widgets.nav_bar import NavBar
 
 
 class ConsoleScreen(Screen):

@@ -12,13 +12,13 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Static
 
-from ... import unlearning
-from ...store import Store
-from ..formatting import plural, seconds
-from ..tracker import CANCELLED, DONE, ProgressTracker
-from ..widgets.job_progress import JobProgress
-from .base import ConsoleScreen
-from .modals import TypeToConfirm
+from apa_console.unlearning import forget as unlearning
+from apa_console.store.document import Store
+from apa_console.tui.formatting import plural, seconds
+from apa_console.tui.tracker import CANCELLED, DONE, ProgressTracker
+from apa_console.tui.widgets.job_progress import JobProgress
+from apa_console.tui.screens.base import ConsoleScreen
+from apa_console.tui.screens.modals import TypeToConfirm
 
 
 def describe_plan(user: str, plan: dict[str, Any]) -> Text:

@@ -7,7 +7,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
-from ..widgets.job_progress import JobProgress
+from apa_console.tui.widgets.job_progress import JobProgress
 
 
 class JobScreen(Screen):

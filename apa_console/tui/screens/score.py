@@ -13,13 +13,13 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
-from .. import operations
-from ..formatting import hbar, level, number, yes_no
-from ..jobs import new_tracker, run_tracked
-from ..tracker import DONE, ProgressTracker
-from ..widgets.job_progress import JobProgress
-from ..widgets.job_status import JobStatus
-from .base import selected_key
+from apa_console.tui import operations
+from apa_console.tui.formatting import hbar, level, number, yes_no
+from apa_console.tui.jobs import new_tracker, run_tracked
+from apa_console.tui.tracker import DONE, ProgressTracker
+from apa_console.tui.widgets.job_progress import JobProgress
+from apa_console.tui.widgets.job_status import JobStatus
+from apa_console.tui.screens.base import selected_key
 
 
 def weight_cells(weights: dict[str, float]) -> Text:

@@ -10,10 +10,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
-from ... import views
-from ...store import Store
-from ..formatting import shard_list, split_counts, when, yes_no
-from .base import ConsoleScreen, refill, selected_key
+from apa_console.workflows import views
+from apa_console.store.document import Store
+from apa_console.tui.formatting import shard_list, split_counts, when, yes_no
+from apa_console.tui.screens.base import ConsoleScreen, refill, selected_key
 
 
 class UserScreen(ConsoleScreen):

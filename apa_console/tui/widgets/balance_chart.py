@@ -7,7 +7,7 @@ from typing import Any
 from rich.text import Text
 from textual.widget import Widget
 
-from ..formatting import hbar
+from apa_console.tui.formatting import hbar
 
 
 class BalanceChart(Widget):

@@ -6,8 +6,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from ..formatting import seconds
-from ..tracker import DONE, ProgressTracker
+from apa_console.tui.formatting import seconds
+from apa_console.tui.tracker import DONE, ProgressTracker
 
 OVERALL = "overall"  # the core's task name for "k of n shards done"
 

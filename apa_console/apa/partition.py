@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.cluster import KMeans
 
-from .errors import UsageError
+from apa_console.errors import UsageError
 
 METHODS = ("apa", "apa-user", "random", "user", "bekm")
 BALANCED_ITERATIONS = 10  # RecEraser/GraphEraser refine anchors a fixed number of rounds

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from .samples import SPLITS
-from .store import Store, get_meta
+from apa_console.samples import SPLITS
+from apa_console.store.document import Store, get_meta
 
 
 def store_status(store: Store) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import Any
 
 from tinydb import TinyDB
 
-from .store import Store, get_meta, now_iso, sha256_file
+from apa_console.store.document import Store, get_meta, now_iso, sha256_file
 
 GENESIS = "0" * 64
 

@@ -35,11 +35,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .backbone import Backbone, split_causal_lm
-from .errors import ConflictError, NotFoundError, UsageError
-from .lora_dropout import DROPOUT_SAMPLERS, use_dropout_sampler
-from .progress import NEVER_CANCELLED, CancelToken, ProgressCallback, ProgressEvent, ignore_progress
-from .store import sha256_file
+from apa_console.engine.backbone import Backbone, split_causal_lm
+from apa_console.errors import ConflictError, NotFoundError, UsageError
+from apa_console.engine.dropout import DROPOUT_SAMPLERS, use_dropout_sampler
+from apa_console.progress import NEVER_CANCELLED, CancelToken, ProgressCallback, ProgressEvent, ignore_progress
+from apa_console.store.document import sha256_file
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 ADAPTER_CONFIG = "adapter_config.json"

@@ -30,7 +30,7 @@ from tinydb import TinyDB
 from tinydb.storages import Storage
 from tinydb.table import Table
 
-from .errors import ConflictError, StoreInvalidError, StoreLockedError
+from apa_console.errors import ConflictError, StoreInvalidError, StoreLockedError
 
 APP_NAME = "apa-console"
 SCHEMA_VERSION = 1

@@ -28,29 +28,29 @@ from typing import Any
 
 import numpy as np
 
-from . import audit
-from .embeddings import split_samples
-from .errors import ConflictError, NotFoundError, UsageError
-from .partition import shard_centre
-from .progress import (
+from apa_console.unlearning import audit_log as audit
+from apa_console.apa.embeddings import split_samples
+from apa_console.errors import ConflictError, NotFoundError, UsageError
+from apa_console.apa.partition import shard_centre
+from apa_console.progress import (
     NEVER_CANCELLED,
     CancelToken,
     ProgressCallback,
     ProgressEvent,
     ignore_progress,
 )
-from .prompting import sample_prompt
-from .samples import SPLITS, Sample
-from .shard_training import (
+from apa_console.prompting import sample_prompt
+from apa_console.samples import SPLITS, Sample
+from apa_console.apa.adapters import (
     build_adapter,
     commit_adapters,
     ids_hash,
     live_adapters,
     next_version,
 )
-from .sharding import shard_rows
-from .store import MODELS_DIR, Store, get_meta, now_iso, update_meta
-from .training import TrainSettings, manifest_hash, train_adapter
+from apa_console.apa.shards import shard_rows
+from apa_console.store.document import MODELS_DIR, Store, get_meta, now_iso, update_meta
+from apa_console.engine.training import TrainSettings, manifest_hash, train_adapter
 
 CRASH_ENV = "APA_CRASH_AT"  # test hook: kill -9 this process at the named point
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .progress import NEVER_CANCELLED, CancelToken, ProgressCallback, ignore_progress
-from .samples import Sample
-from .store import Store, get_meta, update_meta
+from apa_console.progress import NEVER_CANCELLED, CancelToken, ProgressCallback, ignore_progress
+from apa_console.samples import Sample
+from apa_console.store.document import Store, get_meta, update_meta
 
 
 def split_samples(store: Store, split: str) -> list[Sample]:

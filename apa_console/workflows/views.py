@@ -12,14 +12,18 @@ from typing import Any
 
 import numpy as np
 
-from . import audit, catalog, unlearning
-from .embeddings import cached_embeddings
-from .errors import NotFoundError
-from .partition import cosine_distances
-from .shard_training import live_adapters
-from .sharding import shard_of_samples, shard_rows, shard_summary
-from .status import store_status
-from .store import Store, get_meta
+from apa_console.unlearning import audit_log as audit
+
+from apa_console.store import catalog
+
+from apa_console.unlearning import forget as unlearning
+from apa_console.apa.embeddings import cached_embeddings
+from apa_console.errors import NotFoundError
+from apa_console.apa.partition import cosine_distances
+from apa_console.apa.adapters import live_adapters
+from apa_console.apa.shards import shard_of_samples, shard_rows, shard_summary
+from apa_console.store.status import store_status
+from apa_console.store.document import Store, get_meta
 
 ACTIVE_REQUEST_STATES = ("pending", "running")
 TYPICAL_SAMPLES = 5

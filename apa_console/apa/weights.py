@@ -27,7 +27,7 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from .errors import UsageError
+from apa_console.errors import UsageError
 
 STRATEGIES = ("adaptive", "average", "major", "semantic")
 LEVELS = ("D", "ND")

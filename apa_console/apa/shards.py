@@ -6,11 +6,11 @@ from typing import Any
 
 import numpy as np
 
-from .embeddings import embeddings_for, split_samples
-from .errors import ConflictError, UsageError
-from .partition import default_cap, partition, shard_centre
-from .progress import NEVER_CANCELLED, CancelToken, ProgressCallback, ignore_progress
-from .store import Store, get_meta, now_iso, update_meta
+from apa_console.apa.embeddings import embeddings_for, split_samples
+from apa_console.errors import ConflictError, UsageError
+from apa_console.apa.partition import default_cap, partition, shard_centre
+from apa_console.progress import NEVER_CANCELLED, CancelToken, ProgressCallback, ignore_progress
+from apa_console.store.document import Store, get_meta, now_iso, update_meta
 
 
 def shard_rows(store: Store) -> list[dict]:

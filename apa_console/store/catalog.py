@@ -12,9 +12,9 @@ from typing import Any
 
 from tinydb import Query, TinyDB
 
-from .errors import NotFoundError
-from .samples import SPLITS, Sample
-from .store import Store, get_meta
+from apa_console.errors import NotFoundError
+from apa_console.samples import SPLITS, Sample
+from apa_console.store.document import Store, get_meta
 
 StoreOrView = Store | TinyDB
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
-from .backbone import Backbone, record_model
-from .store import Store
+from apa_console.engine.backbone import Backbone, record_model
+from apa_console.store.document import Store
 
 
 def open_backbone(

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from .aggregation import (
+from apa_console.apa.weights import (
     DEFAULT_NEIGHBOURS,
     DEFAULT_TAU,
     AdapterFactors,
@@ -21,13 +21,13 @@ from .aggregation import (
     set_row_weights,
     softmax_rows,
 )
-from .backbone import SCORE_BATCH_SIZE
-from .embeddings import cached_embeddings, embeddings_for, split_samples
-from .errors import ConflictError, NotFoundError, UsageError
-from .progress import NEVER_CANCELLED, CancelToken, ProgressCallback, ignore_progress
-from .samples import SPLITS, Sample
-from .shard_training import BASELINE, ids_hash, live_adapters, score_with_adapter
-from .store import Store, get_meta, now_iso, update_meta
+from apa_console.engine.backbone import SCORE_BATCH_SIZE
+from apa_console.apa.embeddings import cached_embeddings, embeddings_for, split_samples
+from apa_console.errors import ConflictError, NotFoundError, UsageError
+from apa_console.progress import NEVER_CANCELLED, CancelToken, ProgressCallback, ignore_progress
+from apa_console.samples import SPLITS, Sample
+from apa_console.apa.adapters import BASELINE, ids_hash, live_adapters, score_with_adapter
+from apa_console.store.document import Store, get_meta, now_iso, update_meta
 
 
 @dataclass

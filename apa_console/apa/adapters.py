@@ -16,20 +16,20 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from .aggregation import AdapterFactors, mixture_model, set_row_weights
-from .embeddings import embeddings_for, split_samples
-from .errors import ConflictError
-from .progress import (
+from apa_console.apa.weights import AdapterFactors, mixture_model, set_row_weights
+from apa_console.apa.embeddings import embeddings_for, split_samples
+from apa_console.errors import ConflictError
+from apa_console.progress import (
     NEVER_CANCELLED,
     CancelToken,
     ProgressCallback,
     ProgressEvent,
     ignore_progress,
 )
-from .samples import Sample
-from .sharding import shard_rows
-from .store import Store, get_meta, now_iso, update_meta
-from .training import TrainSettings, manifest_hash, train_adapter
+from apa_console.samples import Sample
+from apa_console.apa.shards import shard_rows
+from apa_console.store.document import Store, get_meta, now_iso, update_meta
+from apa_console.engine.training import TrainSettings, manifest_hash, train_adapter
 
 BASELINE = "baseline"
 

