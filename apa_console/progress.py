@@ -24,6 +24,7 @@ class ProgressEvent:
     samples_per_s: float | None = None
     eta_s: float | None = None
     message: str = ""
+    request: str | None = None  # the forget request this work was recorded as, once it is
 
     @property
     def done(self) -> bool:

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import torch
 
-from apa_console.engine.backbone import Backbone, available_cores, record_model
+from apa_console.engine.backbone import Backbone
+from apa_console.engine.devices import available_cores
+from apa_console.store.model_record import record_model
 from apa_console.data.demo import generate_demo
 from apa_console.data.ingest import write_dataset
 from apa_console.data.movielens import load_movielens

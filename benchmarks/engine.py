@@ -62,13 +62,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from apa_console.engine.backbone import (
-    MODEL_CACHE_ENV,
-    USER_MODEL_CACHE,
-    Backbone,
-    available_cores,
-    shared_prefix_length,
-)
+from apa_console.engine.model_files import MODEL_CACHE_ENV, USER_MODEL_CACHE
+from apa_console.engine.backbone import Backbone
+from apa_console.engine.devices import available_cores
+from apa_console.engine.batching import shared_prefix_length
 from apa_console.errors import ApaError
 from apa_console.prompting import MOVIE_INSTRUCTION, build_input, build_prompt
 from apa_console.samples import HistoryEntry

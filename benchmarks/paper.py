@@ -34,21 +34,23 @@ import numpy as np
 from bench_common import ML100K, build_base_store, load_source, machine_description
 from paper_report import write_report
 
-from apa_console.apa.weights import AdapterFactors
-from apa_console.engine.backbone import Backbone
-from apa_console.store.catalog import median_user
-from apa_console.cli.progress_view import live_progress
-from apa_console.apa.embeddings import split_samples
-from apa_console.apa.serving import load_live_set, score_apa, score_each_adapter, tune
 from apa_console.apa.adapters import (
-    live_adapters,
     score_with_adapter,
     train_all,
     validation_errors,
 )
-from apa_console.apa.shards import run_partition, shard_rows
+from apa_console.apa.embeddings import split_samples
+from apa_console.apa.serving import load_live_set, score_apa, score_each_adapter, tune
+from apa_console.apa.shards import run_partition
+from apa_console.cli.progress_view import live_progress
+from apa_console.engine.backbone import Backbone
+from apa_console.engine.mixture import AdapterFactors
+from apa_console.store import records
+from apa_console.store.catalog import median_user
 from apa_console.store.document import Store
-from apa_console.unlearning.forget import Targets, apply_pending, plan, submit
+from apa_console.unlearning.forget import apply_pending
+from apa_console.unlearning.requests import plan, submit
+from apa_console.unlearning.targets import Targets
 
 HERE = Path(__file__).resolve().parent
 
@@ -130,7 +132,7 @@ def stage(results: Results, key: str, compute):
 
 def adapters_key(store: Store) -> str:
     """Changes whenever a live adapter's weights change, invalidating that arm's scores."""
-    digests = [row["sha256"] for row in live_adapters(store)]
+    digests = [row["sha256"] for row in records.live_adapters(store.snapshot())]
     return hashlib.sha256(json.dumps(digests).encode()).hexdigest()[:12]
 
 
@@ -148,7 +150,7 @@ def prepare_arm(workdir: Path, base: Store, arm: str, profile: Profile, backbone
     root = workdir / arm
     store = Store.open(root) if root.is_dir() else copy_store(base.root, root)
     method, k = ARMS[arm]
-    if not shard_rows(store):
+    if not records.shard_rows(store.snapshot()):
         run_partition(store, backbone, method, k or profile.shards, seed=profile.seed,
                       progress=bars, cancel=cancel)
     train_all(store, backbone, overrides={"epochs": profile.epochs, "seed": profile.seed},
@@ -159,7 +161,7 @@ def prepare_arm(workdir: Path, base: Store, arm: str, profile: Profile, backbone
 def full_retrain_s(store: Store) -> float:
     """Training plus validation-refresh time of every live adapter, as recorded when built."""
     return float(sum(row["wall_time_s"] + row.get("valid_wall_s", 0.0)
-                     for row in live_adapters(store)))
+                     for row in records.live_adapters(store.snapshot())))
 
 
 def score_arm(results: Results, arm: str, store: Store, backbone, test, bars, cancel) -> dict:
@@ -219,7 +221,7 @@ def sweeps(results, store, backbone, samples, profile, tuned, bars, cancel) -> d
 def inference_timing(stores: dict[str, Store], backbone, samples, bars, cancel) -> dict:
     """Every serving path on the same samples, batch 16, in one stage (ratios from one run).
     All paths run every token of every row; the prefix-sharing single adapter is extra."""
-    retraining = live_adapters(stores["retraining"])[0]
+    retraining = records.live_adapters(stores["retraining"].snapshot())[0]
     single = AdapterFactors.load(stores["retraining"].path_of(retraining["path"]))
     prompts = backbone.prompts_for(samples)
     score_with_adapter(backbone, prompts[:4], single, share_prefix=False)  # warm-up
@@ -248,7 +250,7 @@ def inference_timing(stores: dict[str, Store], backbone, samples, bars, cancel) 
 
     def without_any_precomputation():
         valid = split_samples(apa, "valid")
-        errors = np.stack([validation_errors(apa, backbone, apa.path_of(row["path"]), valid,
+        errors = np.stack([validation_errors(backbone, apa.path_of(row["path"]), valid,
                                              progress=bars, cancel=cancel)
                            for row in live.rows])
         score_apa(apa, backbone, samples, level="D", live=replace(live, valid_errors=errors),
@@ -275,7 +277,7 @@ def forget_median_user(results, workdir, arm, store, user, backbone, bars, cance
         finally:
             shutil.rmtree(workdir / f"forget-{arm}", ignore_errors=True)
         return {"user": user, "forget_s": forget, "full_s": full_retrain_s(store),
-                "touched": len(touched), "shards": len(live_adapters(store))}
+                "touched": len(touched), "shards": len(records.live_adapters(store.snapshot()))}
 
     return stage(results, f"{arm}:{adapters_key(store)}:forget-{user}", compute)
 
@@ -316,7 +318,7 @@ def run(args) -> int:
         stores, scores, forgets = {}, {}, {}
         for arm in ARMS:
             stores[arm] = prepare_arm(workdir, base, arm, profile, backbone, bars, cancel)
-            print(f"  ready   {arm}: {len(live_adapters(stores[arm]))} adapters, full "
+            print(f"  ready   {arm}: {len(records.live_adapters(stores[arm].snapshot()))} adapters, full "
                   f"retrain {full_retrain_s(stores[arm]):.0f}s", flush=True)
             scores[arm] = score_arm(results, arm, stores[arm], backbone, test, bars, cancel)
         base_scores = stage(results, "base-model", lambda: {"p_yes": backbone.score(
@@ -339,7 +341,7 @@ def run(args) -> int:
         "base_model": base_scores, "scores": scores, "weight_ablation": ablation,
         "sweep": sweep, "timing": timing, "forget": forgets,
         "retraining_full_s": full_retrain_s(stores["retraining"]), "median_user": user,
-        "shard_sizes": {arm: [len(r["sample_ids"]) for r in shard_rows(stores[arm])]
+        "shard_sizes": {arm: [len(r["sample_ids"]) for r in records.shard_rows(stores[arm].snapshot())]
                         for arm in PARTITION_ARMS},
         "run_wall_s": time.perf_counter() - started,
     }

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import rankdata
 
-from apa_console.apa.serving import auc
+from apa_console.apa.metrics import auc
 
 BOOTSTRAP_ROUNDS = 2000
 METHOD_ROWS = (  # (label, arm, scores key or None for output averaging of the arm)

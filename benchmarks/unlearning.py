@@ -22,13 +22,15 @@ from pathlib import Path
 
 from bench_common import ML100K, build_base_store, load_source, machine_description
 
+from apa_console.apa.adapters import train_all
+from apa_console.apa.embeddings import split_samples
+from apa_console.apa.shards import run_partition
 from apa_console.engine.backbone import Backbone
 from apa_console.store.catalog import median_user
-from apa_console.apa.embeddings import split_samples
-from apa_console.apa.adapters import train_all
-from apa_console.apa.shards import run_partition
 from apa_console.store.document import Store
-from apa_console.unlearning.forget import Targets, apply_pending, plan, submit
+from apa_console.unlearning.forget import apply_pending
+from apa_console.unlearning.requests import plan, submit
+from apa_console.unlearning.targets import Targets
 
 
 def _base_store(root: Path, backbone: Backbone, args) -> Store:

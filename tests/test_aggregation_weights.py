@@ -6,13 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from apa_console.apa.weights import (
-    AdapterFactors,
-    MixtureLoRALinear,
-    aggregation_weights,
-    merged_delta,
-    neighbour_errors,
-)
+from apa_console.apa.weights import aggregation_weights, neighbour_errors
+from apa_console.engine.mixture import AdapterFactors, MixtureLoRALinear, merged_delta
 from apa_console.errors import UsageError
 
 
@@ -96,7 +91,7 @@ def test_decomposition_and_non_decomposition_differ_for_mixed_weights():
 
 
 def test_auc_on_a_fixture_and_its_undefined_case():
-    from apa_console.apa.serving import auc
+    from apa_console.apa.metrics import auc
 
     labels = np.array([0, 0, 1, 1])
     # pairs (neg, pos): (0.1,0.35) ok, (0.1,0.8) ok, (0.4,0.35) wrong, (0.4,0.8) ok → 3/4

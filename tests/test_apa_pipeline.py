@@ -8,20 +8,21 @@ import torch
 from peft import LoraConfig, get_peft_model
 from store_fixtures import make_store
 
-from apa_console.apa.weights import AdapterFactors
-from apa_console.engine.backbone import Backbone
-from apa_console.errors import ConflictError
+from apa_console.apa.adapters import train_all
+from apa_console.store import records
 from apa_console.apa.serving import (
     aggregation_defaults,
     compare,
     load_live_set,
+    samples_to_score,
     score_apa,
     score_sisa,
-    select_samples,
     tune,
 )
-from apa_console.apa.adapters import live_adapters, train_all
-from apa_console.apa.shards import run_partition, shard_rows, shard_summary
+from apa_console.apa.shards import run_partition, shard_summary
+from apa_console.engine.backbone import Backbone
+from apa_console.engine.mixture import AdapterFactors
+from apa_console.errors import ConflictError
 
 FAST = {"epochs": 1, "batch_size": 4}
 
@@ -40,8 +41,8 @@ def trained_store(tmp_path_factory, backbone):
 
 
 def test_partition_records_complete_balanced_shards(trained_store):
-    rows = shard_rows(trained_store)
-    train_ids = [s.id for s in select_samples(trained_store, split="train")]
+    rows = records.shard_rows(trained_store.snapshot())
+    train_ids = [s.id for s in samples_to_score(trained_store, split="train")]
     assert sorted(sid for row in rows for sid in row["sample_ids"]) == sorted(train_ids)
     summary = shard_summary(trained_store)
     assert summary["balance"]["max_size"] <= summary["partition"]["cap"]
@@ -51,14 +52,15 @@ def test_partition_records_complete_balanced_shards(trained_store):
 def test_training_is_resumable_and_records_validation_errors(trained_store, backbone):
     assert train_all(trained_store, backbone, overrides=FAST, retrain_baseline=True) == []
     live = load_live_set(trained_store)
-    n_valid = len(select_samples(trained_store, split="valid"))
+    n_valid = len(samples_to_score(trained_store, split="valid"))
     assert live.valid_errors.shape == (3, n_valid)
     assert ((live.valid_errors >= 0) & (live.valid_errors <= 1)).all()
 
 
 def test_adapters_recorded_before_a_setting_existed_stay_up_to_date(tmp_path, backbone):
-    """A record without `share_prefix` means it was trained without it: such an adapter
-    matches the store's settings and is not retrained."""
+    """A record without `share_prefix` (made before the setting and engine versions existed)
+    means it was trained without it: such an adapter matches the store's settings and is not
+    retrained."""
     from apa_console.store.document import get_meta, update_meta
 
     store = make_store(tmp_path / "store")
@@ -66,11 +68,12 @@ def test_adapters_recorded_before_a_setting_existed_stay_up_to_date(tmp_path, ba
     train_all(store, backbone, overrides={**FAST, "share_prefix": False})
     with store.transaction() as db:
         settings = get_meta(db)["train_settings"]
-        del settings["share_prefix"]
+        del settings["share_prefix"], settings["engine_version"]
         update_meta(db, train_settings=settings)
         adapters = db.table("adapters")
         for row in adapters.all():
-            old = {k: v for k, v in row["settings"].items() if k != "share_prefix"}
+            old = {k: v for k, v in row["settings"].items()
+                   if k not in ("share_prefix", "engine_version")}
             adapters.update({"settings": old}, doc_ids=[row.doc_id])
     assert train_all(store, backbone) == []
 
@@ -105,7 +108,7 @@ def _explicit_peft_model(backbone, factors, weights, level):
 
 @pytest.mark.parametrize("level", ["D", "ND"])
 def test_batched_mixture_equals_explicit_peft_merge_per_sample(trained_store, backbone, level):
-    samples = select_samples(trained_store, split="test")
+    samples = samples_to_score(trained_store, split="test")
     report = score_apa(trained_store, backbone, samples, level=level, tau=50.0, neighbours=2,
                        batch_size=5)
     live = load_live_set(trained_store)
@@ -119,8 +122,8 @@ def test_batched_mixture_equals_explicit_peft_merge_per_sample(trained_store, ba
 def test_single_adapter_mixture_equals_peft_from_pretrained(trained_store, backbone):
     from peft import PeftModel
 
-    row = live_adapters(trained_store)[0]
-    samples = select_samples(trained_store, split="valid")
+    row = records.live_adapters(trained_store.snapshot())[0]
+    samples = samples_to_score(trained_store, split="valid")
     peft_model = PeftModel.from_pretrained(
         backbone.shared_weight_copy(), str(trained_store.path_of(row["path"]))
     ).eval()
@@ -133,23 +136,23 @@ def test_single_adapter_mixture_equals_peft_from_pretrained(trained_store, backb
 def test_sisa_averages_each_adapters_peft_output(trained_store, backbone):
     from peft import PeftModel
 
-    samples = select_samples(trained_store, split="test")[:4]
+    samples = samples_to_score(trained_store, split="test")[:4]
     report = score_sisa(trained_store, backbone, samples, live=load_live_set(trained_store))
     prompts = backbone.prompts_for(samples)
     singles = [
         backbone.score(prompts, model=PeftModel.from_pretrained(
             backbone.shared_weight_copy(), str(trained_store.path_of(row["path"]))).eval())
-        for row in live_adapters(trained_store)
+        for row in records.live_adapters(trained_store.snapshot())
     ]
     assert np.allclose(report.p_yes, np.mean(singles, axis=0), atol=1e-5)
 
 
 def test_uniform_weights_at_decomposition_level_equal_averaged_factors(trained_store, backbone):
-    samples = select_samples(trained_store, split="test")[:3]
+    samples = samples_to_score(trained_store, split="test")[:3]
     average = score_apa(trained_store, backbone, samples, strategy="average", level="D")
     assert np.allclose(average.weights, 1 / 3)
     factors = [AdapterFactors.load(trained_store.path_of(r["path"]))
-               for r in live_adapters(trained_store)]
+               for r in records.live_adapters(trained_store.snapshot())]
     model = _explicit_peft_model(backbone, factors, [1 / 3] * 3, "D")
     expected = backbone.score(backbone.prompts_for(samples), model=model)
     assert np.allclose(average.p_yes, expected, atol=1e-4)
@@ -183,7 +186,7 @@ def test_user_show_and_users_report_the_shards_holding_the_data(trained_store):
     shown = runner.invoke(app, ["user", "show", "user0", "--json", "--store",
                                 str(trained_store.root)])
     detail = json.loads(shown.stdout)
-    owner = {sid: row["shard"] for row in shard_rows(trained_store) for sid in row["sample_ids"]}
+    owner = {sid: row["shard"] for row in records.shard_rows(trained_store.snapshot()) for sid in row["sample_ids"]}
     for split, rows in detail["splits"].items():
         for row in rows:
             assert row["shard"] == (owner[row["id"]] if split == "train" else None)
@@ -212,4 +215,4 @@ def test_train_command_records_the_batching_choices_and_refuses_bad_sizes(
     assert done.exit_code == 0, done.output
     for setting in ("group_by_length", "share_prefix"):
         assert get_meta(store.snapshot())["train_settings"][setting] is False
-        assert all(row["settings"][setting] is False for row in live_adapters(store))
+        assert all(row["settings"][setting] is False for row in records.live_adapters(store.snapshot()))

@@ -12,22 +12,22 @@ from tiny_model import TITLES, build_tiny_model
 from transformers import AutoModelForCausalLM
 from typer.testing import CliRunner
 
-from apa_console.engine import backbone as backbone_module
-from apa_console.engine.backbone import (
+from apa_console.engine import model_files
+from apa_console.engine.backbone import Backbone
+from apa_console.engine.batching import length_sorted_batches
+from apa_console.engine.devices import choose_device
+from apa_console.engine.model_files import (
     DEFAULT_MODEL_INSTALL,
     MODEL_CACHE_ENV,
-    Backbone,
-    check_model,
-    choose_device,
     ensure_default_model_cache,
-    length_sorted_batches,
-    record_model,
 )
 from apa_console.errors import CancelledError, ConflictError, NotFoundError, UsageError
 from apa_console.progress import CancelToken
 from apa_console.prompting import MOVIE_INSTRUCTION, build_input, build_prompt
 from apa_console.samples import HistoryEntry, Sample
 from apa_console.store.document import Store, get_meta
+from apa_console.store.model_record import check_model, record_model
+from apa_console.workflows.model import open_backbone
 
 
 def make_prompts(count: int) -> list[str]:
@@ -152,11 +152,11 @@ def test_model_is_recorded_and_another_one_is_refused(tmp_path, tiny, tiny_model
     record_model(store, tiny.info)
     assert get_meta(store.snapshot())["model"] == tiny.info
     record_model(store, tiny.info)  # the same model again is fine
-    Backbone.load(tiny_model_dir, store=store)  # and so is loading it
+    open_backbone(store, tiny_model_dir)  # and so is loading it
 
     other_dir = build_tiny_model(tmp_path / "other-model", seed=99)
     with pytest.raises(ConflictError) as refused:
-        Backbone.load(other_dir, store=store)
+        open_backbone(store, other_dir)
     message = str(refused.value)
     assert "\n" not in message and "other-model" in message and tiny.info["name"] in message
     other = Backbone.load(other_dir)
@@ -169,7 +169,7 @@ def test_model_is_recorded_and_another_one_is_refused(tmp_path, tiny, tiny_model
 def test_store_records_model_used_when_none_is_given(tmp_path, tiny, tiny_model_dir):
     store = Store.create(tmp_path / "store")
     record_model(store, tiny.info)
-    again = Backbone.load(None, store=store)
+    again = open_backbone(store)
     assert again.info["fingerprint"] == tiny.info["fingerprint"]
     assert again.directory == tiny_model_dir
 
@@ -197,7 +197,7 @@ def test_bad_model_paths_and_devices(tmp_path):
 
 def test_missing_default_model_package_names_the_install_command(tmp_path, monkeypatch):
     monkeypatch.setenv(MODEL_CACHE_ENV, str(tmp_path / "cache"))
-    monkeypatch.setattr(backbone_module, "DEFAULT_MODEL_PACKAGE", "no_such_package_for_apa")
+    monkeypatch.setattr(model_files, "DEFAULT_MODEL_PACKAGE", "no_such_package_for_apa")
     with pytest.raises(ConflictError) as missing:
         Backbone.load()
     message = str(missing.value)
@@ -208,7 +208,7 @@ def test_missing_default_model_package_names_the_install_command(tmp_path, monke
 def test_interrupted_cache_conversion_leaves_no_cache(tmp_path, monkeypatch):
     package_dir = tmp_path / "package"
     package_dir.mkdir()
-    monkeypatch.setattr(backbone_module, "default_model_package_dir", lambda: package_dir)
+    monkeypatch.setattr(model_files, "default_model_package_dir", lambda: package_dir)
 
     def killed(*args, **kwargs):
         raise KeyboardInterrupt
@@ -222,14 +222,14 @@ def test_interrupted_cache_conversion_leaves_no_cache(tmp_path, monkeypatch):
 
 def test_default_model_cache_is_reused_without_conversion(tmp_path, monkeypatch, tiny_model_dir):
     cache_root = tmp_path / "cache"
-    ready = cache_root / backbone_module.DEFAULT_MODEL_NAME
+    ready = cache_root / model_files.DEFAULT_MODEL_NAME
     ready.mkdir(parents=True)
-    (ready / backbone_module.CACHE_MARKER).write_text("{}")
+    (ready / model_files.CACHE_MARKER).write_text("{}")
 
     def must_not_convert():
         raise AssertionError("the cache is complete: no conversion expected")
 
-    monkeypatch.setattr(backbone_module, "default_model_package_dir", must_not_convert)
+    monkeypatch.setattr(model_files, "default_model_package_dir", must_not_convert)
     assert ensure_default_model_cache(cache_root) == ready
 
 

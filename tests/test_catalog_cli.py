@@ -13,8 +13,8 @@ from data_fixtures import (
     write_tiny_movielens,
 )
 
-from apa_console.store import catalog
 from apa_console.errors import NotFoundError
+from apa_console.store import catalog
 from apa_console.store.document import Store
 
 

@@ -1,4 +1,4 @@
-"""The package asks torch for huge pages before torch can read the setting, and only by
+"""The engine asks torch for huge pages before torch can read the setting, and only by
 default: an operator's own THP_MEM_ALLOC_ENABLE wins."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ KERNEL_HAS_THP = (cpu_memory._THP_SETTING.is_file()
 
 PROBE = f"""
 import json, os, sys
-import apa_console
+import apa_console.engine
 print(json.dumps({{"value": os.environ.get({HUGE_PAGES_ENV!r}),
                   "torch_loaded": "torch" in sys.modules}}))
 """
@@ -32,7 +32,7 @@ def _probe(env: dict[str, str]) -> dict:
 
 
 @pytest.mark.skipif(not KERNEL_HAS_THP, reason="this kernel has no transparent huge pages")
-def test_importing_the_package_requests_huge_pages_before_torch_loads():
+def test_importing_the_engine_requests_huge_pages_before_torch_loads():
     env = {key: value for key, value in os.environ.items() if key != HUGE_PAGES_ENV}
     report = _probe(env)
     assert report == {"value": "1", "torch_loaded": False}

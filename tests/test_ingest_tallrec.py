@@ -7,9 +7,9 @@ import json
 import pytest
 from data_fixtures import assert_one_line_error, cli, new_store, store_bytes
 
-from apa_console.store import catalog
 from apa_console.data import load_tallrec
 from apa_console.prompting import BOOK_INSTRUCTION, MOVIE_INSTRUCTION
+from apa_console.store import catalog
 from apa_console.store.document import Store, get_meta
 
 

@@ -13,7 +13,8 @@ from peft import PeftModel
 from test_backbone import make_prompts
 from transformers import AutoModelForCausalLM
 
-from apa_console.engine.backbone import DEFAULT_MODEL_NAME, Backbone
+from apa_console.engine.backbone import Backbone
+from apa_console.engine.model_files import DEFAULT_MODEL_NAME
 from apa_console.engine.training import TrainSettings, load_adapter_model, train_adapter
 
 pytestmark = pytest.mark.integration

@@ -7,11 +7,15 @@ import numpy as np
 import pytest
 from store_fixtures import make_store
 
-from apa_console.engine.backbone import record_model
-from apa_console.apa.serving import compare, score_apa, select_samples
-from apa_console.apa.adapters import live_adapters, train_all
+from apa_console.apa.adapters import train_all
+from apa_console.apa.serving import compare, samples_to_score, score_apa
 from apa_console.apa.shards import run_partition
-from apa_console.unlearning.forget import Targets, apply_pending, submit, verify_request
+from apa_console.store import records
+from apa_console.store.model_record import record_model
+from apa_console.unlearning.forget import apply_pending
+from apa_console.unlearning.requests import submit
+from apa_console.unlearning.targets import Targets
+from apa_console.unlearning.verify import verify_request
 
 pytestmark = pytest.mark.integration
 
@@ -21,8 +25,8 @@ def test_spine_on_the_default_model(default_backbone, tmp_path):
     record_model(store, default_backbone.info)
     run_partition(store, default_backbone, "apa-user", 2, seed=0)
     train_all(store, default_backbone, overrides={"epochs": 1, "batch_size": 4})
-    assert len(live_adapters(store)) == 2
-    report = score_apa(store, default_backbone, select_samples(store, split="test"),
+    assert len(records.live_adapters(store.snapshot())) == 2
+    report = score_apa(store, default_backbone, samples_to_score(store, split="test"),
                        level="ND", neighbours=2)
     assert np.all((report.p_yes > 0) & (report.p_yes < 1))
     assert np.allclose(report.weights.sum(axis=1), 1)

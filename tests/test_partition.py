@@ -7,7 +7,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from apa_console.errors import UsageError
 from apa_console.apa.partition import (
     METHODS,
     capped_assignment,
@@ -15,6 +14,7 @@ from apa_console.apa.partition import (
     partition,
     shard_centre,
 )
+from apa_console.errors import UsageError
 
 
 def brute_force_assignment(distances: np.ndarray, cap: int) -> np.ndarray:

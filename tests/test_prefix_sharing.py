@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from store_fixtures import make_samples
 
-from apa_console.apa.weights import AdapterFactors
-from apa_console.engine.backbone import Backbone
 from apa_console.apa.adapters import score_with_adapter
+from apa_console.engine.backbone import Backbone
+from apa_console.engine.mixture import AdapterFactors
 
 
 @pytest.fixture(scope="module")

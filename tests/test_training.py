@@ -11,10 +11,8 @@ from peft import PeftModel
 from test_backbone import make_prompts
 from transformers import AutoModelForCausalLM
 
-from apa_console.engine.backbone import Backbone, shared_prefix_length
-from apa_console.errors import CancelledError, ConflictError, UsageError
-from apa_console.progress import CancelToken
-from apa_console.store.document import sha256_file
+from apa_console.engine.backbone import Backbone
+from apa_console.engine.batching import shared_prefix_length
 from apa_console.engine.training import (
     ADAPTER_CONFIG,
     ADAPTER_WEIGHTS,
@@ -26,6 +24,9 @@ from apa_console.engine.training import (
     manifest_hash,
     train_adapter,
 )
+from apa_console.errors import CancelledError, ConflictError, UsageError
+from apa_console.fileio import sha256_file
+from apa_console.progress import CancelToken
 
 FAST = TrainSettings(epochs=2, batch_size=4, lr=5e-3, seed=7)
 
@@ -69,9 +70,10 @@ def test_records_from_before_a_setting_existed_keep_the_old_behaviour():
     del legacy["group_by_length"]
     del legacy["dropout_sampler"]
     del legacy["share_prefix"]
+    del legacy["engine_version"]  # such records predate engine versions too
     old = TrainSettings.from_dict(legacy)
     assert not old.group_by_length and old.dropout_sampler == "uniform"
-    assert not old.share_prefix
+    assert not old.share_prefix and old.engine_version == 1
     current = TrainSettings.from_dict(TrainSettings().to_dict())
     assert current.group_by_length and current.dropout_sampler == "packed16"
     assert current.share_prefix

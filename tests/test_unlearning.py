@@ -16,25 +16,23 @@ import pytest
 from store_fixtures import make_store
 from typer.testing import CliRunner
 
-from apa_console.unlearning import audit_log as audit
-from apa_console.engine.backbone import Backbone, record_model
+from apa_console.apa.adapters import train_all
+from apa_console.apa.serving import load_live_set, samples_to_score, score_apa
+from apa_console.apa.shards import run_partition
 from apa_console.cli.app import app
+from apa_console.engine.backbone import Backbone
+from apa_console.engine.training import TrainSettings, train_adapter
 from apa_console.errors import CancelledError, NotFoundError, UsageError
 from apa_console.progress import CancelToken
-from apa_console.apa.serving import load_live_set, score_apa, select_samples
-from apa_console.apa.adapters import live_adapters, train_all
-from apa_console.apa.shards import run_partition, shard_rows
+from apa_console.store import records
 from apa_console.store.document import Store
-from apa_console.engine.training import TrainSettings, train_adapter
-from apa_console.unlearning.forget import (
-    Targets,
-    apply_pending,
-    list_requests,
-    plan,
-    submit,
-    user_audit,
-    verify_request,
-)
+from apa_console.store.model_record import record_model
+from apa_console.unlearning import audit_log as audit
+from apa_console.unlearning.forget import apply_pending
+from apa_console.unlearning.requests import list_requests, plan, submit
+from apa_console.unlearning.targets import Targets
+from apa_console.unlearning.user_audit import user_audit
+from apa_console.unlearning.verify import verify_request
 
 FAST = {"epochs": 1, "batch_size": 4}
 
@@ -69,7 +67,7 @@ def _copy(template: Path, tmp_path: Path) -> Store:
 
 
 def _live_shas(store: Store) -> dict[int, str]:
-    return {row["shard"]: row["sha256"] for row in live_adapters(store)}
+    return {row["shard"]: row["sha256"] for row in records.live_adapters(store.snapshot())}
 
 
 def _forget(store, backbone, **targets):
@@ -91,7 +89,7 @@ def test_forget_user_removes_every_trace_and_retrains_only_affected_shards(
     db = store.snapshot()
     assert not db.table("samples").search(lambda r: r["user_id"] == user)
     assert not db.table("users").search(lambda r: r["id"] == user)
-    assert all(user not in row["users"] for row in shard_rows(store))
+    assert all(user not in row["users"] for row in records.shard_rows(store.snapshot()))
     after = _live_shas(store)
     assert {k for k in before if before[k] != after[k]} == affected  # others untouched
     assert receipt["removed"] == the_plan["samples"]
@@ -99,15 +97,15 @@ def test_forget_user_removes_every_trace_and_retrains_only_affected_shards(
     assert receipt["baseline_retired"]  # the all-data baseline held the user's data
     # the validation cache dropped the user's validation columns
     live = load_live_set(store)
-    assert live.valid_errors.shape[1] == len(select_samples(store, split="valid"))
+    assert live.valid_errors.shape[1] == len(samples_to_score(store, split="valid"))
     # the audit log names the user only by salted hash, and the chain holds
     log_text = str(audit.entries(store))
     assert f"'{user}'" not in log_text and audit.verify_store(store)["ok"]
     # the served model is what training from scratch on the remaining shard gives
     for k in affected:
-        row = next(r for r in live_adapters(store) if r["shard"] == k)
-        ids = next(r["sample_ids"] for r in shard_rows(store) if r["shard"] == k)
-        by_id = {s.id: s for s in select_samples(store, split="train")}
+        row = next(r for r in records.live_adapters(store.snapshot()) if r["shard"] == k)
+        ids = next(r["sample_ids"] for r in records.shard_rows(store.snapshot()) if r["shard"] == k)
+        by_id = {s.id: s for s in samples_to_score(store, split="train")}
         with tempfile.TemporaryDirectory() as tmp:
             fresh = train_adapter(backbone, backbone.prompts_for([by_id[i] for i in ids]),
                                   [by_id[i].label for i in ids], ids,
@@ -149,10 +147,10 @@ def test_queued_requests_retrain_each_shard_once(apa_template, tmp_path, backbon
     first = submit(store, Targets(samples=["s000000"]))["request"]["id"]
     second = submit(store, Targets(samples=["s000001", "s000002"]))["request"]["id"]
     assert [r["status"] for r in list_requests(store)] == ["pending", "pending"]
-    versions_before = {r["shard"]: r["version"] for r in live_adapters(store)}
+    versions_before = {r["shard"]: r["version"] for r in records.live_adapters(store.snapshot())}
     receipts = apply_pending(store, backbone)
     assert [r["request"] for r in receipts] == [first, second]
-    for row in live_adapters(store):
+    for row in records.live_adapters(store.snapshot()):
         assert row["version"] - versions_before[row["shard"]] in (0, 1)
     assert all(r["status"] == "done" and r["targets"] is None for r in list_requests(store))
 
@@ -170,10 +168,10 @@ def test_item_takedown_removes_every_sample_mentioning_the_item(apa_template, tm
 def test_a_shard_left_empty_is_retired_and_aggregation_uses_the_rest(apa_template, tmp_path,
                                                                      backbone):
     store = _copy(apa_template, tmp_path)
-    shard = shard_rows(store)[0]
+    shard = records.shard_rows(store.snapshot())[0]
     _forget(store, backbone, samples=shard["sample_ids"])
-    assert len(live_adapters(store)) == 2
-    report = score_apa(store, backbone, select_samples(store, split="test"))
+    assert len(records.live_adapters(store.snapshot())) == 2
+    report = score_apa(store, backbone, samples_to_score(store, split="test"))
     assert report.weights.shape[1] == 2
 
 
@@ -200,7 +198,7 @@ def test_cancel_keeps_old_adapters_serving_and_the_request_pending(apa_template,
 
 def test_trace_scan_finds_a_planted_removed_id(apa_template, tmp_path, backbone):
     store = _copy(apa_template, tmp_path)
-    victim = select_samples(store, split="train")[0]
+    victim = samples_to_score(store, split="train")[0]
     (receipt,) = _forget(store, backbone, samples=[victim.id])
     (store.root / "arrays" / "notes.json").write_text(json.dumps({"left": victim.input}))
     (store.root / "leak.txt").write_text(f"saw {victim.id} here")
@@ -213,7 +211,7 @@ def test_trace_scan_finds_a_planted_removed_id(apa_template, tmp_path, backbone)
 def test_verify_detects_a_tampered_adapter(apa_template, tmp_path, backbone):
     store = _copy(apa_template, tmp_path)
     (receipt,) = _forget(store, backbone, users=["user0"])
-    row = next(r for r in live_adapters(store) if r["shard"] == receipt["shards"][0])
+    row = next(r for r in records.live_adapters(store.snapshot()) if r["shard"] == receipt["shards"][0])
     weights = store.path_of(row["path"]) / "adapter_model.safetensors"
     data = bytearray(weights.read_bytes())
     data[-1] ^= 1
@@ -315,7 +313,7 @@ def test_kill_9_leaves_a_serving_store_that_apply_completes(
     served = _live_shas(reopened)
     # never a mix: every shard serves its old adapter, or every shard its new one
     assert served in (old, reference_after_forget), point
-    for row in live_adapters(reopened):
+    for row in records.live_adapters(reopened.snapshot()):
         assert (reopened.path_of(row["path"]) / "adapter_model.safetensors").is_file()
     assert len(load_live_set(reopened).rows) == 3
     resumed = _cli(store, "apply")

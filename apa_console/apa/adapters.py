@@ -14,10 +14,12 @@ import time
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
 
-from apa_console.apa.weights import AdapterFactors, mixture_model, set_row_weights
 from apa_console.apa.embeddings import embeddings_for, split_samples
+from apa_console.apa.metrics import auc
+from apa_console.engine.mixture import AdapterFactors, mixture_model, set_row_weights
+from apa_console.engine.training import TrainSettings, manifest_hash, train_adapter
+from apa_console.engine.versions import CURRENT_ENGINE_VERSION
 from apa_console.errors import ConflictError
 from apa_console.progress import (
     NEVER_CANCELLED,
@@ -27,11 +29,9 @@ from apa_console.progress import (
     ignore_progress,
 )
 from apa_console.samples import Sample
-from apa_console.apa.shards import shard_rows
+from apa_console.store import records
 from apa_console.store.document import Store, get_meta, now_iso, update_meta
-from apa_console.engine.training import TrainSettings, manifest_hash, train_adapter
-
-BASELINE = "baseline"
+from apa_console.store.records import BASELINE
 
 
 def ids_hash(ids: list[str]) -> str:
@@ -42,18 +42,10 @@ def store_settings(store: Store, overrides: dict[str, Any] | None = None) -> Tra
     """The store's training settings: recorded ones (or defaults) with `overrides` applied."""
     recorded = get_meta(store.snapshot()).get("train_settings")
     base = TrainSettings.from_dict(recorded) if recorded else TrainSettings()
-    if overrides:
-        merged = {**base.to_dict(), **{k: v for k, v in overrides.items() if v is not None}}
-        return TrainSettings.from_dict(merged)
-    return base
-
-
-def live_adapters(store: Store, kind: str = "shard") -> list[dict]:
-    rows = [
-        row for row in store.snapshot().table("adapters")
-        if row.get("status") == "live" and row.get("kind") == kind
-    ]
-    return sorted(rows, key=lambda row: (row.get("shard") is None, row.get("shard")))
+    chosen = {k: v for k, v in (overrides or {}).items() if v is not None}
+    # settings a store recorded keep their values; new adapters come from today's engine
+    return TrainSettings.from_dict(
+        {**base.to_dict(), **chosen, "engine_version": CURRENT_ENGINE_VERSION})
 
 
 def score_with_adapter(
@@ -77,7 +69,7 @@ def score_with_adapter(
 
 
 def validation_errors(
-    store: Store, backbone, adapter_dir, valid: list[Sample], *,
+    backbone, adapter_dir, valid: list[Sample], *,
     progress: ProgressCallback = ignore_progress, cancel: CancelToken = NEVER_CANCELLED,
     task: str = "validation",
 ) -> np.ndarray:
@@ -89,10 +81,6 @@ def validation_errors(
     )
     labels = np.array([s.label for s in valid], dtype=np.float64)
     return np.abs(labels - p_yes).astype(np.float32)
-
-
-def _auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
-    return float(roc_auc_score(labels, scores)) if len(set(labels.tolist())) == 2 else None
 
 
 def build_adapter(
@@ -112,7 +100,7 @@ def build_adapter(
 
     The returned row becomes live when a caller commits it (so several can swap at once).
     """
-    by_id = {row["id"]: Sample.from_record(row) for row in store.snapshot().table("samples")}
+    by_id = records.samples_by_id(store.snapshot())
     samples = [by_id[sid] for sid in sample_ids]
     name = BASELINE if kind == BASELINE else f"shard-{shard}"
     task = f"{name} (train)"
@@ -130,7 +118,7 @@ def build_adapter(
     )
     valid_started = time.perf_counter()
     errors = validation_errors(
-        store, backbone, store.path_of(relative), valid, progress=progress, cancel=cancel,
+        backbone, store.path_of(relative), valid, progress=progress, cancel=cancel,
         task=f"{name} (validation)",
     )
     valid_wall_s = time.perf_counter() - valid_started
@@ -153,37 +141,10 @@ def build_adapter(
         "valid_errors": store.write_array(f"verr-{name}-v{version}", errors),
         "valid_ids_hash": ids_hash([s.id for s in valid]),
         "valid_error_mean": float(errors.mean()) if len(errors) else None,
-        "valid_auc": _auc(labels, np.abs(labels - errors)) if len(errors) else None,
+        "valid_auc": auc(labels, np.abs(labels - errors)) if len(errors) else None,
         "status": "live",
         "created": now_iso(),
     }
-
-
-def next_version(db, name_kind: str, shard: int | None) -> int:
-    versions = [
-        row.get("version", 0) for row in db.table("adapters")
-        if row.get("kind") == name_kind and row.get("shard") == shard
-    ]
-    return max(versions, default=0) + 1
-
-
-def commit_adapters(db, new_rows: list[dict]) -> None:
-    """Inside a transaction: make `new_rows` live, retiring what they replace (whose files
-    `collect_garbage` then deletes: a replaced row keeps its hashes, not its path)."""
-    adapters = db.table("adapters")
-    for new in new_rows:
-        for old in adapters.all():
-            if (old.get("status") == "live" and old.get("kind") == new["kind"]
-                    and old.get("shard") == new["shard"]):
-                adapters.update(
-                    {"status": "replaced", "path": None, "valid_errors": None,
-                     "replaced_by": new["id"], "replaced": now_iso()},
-                    doc_ids=[old.doc_id],
-                )
-        adapters.insert(new)
-        if new["kind"] == "shard":
-            db.table("shards").update({"adapter": new["id"]}, lambda row, k=new["shard"]:
-                                      row["shard"] == k)
 
 
 def ensure_validation_cache(
@@ -214,41 +175,41 @@ def train_all(
     soon as it is ready, and finished ones are skipped on the next run."""
     with store.locked():
         store.collect_garbage()  # leftovers of an interrupted run
-        shards = shard_rows(store)
+        shards = records.shard_rows(store.snapshot())
         if not shards:
             raise ConflictError("no shards yet: run `apa-console partition` first")
         settings = store_settings(store, overrides)
         with store.transaction() as db:
             update_meta(db, train_settings=settings.to_dict())
         valid = ensure_validation_cache(store, backbone, progress=progress, cancel=cancel)
-        live = {row.get("shard"): row for row in live_adapters(store)}
+        live = {row.get("shard"): row for row in records.live_adapters(store.snapshot())}
         jobs: list[tuple[str, int | None, list[str]]] = []
         for shard in shards:
             if not shard["sample_ids"]:
                 continue
             current = live.get(shard["shard"])
             if (current and current["manifest_hash"] == manifest_hash(shard["sample_ids"])
-                    and TrainSettings.from_dict(current["settings"]) == settings
+                    and TrainSettings.from_dict(current["settings"]).trains_like(settings)
                     and current.get("valid_ids_hash") == ids_hash([s.id for s in valid])):
                 continue
             jobs.append(("shard", shard["shard"], shard["sample_ids"]))
         if retrain_baseline:
             all_ids = [s.id for s in split_samples(store, "train")]
-            baseline = live_adapters(store, BASELINE)
+            baseline = records.live_adapters(store.snapshot(), BASELINE)
             if not (baseline and baseline[0]["manifest_hash"] == manifest_hash(all_ids)
-                    and TrainSettings.from_dict(baseline[0]["settings"]) == settings):
+                    and TrainSettings.from_dict(baseline[0]["settings"]).trains_like(settings)):
                 jobs.append((BASELINE, None, all_ids))
         trained = []
         started = time.monotonic()
         for done, (kind, shard, ids) in enumerate(jobs):
             progress_overall(progress, done, len(jobs), started)
-            version = next_version(store.snapshot(), kind, shard)
+            version = records.next_adapter_version(store.snapshot(), kind, shard)
             row = build_adapter(
                 store, backbone, kind=kind, shard=shard, sample_ids=ids, settings=settings,
                 version=version, valid=valid, progress=progress, cancel=cancel,
             )
             with store.transaction() as db:
-                commit_adapters(db, [row])
+                records.commit_adapters(db, [row])
             store.collect_garbage()
             trained.append(row)
         progress_overall(progress, len(jobs), len(jobs), started)

@@ -11,12 +11,12 @@ import numpy as np
 
 from apa_console.progress import NEVER_CANCELLED, CancelToken, ProgressCallback, ignore_progress
 from apa_console.samples import Sample
+from apa_console.store import records
 from apa_console.store.document import Store, get_meta, update_meta
 
 
 def split_samples(store: Store, split: str) -> list[Sample]:
-    rows = store.snapshot().table("samples").search(lambda row: row["split"] == split)
-    return [Sample.from_record(row) for row in sorted(rows, key=lambda row: row["order"])]
+    return records.split_samples(store.snapshot(), split)
 
 
 def cached_embeddings(store: Store, split: str) -> tuple[list[str], np.ndarray] | None:

@@ -18,13 +18,25 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import Enum
 
 import numpy as np
 from sklearn.cluster import KMeans
 
 from apa_console.errors import UsageError
 
-METHODS = ("apa", "apa-user", "random", "user", "bekm")
+
+class PartitionMethod(str, Enum):
+    """APA's semantic partition (by sample or by user) and the baselines."""
+
+    APA = "apa"
+    APA_USER = "apa-user"
+    RANDOM = "random"
+    USER = "user"
+    BEKM = "bekm"
+
+
+METHODS = tuple(method.value for method in PartitionMethod)
 BALANCED_ITERATIONS = 10  # RecEraser/GraphEraser refine anchors a fixed number of rounds
 
 
@@ -120,6 +132,29 @@ def _balanced_kmeans(
             if len(members):
                 anchors[k] = members.mean(axis=0)
     return owner
+def check_request(
+    method: str, n_items: int, n_shards: int, cap: int | None
+) -> tuple[str, int]:
+    """The method's name and the shard cap, or a one-line UsageError: checked before any
+    work, so a refused partition writes nothing."""
+    try:
+        method = PartitionMethod(method).value
+    except ValueError:
+        raise UsageError(
+            f"unknown partition method {method!r}; choose one of {', '.join(METHODS)}"
+        ) from None
+    if n_shards < 1:
+        raise UsageError("--shards must be at least 1")
+    if n_items < n_shards:
+        raise UsageError(f"cannot split {n_items} training samples into {n_shards} shards")
+    if cap is None:
+        cap = default_cap(n_items, n_shards)
+    if cap * n_shards < n_items:
+        raise UsageError(
+            f"--max-size {cap} × {n_shards} shards cannot hold {n_items} samples; "
+            f"use at least {default_cap(n_items, n_shards)}"
+        )
+    return method, cap
 
 
 def partition(
@@ -132,22 +167,9 @@ def partition(
 ) -> Partition:
     """Split rows 0..N-1 into `n_shards` shards. See the module docstring for the methods."""
     n_items = len(users)
-    if method not in METHODS:
-        raise UsageError(f"unknown partition method {method!r}; choose one of {', '.join(METHODS)}")
-    if n_shards < 1:
-        raise UsageError("--shards must be at least 1")
-    if n_items < n_shards:
-        raise UsageError(f"cannot split {n_items} training samples into {n_shards} shards")
+    method, cap = check_request(method, n_items, n_shards, cap)
     if embeddings.shape[0] != n_items:
         raise ValueError("embeddings and users must describe the same samples")
-    if cap is None:
-        cap = default_cap(n_items, n_shards)
-    if cap * n_shards < n_items:
-        raise UsageError(
-            f"--max-size {cap} × {n_shards} shards cannot hold {n_items} samples; "
-            f"use at least {default_cap(n_items, n_shards)}"
-        )
-
     if method == "random":
         permutation = np.random.default_rng(seed).permutation(n_items)
         shards = [sorted(chunk.tolist()) for chunk in np.array_split(permutation, n_shards)]

@@ -9,25 +9,25 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
 
+from apa_console.apa.adapters import ids_hash, score_with_adapter
+from apa_console.apa.embeddings import cached_embeddings, embeddings_for, split_samples
+from apa_console.apa.metrics import auc
 from apa_console.apa.weights import (
     DEFAULT_NEIGHBOURS,
     DEFAULT_TAU,
-    AdapterFactors,
     aggregation_weights,
-    mixture_model,
     neighbour_errors,
-    set_row_weights,
     softmax_rows,
 )
 from apa_console.engine.backbone import SCORE_BATCH_SIZE
-from apa_console.apa.embeddings import cached_embeddings, embeddings_for, split_samples
+from apa_console.engine.mixture import AdapterFactors, mixture_model, set_row_weights
 from apa_console.errors import ConflictError, NotFoundError, UsageError
 from apa_console.progress import NEVER_CANCELLED, CancelToken, ProgressCallback, ignore_progress
 from apa_console.samples import SPLITS, Sample
-from apa_console.apa.adapters import BASELINE, ids_hash, live_adapters, score_with_adapter
+from apa_console.store import records
 from apa_console.store.document import Store, get_meta, now_iso, update_meta
+from apa_console.store.records import BASELINE
 
 
 @dataclass
@@ -69,22 +69,16 @@ class ScoreReport:
         }
 
 
-def auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
-    """ROC AUC, or None when the labels hold a single class (AUC is undefined there)."""
-    if len(set(np.asarray(labels).tolist())) < 2:
-        return None
-    return float(roc_auc_score(labels, scores))
-
-
-def select_samples(store: Store, split: str | None = None, user: str | None = None) -> list[Sample]:
+def samples_to_score(
+    store: Store, split: str | None = None, user: str | None = None
+) -> list[Sample]:
+    """A user's samples of one split (test by default), or a whole split."""
     if user is not None:
         db = store.snapshot()
-        if not db.table("users").search(lambda row: row["id"] == user):
+        if not records.has_user(db, user):
             raise NotFoundError(f"no user {user!r} in {store.root} (see `apa-console users`)")
         wanted = split or "test"
-        rows = db.table("samples").search(
-            lambda row: row["user_id"] == user and row["split"] == wanted
-        )
+        rows = records.user_sample_rows(db, user, wanted)
         if not rows:
             raise NotFoundError(f"user {user!r} has no {wanted} samples")
         return [Sample.from_record(r) for r in sorted(rows, key=lambda r: r["order"])]
@@ -118,7 +112,8 @@ class LiveSet:
 
 def load_live_set(store: Store) -> LiveSet:
     """The serving state: live shard adapters, their validation errors and the pool."""
-    rows = live_adapters(store)
+    db = store.snapshot()
+    rows = records.live_adapters(db)
     if not rows:
         raise ConflictError("no trained shard adapters: run `apa-console train` first")
     cached = cached_embeddings(store, "valid")
@@ -128,9 +123,8 @@ def load_live_set(store: Store) -> LiveSet:
             raise ConflictError(
                 f"the validation cache of {row['id']} is stale: run `apa-console train`"
             )
-    db = store.snapshot()
-    labels_by_id = {r["id"]: r["label"] for r in db.table("samples") if r["split"] == "valid"}
-    shards = {r["shard"]: r for r in db.table("shards")}
+    labels_by_id = {s.id: s.label for s in records.split_samples(db, "valid")}
+    shards = {r["shard"]: r for r in records.shard_rows(db)}
     centre_files = [shards.get(row["shard"], {}).get("centre") for row in rows]
     return LiveSet(
         rows=rows,
@@ -224,7 +218,7 @@ def score_baseline(
     store: Store, backbone, samples: Sequence[Sample], *,
     progress: ProgressCallback = ignore_progress, cancel: CancelToken = NEVER_CANCELLED,
 ) -> ScoreReport | None:
-    rows = live_adapters(store, BASELINE)
+    rows = records.live_adapters(store.snapshot(), BASELINE)
     if not rows:
         return None
     started = time.perf_counter()
@@ -246,7 +240,7 @@ def compare(
 ) -> dict[str, Any]:
     """The paper's Table I on one split: average sub-adapter AUC before aggregation, AUC,
     Δ vs Retraining, and inference throughput, for Retraining, SISA, APA(D) and APA(ND)."""
-    samples = select_samples(store, split=split)
+    samples = samples_to_score(store, split=split)
     live = load_live_set(store)
     per_adapter = score_each_adapter(backbone, samples, live, progress=progress, cancel=cancel)
     labels = np.array([s.label for s in samples])

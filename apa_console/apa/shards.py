@@ -7,14 +7,11 @@ from typing import Any
 import numpy as np
 
 from apa_console.apa.embeddings import embeddings_for, split_samples
+from apa_console.apa.partition import check_request, default_cap, partition, shard_centre
 from apa_console.errors import ConflictError, UsageError
-from apa_console.apa.partition import default_cap, partition, shard_centre
 from apa_console.progress import NEVER_CANCELLED, CancelToken, ProgressCallback, ignore_progress
+from apa_console.store import records
 from apa_console.store.document import Store, get_meta, now_iso, update_meta
-
-
-def shard_rows(store: Store) -> list[dict]:
-    return sorted(store.snapshot().table("shards").all(), key=lambda row: row["shard"])
 
 
 def run_partition(
@@ -32,18 +29,19 @@ def run_partition(
     `force`: re-partitioning retires every trained shard adapter)."""
     with store.locked():
         db = store.snapshot()
-        if db.table("shards") and not force:
+        existing = records.shard_rows(db)
+        if existing and not force:
             method_now = get_meta(db).get("partition", {}).get("method")
             raise ConflictError(
-                f"{store.root} is already partitioned ({method_now}, {len(db.table('shards'))} "
+                f"{store.root} is already partitioned ({method_now}, {len(existing)} "
                 "shards); pass --force to re-partition and retire its adapters"
             )
-        pending = [r for r in db.table("requests") if r.get("status") in ("pending", "running")]
-        if pending:
+        if records.open_requests(db):
             raise ConflictError("forget requests are pending; run `apa-console apply` first")
         samples = split_samples(store, "train")
         if not samples:
             raise UsageError("the store has no training samples: run `apa-console ingest` first")
+        method, _ = check_request(method, len(samples), n_shards, cap)
         vectors = embeddings_for(
             store, backbone, samples, split="train", save=True, progress=progress, cancel=cancel
         )
@@ -63,16 +61,9 @@ def run_partition(
                 "adapter": None,
             })
         with store.transaction() as db:
-            db.drop_table("shards")
-            db.table("shards").insert_multiple(rows)
-            adapters = db.table("adapters")
-            for row in adapters.all():
-                if row.get("kind") == "shard" and row.get("status") == "live":
-                    adapters.update(
-                        {"status": "retired", "path": None, "valid_errors": None,
-                         "retired": now_iso()},
-                        doc_ids=[row.doc_id],
-                    )
+            records.replace_shards(db, rows)
+            for row in records.live_adapters(db):  # trained on shards that no longer exist
+                records.retire_adapter(db, row["id"])
             update_meta(db, partition={
                 "method": method,
                 "shards": n_shards,
@@ -88,9 +79,9 @@ def run_partition(
 def shard_summary(store: Store) -> dict[str, Any]:
     db = store.snapshot()
     meta = get_meta(db)
-    adapters = {row["id"]: row for row in db.table("adapters")}
+    adapters = {row["id"]: row for row in records.adapter_rows(db)}
     shards = []
-    for row in shard_rows(store):
+    for row in records.shard_rows(db):
         adapter = adapters.get(row.get("adapter") or "")
         shards.append({
             "shard": row["shard"],
@@ -115,8 +106,3 @@ def shard_summary(store: Store) -> dict[str, Any]:
             "mean_users": float(users.mean()),
         },
     }
-
-
-def shard_of_samples(store: Store) -> dict[str, int]:
-    """sample id → shard for every sample currently in a shard manifest."""
-    return {sid: row["shard"] for row in shard_rows(store) for sid in row["sample_ids"]}

@@ -1,28 +1,29 @@
-"""The `apa-console` command: assembles the command groups."""
+"""The `apa-console` command: every command group, imported explicitly."""
 
 from __future__ import annotations
 
-import importlib
-
+from apa_console.cli import (
+    apa_cmds,
+    data_cmds,
+    model_cmds,
+    store_cmds,
+    tui_cmd,
+    unlearning_cmds,
+    users_cmds,
+)
 from apa_console.cli.common import new_typer
 
 app = new_typer(
     "Exact machine unlearning for LLM recommenders: shard, train, aggregate (APA), forget, audit."
 )
-
-# Each module exposes register(app); the list is the CLI's table of contents.
-_COMMAND_MODULES = (
-    "store_cmds",
-    "model_cmds",
-    "data_cmds",
-    "users_cmds",
-    "apa_cmds",
-    "unlearning_cmds",
-    "tui_cmd",
-)
-
-for _name in _COMMAND_MODULES:
-    importlib.import_module(f"{__package__}.{_name}").register(app)
+# The order here is the order of `--help`.
+app.add_typer(store_cmds.app)
+app.add_typer(model_cmds.app, name="model")
+app.add_typer(data_cmds.app)
+app.add_typer(users_cmds.app)
+app.add_typer(apa_cmds.app)
+app.add_typer(unlearning_cmds.app)
+app.add_typer(tui_cmd.app)
 
 
 def main() -> None:

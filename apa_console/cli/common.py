@@ -15,9 +15,9 @@ try:  # typer >= 0.29 vendors click; older releases use click itself
 except ImportError:  # pragma: no cover
     from click import ClickException
 
+from apa_console.cli.output import error_line
 from apa_console.errors import ApaError, ExitCode
 from apa_console.store.document import STORE_ENV, Store
-from apa_console.cli.output import error_line
 
 StoreOption = Annotated[
     Path | None,

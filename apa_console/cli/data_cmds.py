@@ -8,7 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
-from apa_console.store import catalog
+from apa_console.cli import output
+from apa_console.cli.common import JsonOption, StoreOption, new_typer, open_store
 from apa_console.data import (
     DEFAULT_SEED,
     DEFAULT_SIZES,
@@ -24,8 +25,7 @@ from apa_console.data import (
 from apa_console.data.demo import DEFAULT_USERS
 from apa_console.errors import ConflictError
 from apa_console.samples import SPLITS
-from apa_console.cli import output
-from apa_console.cli.common import JsonOption, StoreOption, new_typer, open_store
+from apa_console.store import catalog
 
 SourceDir = Annotated[Path, typer.Argument(help="Directory holding the source files.")]
 TrainSize = Annotated[
@@ -71,86 +71,88 @@ def _print_summary(dataset: dict[str, Any]) -> None:
     )
 
 
-def register(app: typer.Typer) -> None:
-    ingest_app = new_typer("Import a dataset into an empty store.")
-    export_app = new_typer("Write the store's samples in another format.")
-    app.add_typer(ingest_app, name="ingest")
-    app.add_typer(export_app, name="export")
+app = new_typer("Import and export datasets.")
 
-    @ingest_app.command("movielens")
-    def ingest_movielens(
-        path: SourceDir,
-        train_size: TrainSize = DEFAULT_SIZES["train"],
-        valid_size: ValidSize = DEFAULT_SIZES["valid"],
-        test_size: TestSize = DEFAULT_SIZES["test"],
-        seed: Seed = DEFAULT_SEED,
-        store: StoreOption = None,
-        json: JsonOption = False,
-    ) -> None:
-        """MovieLens-100K (u.data, u.item), preprocessed exactly as TALLRec does."""
-        sizes = {"train": train_size, "valid": valid_size, "test": test_size}
-        _ingest(store, lambda: load_movielens(path), sizes, seed, json)
 
-    @ingest_app.command("tallrec")
-    def ingest_tallrec(
-        path: SourceDir,
-        train_size: TrainSize = DEFAULT_SIZES["train"],
-        valid_size: ValidSize = DEFAULT_SIZES["valid"],
-        test_size: TestSize = DEFAULT_SIZES["test"],
-        seed: Seed = DEFAULT_SEED,
-        store: StoreOption = None,
-        json: JsonOption = False,
-    ) -> None:
-        """TALLRec JSON (train.json, valid.json, test.json); `user_id` per record if present."""
-        sizes = {"train": train_size, "valid": valid_size, "test": test_size}
-        _ingest(store, lambda: load_tallrec(path), sizes, seed, json)
+ingest_app = new_typer("Import a dataset into an empty store.")
+export_app = new_typer("Write the store's samples in another format.")
+app.add_typer(ingest_app, name="ingest")
+app.add_typer(export_app, name="export")
 
-    @ingest_app.command("bookcrossing")
-    def ingest_bookcrossing(
-        path: SourceDir,
-        train_size: TrainSize = DEFAULT_SIZES["train"],
-        valid_size: ValidSize = DEFAULT_SIZES["valid"],
-        test_size: TestSize = DEFAULT_SIZES["test"],
-        seed: Seed = DEFAULT_SEED,
-        store: StoreOption = None,
-        json: JsonOption = False,
-    ) -> None:
-        """Book-Crossing (BX-Book-Ratings.csv, BX-Books.csv)."""
-        sizes = {"train": train_size, "valid": valid_size, "test": test_size}
-        _ingest(store, lambda: load_bookcrossing(path), sizes, seed, json)
+@ingest_app.command("movielens")
+def ingest_movielens(
+    path: SourceDir,
+    train_size: TrainSize = DEFAULT_SIZES["train"],
+    valid_size: ValidSize = DEFAULT_SIZES["valid"],
+    test_size: TestSize = DEFAULT_SIZES["test"],
+    seed: Seed = DEFAULT_SEED,
+    store: StoreOption = None,
+    json: JsonOption = False,
+) -> None:
+    """MovieLens-100K (u.data, u.item), preprocessed exactly as TALLRec does."""
+    sizes = {"train": train_size, "valid": valid_size, "test": test_size}
+    _ingest(store, lambda: load_movielens(path), sizes, seed, json)
 
-    @ingest_app.command("demo")
-    def ingest_demo(
-        users: Annotated[int, typer.Option("--users", help="Users to generate.")] = DEFAULT_USERS,
-        seed: Annotated[
-            int, typer.Option("--seed", help="Seed of the generator and the subsampling.")
-        ] = DEFAULT_SEED,
-        train_size: TrainSize = DEFAULT_SIZES["train"],
-        valid_size: ValidSize = DEFAULT_SIZES["valid"],
-        test_size: TestSize = DEFAULT_SIZES["test"],
-        store: StoreOption = None,
-        json: JsonOption = False,
-    ) -> None:
-        """A small generated movie dataset (24 users → 96/48/48 samples by default)."""
-        sizes = {"train": train_size, "valid": valid_size, "test": test_size}
-        _ingest(store, lambda: generate_demo(users, seed), sizes, seed, json)
+@ingest_app.command("tallrec")
+def ingest_tallrec(
+    path: SourceDir,
+    train_size: TrainSize = DEFAULT_SIZES["train"],
+    valid_size: ValidSize = DEFAULT_SIZES["valid"],
+    test_size: TestSize = DEFAULT_SIZES["test"],
+    seed: Seed = DEFAULT_SEED,
+    store: StoreOption = None,
+    json: JsonOption = False,
+) -> None:
+    """TALLRec JSON (train.json, valid.json, test.json); `user_id` per record if present."""
+    sizes = {"train": train_size, "valid": valid_size, "test": test_size}
+    _ingest(store, lambda: load_tallrec(path), sizes, seed, json)
 
-    @export_app.command("tallrec")
-    def export_tallrec_cmd(
-        directory: Annotated[Path, typer.Argument(help="Directory to write the files into.")],
-        force: Annotated[
-            bool, typer.Option("--force", help="Overwrite existing train/valid/test.json.")
-        ] = False,
-        with_user_id: Annotated[
-            bool,
-            typer.Option("--with-user-id", help="Add each sample's user_id (not in TALLRec)."),
-        ] = False,
-        store: StoreOption = None,
-    ) -> None:
-        """Write train.json, valid.json, test.json in TALLRec's format."""
-        grouped = catalog.samples_by_split(open_store(store))
-        if not any(grouped.values()):
-            raise ConflictError("the store holds no samples; run `apa-console ingest` first")
-        written = export_tallrec(grouped, directory, overwrite=force, with_user_id=with_user_id)
-        for split, path in written.items():
-            output.info(f"wrote {path} ({len(grouped.get(split, []))} samples)")
+@ingest_app.command("bookcrossing")
+def ingest_bookcrossing(
+    path: SourceDir,
+    train_size: TrainSize = DEFAULT_SIZES["train"],
+    valid_size: ValidSize = DEFAULT_SIZES["valid"],
+    test_size: TestSize = DEFAULT_SIZES["test"],
+    seed: Seed = DEFAULT_SEED,
+    store: StoreOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Book-Crossing (BX-Book-Ratings.csv, BX-Books.csv)."""
+    sizes = {"train": train_size, "valid": valid_size, "test": test_size}
+    _ingest(store, lambda: load_bookcrossing(path), sizes, seed, json)
+
+@ingest_app.command("demo")
+def ingest_demo(
+    users: Annotated[int, typer.Option("--users", help="Users to generate.")] = DEFAULT_USERS,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Seed of the generator and the subsampling.")
+    ] = DEFAULT_SEED,
+    train_size: TrainSize = DEFAULT_SIZES["train"],
+    valid_size: ValidSize = DEFAULT_SIZES["valid"],
+    test_size: TestSize = DEFAULT_SIZES["test"],
+    store: StoreOption = None,
+    json: JsonOption = False,
+) -> None:
+    """A small generated movie dataset (24 users → 96/48/48 samples by default)."""
+    sizes = {"train": train_size, "valid": valid_size, "test": test_size}
+    _ingest(store, lambda: generate_demo(users, seed), sizes, seed, json)
+
+@export_app.command("tallrec")
+def export_tallrec_cmd(
+    directory: Annotated[Path, typer.Argument(help="Directory to write the files into.")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite existing train/valid/test.json.")
+    ] = False,
+    with_user_id: Annotated[
+        bool,
+        typer.Option("--with-user-id", help="Add each sample's user_id (not in TALLRec)."),
+    ] = False,
+    store: StoreOption = None,
+) -> None:
+    """Write train.json, valid.json, test.json in TALLRec's format."""
+    grouped = catalog.samples_by_split(open_store(store))
+    if not any(grouped.values()):
+        raise ConflictError("the store holds no samples; run `apa-console ingest` first")
+    written = export_tallrec(grouped, directory, overwrite=force, with_user_id=with_user_id)
+    for split, path in written.items():
+        output.info(f"wrote {path} ({len(grouped.get(split, []))} samples)")

@@ -16,8 +16,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from apa_console.progress import CancelToken, ProgressEvent
 from apa_console.cli.output import stderr
+from apa_console.progress import CancelToken, ProgressEvent
 
 
 class ProgressBars:

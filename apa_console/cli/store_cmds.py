@@ -2,47 +2,46 @@
 
 from __future__ import annotations
 
-import typer
-
+from apa_console.cli import output
+from apa_console.cli.common import JsonOption, StoreOption, new_typer, open_store
 from apa_console.store import status as status_core
 from apa_console.store.document import Store
-from apa_console.cli import output
-from apa_console.cli.common import JsonOption, StoreOption, open_store
+
+app = new_typer("Create a store and summarise it.")
 
 
-def register(app: typer.Typer) -> None:
-    @app.command()
-    def init(store: StoreOption = None) -> None:
-        """Create an empty store."""
-        created = Store.create(store)
-        output.info(f"created store at {created.root}")
+@app.command()
+def init(store: StoreOption = None) -> None:
+    """Create an empty store."""
+    created = Store.create(store)
+    output.info(f"created store at {created.root}")
 
-    @app.command()
-    def status(store: StoreOption = None, json: JsonOption = False) -> None:
-        """Summarise the store: dataset, model, shards, adapters, requests."""
-        summary = status_core.store_status(open_store(store))
-        if json:
-            output.emit_json(summary)
-            return
-        dataset = summary["dataset"] or {}
-        model = summary["model"] or {}
-        partition = summary["partition"] or {}
-        output.key_values(
-            [
-                ("store", summary["store"]),
-                ("dataset", dataset.get("name", "(none: run `apa-console ingest`)")),
-                ("users", summary["users"]),
-                *[
-                    (f"{split} samples", f"{n} ({summary['positives'][split]} Yes)")
-                    for split, n in summary["samples"].items()
-                ],
-                ("model", model.get("name", "(not chosen yet)")),
-                ("partition", partition.get("method", "(none)")),
-                ("shards", summary["shards"]),
-                ("live adapters", summary["live_adapters"]),
-                ("requests", ", ".join(f"{k}: {v}" for k, v in summary["requests"].items())
-                 or "none"),
-                ("audit entries", summary["audit_entries"]),
+@app.command()
+def status(store: StoreOption = None, json: JsonOption = False) -> None:
+    """Summarise the store: dataset, model, shards, adapters, requests."""
+    summary = status_core.store_status(open_store(store))
+    if json:
+        output.emit_json(summary)
+        return
+    dataset = summary["dataset"] or {}
+    model = summary["model"] or {}
+    partition = summary["partition"] or {}
+    output.key_values(
+        [
+            ("store", summary["store"]),
+            ("dataset", dataset.get("name", "(none: run `apa-console ingest`)")),
+            ("users", summary["users"]),
+            *[
+                (f"{split} samples", f"{n} ({summary['positives'][split]} Yes)")
+                for split, n in summary["samples"].items()
             ],
-            title="apa-console store",
-        )
+            ("model", model.get("name", "(not chosen yet)")),
+            ("partition", partition.get("method", "(none)")),
+            ("shards", summary["shards"]),
+            ("live adapters", summary["live_adapters"]),
+            ("requests", ", ".join(f"{k}: {v}" for k, v in summary["requests"].items())
+             or "none"),
+            ("audit entries", summary["audit_entries"]),
+        ],
+        title="apa-console store",
+    )

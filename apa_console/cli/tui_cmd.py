@@ -7,22 +7,23 @@ from typing import Annotated
 
 import typer
 
-from apa_console.cli.common import DeviceOption, ModelOption, StoreOption, open_store
+from apa_console.cli.common import DeviceOption, ModelOption, StoreOption, new_typer, open_store
+
+app = new_typer("The full-screen console.")
 
 
-def register(app: typer.Typer) -> None:
-    @app.command()
-    def tui(
-        store: StoreOption = None,
-        model: ModelOption = None,
-        device: DeviceOption = None,
-        readonly: Annotated[
-            bool, typer.Option("--readonly", help="Hide destructive actions (forget, apply).")
-        ] = False,
-    ) -> None:
-        """Open the interactive console: overview, users, shards, requests and audit; score
-        and forget with live progress."""
-        target = open_store(store)
-        from apa_console.tui.app import ApaConsoleApp
+@app.command()
+def tui(
+    store: StoreOption = None,
+    model: ModelOption = None,
+    device: DeviceOption = None,
+    readonly: Annotated[
+        bool, typer.Option("--readonly", help="Hide destructive actions (forget, apply).")
+    ] = False,
+) -> None:
+    """Open the interactive console: overview, users, shards, requests and audit; score
+    and forget with live progress."""
+    target = open_store(store)
+    from apa_console.tui.app import ApaConsoleApp
 
-        ApaConsoleApp(target, model=model, device=device, readonly=readonly).run()
+    ApaConsoleApp(target, model=model, device=device, readonly=readonly).run()

@@ -3,66 +3,50 @@
 from __future__ import annotations
 
 import sys
+from contextlib import nullcontext
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
-from apa_console.unlearning import audit_log as audit_core
-from apa_console.unlearning import forget as unlearning
-from apa_console.errors import ExitCode, UsageError, VerificationError
-from apa_console.workflows.model import open_backbone
 from apa_console.cli import output
-from apa_console.cli.common import DeviceOption, JsonOption, ModelOption, StoreOption, new_typer, open_store
+from apa_console.cli.common import (
+    DeviceOption,
+    JsonOption,
+    ModelOption,
+    StoreOption,
+    new_typer,
+    open_store,
+)
 from apa_console.cli.progress_view import live_progress
+from apa_console.errors import ExitCode, UsageError, VerificationError
+from apa_console.unlearning import audit_log as audit_core
+from apa_console.unlearning import describe
+from apa_console.unlearning import requests as requests_core
+from apa_console.unlearning.targets import Targets
+from apa_console.unlearning.user_audit import user_audit
+from apa_console.unlearning.verify import verify_request
+from apa_console.workflows import forget as forgetting
+from apa_console.workflows.model import open_backbone
 
 
 def _print_plan(plan: dict) -> None:
-    counts = plan["samples"]
-    output.stdout.print(
-        f"[bold]forget plan[/bold]: {sum(counts.values())} samples "
-        f"(train {counts['train']}, valid {counts['valid']}, test {counts['test']}) "
-        f"of {len(plan['users'])} user(s)"
-    )
+    first, *rest = describe.plan_lines(plan)
+    output.stdout.print(f"[bold]{escape(first)}[/bold]")
     if plan["shards"]:
-        output.table(
-            ["shard", "removed", "remaining", "adapter", "action", "estimate"],
-            ([s["shard"], s["removed"], s["remaining"], s["adapter"] or "–", s["action"],
-              f"{s['estimate_s']:.0f}s"] for s in plan["shards"]),
-        )
-    output.stdout.print(
-        f"adapters to retrain: {len(plan['adapters_to_retrain'])} of {plan['total_shards']} · "
-        f"estimated {plan['estimate_s']:.0f}s"
-    )
-    if plan.get("users_are_records"):
-        output.info("note: this dataset was imported without user ids, so each record is its "
-                    "own user and --user removes that one record")
-    for label in plan["already_forgotten"]:
-        output.info(f"{label} was already forgotten (nothing left to remove)")
+        output.table(describe.PLAN_COLUMNS, describe.plan_rows(plan))
+    for line in rest:
+        output.stdout.print(escape(line))
 
 
 def _print_receipt(receipt: dict) -> None:
-    removed = receipt["removed"]
-    output.stdout.print(
-        f"[bold]receipt {receipt['request']}[/bold] · removed train {removed.get('train', 0)}, "
-        f"valid {removed.get('valid', 0)}, test {removed.get('test', 0)} · "
-        f"{receipt['wall_s']:.1f}s"
-    )
-    for change in receipt["adapters"]:
-        before, after = change["before"], change["after"]
-        output.stdout.print(
-            f"  shard {change['shard']}: {before['id']} ({before['sha256'][:12]}) → "
-            + (f"{after['id']} ({after['sha256'][:12]})" if after else "retired (shard empty)")
-        )
-    if receipt.get("baseline_retired"):
-        output.stdout.print(
-            f"  {receipt['baseline_retired']} (all-data baseline) retired: it held the removed "
-            "data; `apa-console train --retrain-baseline` rebuilds it"
-        )
-    subjects = ", ".join(s[:16] for s in receipt["subjects"])
-    output.stdout.print(f"  subjects (salted sha256): {subjects}")
+    first, *rest = describe.receipt_lines(receipt)
+    output.stdout.print(f"[bold]{escape(first)}[/bold]")
+    for line in rest:
+        output.stdout.print(escape(line))
 
 
-def _confirm(targets: unlearning.Targets) -> None:
+def _confirm(targets: Targets) -> None:
     expected = (targets.users or targets.samples or targets.items)[0]
     if not sys.stdin.isatty() and sys.stdin.closed:
         raise UsageError("confirmation needed: pass --yes (no terminal to ask on)")
@@ -74,198 +58,196 @@ def _confirm(targets: unlearning.Targets) -> None:
         raise UsageError("confirmation did not match; nothing was changed")
 
 
-def _run_apply(target, model, device, quiet: bool) -> list[dict]:
-    backbone = open_backbone(target, model, device)
-    with live_progress(quiet=quiet) as (bars, cancel):
-        return unlearning.apply_pending(target, backbone, progress=bars, cancel=cancel)
+def _model(store, model, device):
+    """Load the model only when a workflow needs it (after the request is recorded)."""
+    return lambda: nullcontext(open_backbone(store, model, device))
 
 
-def register(app: typer.Typer) -> None:
-    @app.command()
-    def forget(
-        user: Annotated[list[str] | None, typer.Option("--user", help="User id (repeatable).")]
-        = None,
-        sample: Annotated[
-            list[str] | None, typer.Option("--sample", help="Sample id (repeatable).")
-        ] = None,
-        item: Annotated[
-            list[str] | None,
-            typer.Option("--item", help="Item id: every sample mentioning it (repeatable)."),
-        ] = None,
-        dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and stop.")]
-        = False,
-        yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
-        = False,
-        queue: Annotated[
-            bool, typer.Option("--queue", help="Record the request; `apply` processes it.")
-        ] = False,
-        store: StoreOption = None,
-        model: ModelOption = None,
-        device: DeviceOption = None,
-        json: JsonOption = False,
-    ) -> None:
-        """Forget users, samples or items: remove their samples and retrain only the affected
-        shards' adapters, then write a receipt."""
-        targets = unlearning.Targets(users=user or [], samples=sample or [], items=item or [])
-        target = open_store(store)
-        plan = unlearning.plan(target, targets)
-        nothing_left = sum(plan["samples"].values()) == 0
-        if dry_run or nothing_left:
-            if json:
-                output.emit_json({"plan": plan})
-            else:
-                _print_plan(plan)
-            return
+app = new_typer("Forget, apply, requests, audit, verify.")
+
+
+@app.command()
+def forget(
+    user: Annotated[list[str] | None, typer.Option("--user", help="User id (repeatable).")]
+    = None,
+    sample: Annotated[
+        list[str] | None, typer.Option("--sample", help="Sample id (repeatable).")
+    ] = None,
+    item: Annotated[
+        list[str] | None,
+        typer.Option("--item", help="Item id: every sample mentioning it (repeatable)."),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and stop.")]
+    = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+    = False,
+    queue: Annotated[
+        bool, typer.Option("--queue", help="Record the request; `apply` processes it.")
+    ] = False,
+    store: StoreOption = None,
+    model: ModelOption = None,
+    device: DeviceOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Forget users, samples or items: remove their samples and retrain only the affected
+    shards' adapters, then write a receipt."""
+    targets = Targets(users=user or [], samples=sample or [], items=item or [])
+    target = open_store(store)
+    if dry_run:
+        plan = forgetting.plan(target, targets)
+        if json:
+            output.emit_json({"plan": plan})
+        else:
+            _print_plan(plan)
+        return
+
+    def confirm(plan: dict) -> None:
         if not json:
             _print_plan(plan)
         if not yes:
             _confirm(targets)
-        submitted = unlearning.submit(target, targets)
-        request = submitted["request"]
-        if queue:
-            if json:
-                output.emit_json({"plan": plan, "request": request["id"], "status": "pending"})
-            else:
-                output.stdout.print(f"queued request {request['id']}; run `apa-console apply`")
-            return
-        receipts = _run_apply(target, model, device, json)
-        mine = [r for r in receipts if r["request"] == request["id"]]
-        if json:
-            output.emit_json({"plan": plan, "receipts": receipts})
-            return
-        for receipt in mine or receipts:
-            _print_receipt(receipt)
 
-    @app.command()
-    def apply(
-        store: StoreOption = None, model: ModelOption = None, device: DeviceOption = None,
-        json: JsonOption = False,
-    ) -> None:
-        """Process every pending forget request (each affected shard retrains once)."""
-        target = open_store(store)
-        pending = [r for r in unlearning.list_requests(target)
-                   if r["status"] in ("pending", "running")]
-        if not pending:
-            removed = unlearning.remove_leftovers(target)
-            if json:
-                output.emit_json([])
-            else:
-                output.info("no pending requests"
-                            + (f"; removed {len(removed)} leftover files" if removed else ""))
-            return
-        receipts = _run_apply(target, model, device, json)
-        if json:
-            output.emit_json(receipts)
-            return
-        for receipt in receipts:
-            _print_receipt(receipt)
+    with live_progress(quiet=json) as (bars, cancel):
+        outcome = forgetting.forget(target, targets, _model(target, model, device),
+                                    confirm=confirm, queue=queue, progress=bars, cancel=cancel)
+    if json:
+        output.emit_json(outcome.to_dict())
+        return
+    if outcome.request is None:
+        _print_plan(outcome.plan)
+    elif outcome.queued:
+        output.stdout.print(f"queued request {outcome.request}; run `apa-console apply`")
+    for receipt in outcome.receipts:
+        _print_receipt(receipt)
 
-    @app.command()
-    def requests(store: StoreOption = None, json: JsonOption = False) -> None:
-        """List forget requests with status, timings and shards."""
-        rows = unlearning.list_requests(open_store(store))
-        if json:
-            output.emit_json(rows)
-            return
-        if not rows:
-            output.info("no requests")
-            return
-        output.table(
-            ["request", "status", "created", "finished", "shards", "removed"],
-            ([r["id"], r["status"], r.get("created"), r.get("finished") or "–",
-              ",".join(map(str, r.get("affected_shards", []))) or "–",
-              " ".join(f"{k} {v}" for k, v in (r.get("removed") or {}).items()) or "–"]
-             for r in rows),
-        )
 
-    audit_app = new_typer("Where a user's data is, the hash-chained log, and its checks.")
-    audit_app.info.invoke_without_command = True
-    audit_app.info.no_args_is_help = False
+@app.command()
+def apply(
+    store: StoreOption = None, model: ModelOption = None, device: DeviceOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Process every pending forget request (each affected shard retrains once)."""
+    target = open_store(store)
+    with live_progress(quiet=json) as (bars, cancel):
+        outcome = forgetting.apply_pending(target, _model(target, model, device),
+                                           progress=bars, cancel=cancel)
+    if json:
+        output.emit_json(outcome.receipts)
+        return
+    if not outcome.receipts:
+        removed = outcome.leftovers_removed
+        output.info("no pending requests"
+                    + (f"; removed {len(removed)} leftover files" if removed else ""))
+    for receipt in outcome.receipts:
+        _print_receipt(receipt)
 
-    @audit_app.callback()
-    def audit_main(
-        ctx: typer.Context,
-        user: Annotated[str | None, typer.Option("--user", help="User to account for.")]
-        = None,
-        store: StoreOption = None,
-        json: JsonOption = False,
-    ) -> None:
-        """`audit --user U`: which shards hold U's data now, or held it and when it was removed.
-        Without --user: the log."""
-        if ctx.invoked_subcommand:
-            return
-        target = open_store(store)
-        if user is not None:
-            result = unlearning.user_audit(target, user)
-            if json:
-                output.emit_json(result)
-                return
-            if result["present"]:
-                output.stdout.print(f"user {user} has data in: " + ", ".join(
-                    f"{where} ({n} samples)" for where, n in result["holds"].items()))
-            else:
-                output.stdout.print(f"user {user} holds no data in this store")
-            for h in result["requests"]:
-                when = h["finished"] or "not yet"
-                output.stdout.print(
-                    f"  request {h['request']} ({h['status']}): shards "
-                    f"{', '.join(map(str, h['shards'])) or '–'}, removed {h['removed'] or '–'}, "
-                    f"finished {when}"
-                )
-            return
-        log = audit_core.entries(target)
-        if json:
-            output.emit_json(log)
-            return
-        output.table(["seq", "time", "event", "hash"],
-                     ([e["seq"], e["time"], e["event"], e["hash"][:16]] for e in log))
 
-    @audit_app.command("verify")
-    def audit_verify(store: StoreOption = None, json: JsonOption = False) -> None:
-        """Check the hash chain and that every live adapter's weights match their sha256."""
-        result = audit_core.verify_store(open_store(store))
+@app.command()
+def requests(store: StoreOption = None, json: JsonOption = False) -> None:
+    """List forget requests with status, timings and shards."""
+    rows = requests_core.list_requests(open_store(store))
+    if json:
+        output.emit_json(rows)
+        return
+    if not rows:
+        output.info("no requests")
+        return
+    output.table(
+        ["request", "status", "created", "finished", "shards", "removed"],
+        ([r["id"], r["status"], r.get("created"), r.get("finished") or "–",
+          ",".join(map(str, r.get("affected_shards", []))) or "–",
+          " ".join(f"{k} {v}" for k, v in (r.get("removed") or {}).items()) or "–"]
+         for r in rows),
+    )
+
+audit_app = new_typer("Where a user's data is, the hash-chained log, and its checks.")
+audit_app.info.invoke_without_command = True
+audit_app.info.no_args_is_help = False
+
+@audit_app.callback()
+def audit_main(
+    ctx: typer.Context,
+    user: Annotated[str | None, typer.Option("--user", help="User to account for.")]
+    = None,
+    store: StoreOption = None,
+    json: JsonOption = False,
+) -> None:
+    """`audit --user U`: which shards hold U's data now, or held it and when it was removed.
+    Without --user: the log."""
+    if ctx.invoked_subcommand:
+        return
+    target = open_store(store)
+    if user is not None:
+        result = user_audit(target, user)
         if json:
             output.emit_json(result)
+            return
+        if result["present"]:
+            output.stdout.print(f"user {user} has data in: " + ", ".join(
+                f"{where} ({n} samples)" for where, n in result["holds"].items()))
         else:
+            output.stdout.print(f"user {user} holds no data in this store")
+        for h in result["requests"]:
+            when = h["finished"] or "not yet"
             output.stdout.print(
-                f"audit chain: {result['entries']} entries, head {result['head'][:16]} · "
-                f"{len(result['adapters'])} live adapters checked"
+                f"  request {h['request']} ({h['status']}): shards "
+                f"{', '.join(map(str, h['shards'])) or '–'}, removed {h['removed'] or '–'}, "
+                f"finished {when}"
             )
-            for problem in result["problems"]:
-                output.stdout.print(f"  [red]FAIL[/red] {problem}")
-            output.stdout.print("[green]PASS[/green]" if result["ok"] else "[red]FAIL[/red]")
-        if not result["ok"]:
-            raise typer.Exit(int(ExitCode.VERIFY_FAILED))
+        return
+    log = audit_core.entries(target)
+    if json:
+        output.emit_json(log)
+        return
+    output.table(["seq", "time", "event", "hash"],
+                 ([e["seq"], e["time"], e["event"], e["hash"][:16]] for e in log))
 
-    app.add_typer(audit_app, name="audit")
+@audit_app.command("verify")
+def audit_verify(store: StoreOption = None, json: JsonOption = False) -> None:
+    """Check the hash chain and that every live adapter's weights match their sha256."""
+    result = audit_core.verify_store(open_store(store))
+    if json:
+        output.emit_json(result)
+    else:
+        output.stdout.print(
+            f"audit chain: {result['entries']} entries, head {result['head'][:16]} · "
+            f"{len(result['adapters'])} live adapters checked"
+        )
+        for problem in result["problems"]:
+            output.stdout.print(f"  [red]FAIL[/red] {problem}")
+        output.stdout.print("[green]PASS[/green]" if result["ok"] else "[red]FAIL[/red]")
+    if not result["ok"]:
+        raise typer.Exit(int(ExitCode.VERIFY_FAILED))
 
-    @app.command()
-    def verify(
-        request: Annotated[str, typer.Option("--request", "-r", help="Request id, e.g. r0001.")],
-        store: StoreOption = None,
-        model: ModelOption = None,
-        device: DeviceOption = None,
-        json: JsonOption = False,
-    ) -> None:
-        """Retrain the request's shards from their current manifests, check bit-identity with
-        the live adapters, and scan the store for traces of the removed samples."""
-        target = open_store(store)
-        backbone = open_backbone(target, model, device)
-        with live_progress(quiet=json) as (bars, cancel):
-            result = unlearning.verify_request(target, backbone, request, progress=bars,
-                                               cancel=cancel)
-        if json:
-            output.emit_json(result)
-        else:
-            for check in result["shards"]:
-                mark = "[green]PASS[/green]" if check["ok"] else "[red]FAIL[/red]"
-                detail = check.get("detail") or (
-                    f"live {check['live_sha256'][:12]} · "
-                    f"retrained {check['retrained_sha256'][:12]}")
-                output.stdout.print(f"{mark} shard {check['shard']}: {detail}")
-            mark = "[green]PASS[/green]" if not result["traces"] else "[red]FAIL[/red]"
-            output.stdout.print(f"{mark} trace scan: {len(result['traces'])} traces")
-            for trace in result["traces"]:
-                output.stdout.print(f"  {trace}")
-        if not result["ok"]:
-            raise VerificationError(f"verification of {request} failed")
+app.add_typer(audit_app, name="audit")
+
+@app.command()
+def verify(
+    request: Annotated[str, typer.Option("--request", "-r", help="Request id, e.g. r0001.")],
+    store: StoreOption = None,
+    model: ModelOption = None,
+    device: DeviceOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Retrain the request's shards from their current manifests, check bit-identity with
+    the live adapters, and scan the store for traces of the removed samples."""
+    target = open_store(store)
+    backbone = open_backbone(target, model, device)
+    with live_progress(quiet=json) as (bars, cancel):
+        result = verify_request(target, backbone, request, progress=bars,
+                                           cancel=cancel)
+    if json:
+        output.emit_json(result)
+    else:
+        for check in result["shards"]:
+            mark = "[green]PASS[/green]" if check["ok"] else "[red]FAIL[/red]"
+            detail = check.get("detail") or (
+                f"live {check['live_sha256'][:12]} · "
+                f"retrained {check['retrained_sha256'][:12]}")
+            output.stdout.print(f"{mark} shard {check['shard']}: {detail}")
+        mark = "[green]PASS[/green]" if not result["traces"] else "[red]FAIL[/red]"
+        output.stdout.print(f"{mark} trace scan: {len(result['traces'])} traces")
+        for trace in result["traces"]:
+            output.stdout.print(f"  {trace}")
+    if not result["ok"]:
+        raise VerificationError(f"verification of {request} failed")

@@ -3,7 +3,13 @@ touched; `ingest.write_dataset` then commits the chosen samples in one transacti
 
 from apa_console.data.bookcrossing import load_bookcrossing
 from apa_console.data.demo import generate_demo
-from apa_console.data.ingest import DEFAULT_SEED, DEFAULT_SIZES, ParsedDataset, ensure_no_dataset, write_dataset
+from apa_console.data.ingest import (
+    DEFAULT_SEED,
+    DEFAULT_SIZES,
+    ParsedDataset,
+    ensure_no_dataset,
+    write_dataset,
+)
 from apa_console.data.movielens import load_movielens
 from apa_console.data.tallrec import export_tallrec, load_tallrec
 

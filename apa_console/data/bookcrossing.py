@@ -14,10 +14,17 @@ import csv
 import io
 from pathlib import Path
 
+from apa_console.data.ingest import (
+    ParsedDataset,
+    decode_text,
+    read_bytes,
+    require_dir,
+    sample_id,
+    split_in_order,
+)
 from apa_console.errors import DataError
 from apa_console.prompting import BOOK_INSTRUCTION, answer_text, build_input
 from apa_console.samples import HistoryEntry, Sample
-from apa_console.data.ingest import ParsedDataset, decode_text, read_bytes, require_dir, sample_id, split_in_order
 
 RATINGS_FILE = "BX-Book-Ratings.csv"
 BOOKS_FILE = "BX-Books.csv"

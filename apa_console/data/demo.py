@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import random
 
+from apa_console.data.ingest import ParsedDataset, sample_id
 from apa_console.errors import UsageError
 from apa_console.prompting import MOVIE_INSTRUCTION, answer_text, build_input
 from apa_console.samples import HistoryEntry, Sample
-from apa_console.data.ingest import ParsedDataset, sample_id
 
 DEFAULT_USERS = 24
 DEFAULT_SEED = 0

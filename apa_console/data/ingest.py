@@ -16,6 +16,7 @@ from typing import Any
 
 from apa_console.errors import ConflictError, DataError, UsageError
 from apa_console.samples import SPLITS, Sample
+from apa_console.store import records
 from apa_console.store.document import Store, get_meta, now_iso, update_meta
 
 DEFAULT_SIZES = {"train": 1024, "valid": 500, "test": 1000}
@@ -94,7 +95,7 @@ def ensure_no_dataset(store: Store) -> None:
 
 def _refuse_if_holding_data(db, store: Store) -> None:
     dataset = get_meta(db).get("dataset")
-    if dataset or len(db.table("samples")):
+    if dataset or records.sample_rows(db):
         name = (dataset or {}).get("name", "a dataset")
         raise ConflictError(
             f"store {store.root} already holds {name}; ingest into a new store "
@@ -133,12 +134,8 @@ def write_dataset(
     }
     with store.transaction() as db:
         _refuse_if_holding_data(db, store)
-        db.table("samples").insert_multiple(
-            sample.to_record() for split in SPLITS for sample in kept[split]
-        )
-        db.table("users").insert_multiple(
-            {"id": user_id, "counts": per_split} for user_id, per_split in counts.items()
-        )
+        records.insert_dataset(
+            db, [sample.to_record() for split in SPLITS for sample in kept[split]], counts)
         update_meta(db, dataset=dataset)
     return dataset
 

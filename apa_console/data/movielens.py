@@ -17,9 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from apa_console.errors import DataError
-from apa_console.prompting import MOVIE_INSTRUCTION, answer_text, build_input
-from apa_console.samples import HistoryEntry, Sample
 from apa_console.data.ingest import (
     ParsedDataset,
     decode_text,
@@ -29,6 +26,9 @@ from apa_console.data.ingest import (
     sample_id,
     split_in_order,
 )
+from apa_console.errors import DataError
+from apa_console.prompting import MOVIE_INSTRUCTION, answer_text, build_input
+from apa_console.samples import HistoryEntry, Sample
 
 HISTORY_LENGTH = 10
 SEQUENCES_KEPT = 10_000

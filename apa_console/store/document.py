@@ -16,8 +16,6 @@ import hashlib
 import io
 import json
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,6 +29,7 @@ from tinydb.storages import Storage
 from tinydb.table import Table
 
 from apa_console.errors import ConflictError, StoreInvalidError, StoreLockedError
+from apa_console.fileio import atomic_write_bytes
 
 APP_NAME = "apa-console"
 SCHEMA_VERSION = 1
@@ -52,43 +51,6 @@ def resolve_store_path(path: str | os.PathLike | None) -> Path:
 
 def now_iso() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that a crash leaves either the old or the new file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class _DocumentStorage(Storage):
@@ -317,10 +279,6 @@ def referenced_paths(document: Any) -> set[str]:
         elif isinstance(item, str) and item.startswith(prefixes):
             found.add(item.rstrip("/"))
     return found
-
-
-def remove_tree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def get_meta(db: TinyDB) -> dict:

@@ -1,4 +1,4 @@
-"""Formatting shared by the screens: block-character bars, durations, numbers, ids."""
+"""Formatting only the screens need: block-character bars and coloured labels."""
 
 from __future__ import annotations
 
@@ -22,44 +22,6 @@ def level(fraction: float) -> str:
     """One cell whose height shows a fraction in [0, 1]."""
     fraction = max(0.0, min(fraction, 1.0))
     return LEVELS[min(int(fraction * len(LEVELS)), len(LEVELS) - 1)]
-
-
-def seconds(value: float | None) -> str:
-    if value is None:
-        return "–"
-    if value < 60:
-        return f"{value:.1f}s"
-    minutes, secs = divmod(int(round(value)), 60)
-    if minutes < 60:
-        return f"{minutes}m{secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
-
-
-def number(value: float | None, digits: int = 3) -> str:
-    return "–" if value is None else f"{value:.{digits}f}"
-
-
-def plural(n: int, noun: str) -> str:
-    return f"{n} {noun}" + ("" if n == 1 else "s")
-
-
-def when(iso: str | None) -> str:
-    """"2026-01-03T09:00:00Z" → "2026-01-03 09:00" (UTC, as the store records it)."""
-    if not iso:
-        return "–"
-    return iso.replace("T", " ")[:16]
-
-
-def shard_list(shards: list[int]) -> str:
-    return ", ".join(str(k) for k in shards) if shards else "–"
-
-
-def split_counts(removed: dict | None) -> str:
-    """{"train": 6, "valid": 1, "test": 0} → "6/1/0" (train/valid/test)."""
-    if not removed:
-        return "–"
-    return "/".join(str(removed.get(split, 0)) for split in ("train", "valid", "test"))
 
 
 def yes_no(label: int) -> Text:

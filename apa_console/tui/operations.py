@@ -10,12 +10,11 @@ from collections.abc import Callable
 from typing import Any
 
 from apa_console.apa import serving
-
-from apa_console.unlearning import forget as unlearning
-from apa_console.progress import ProgressEvent
 from apa_console.store.document import Store
 from apa_console.tui.model_host import ModelHost
 from apa_console.tui.tracker import ProgressTracker
+from apa_console.unlearning.targets import Targets
+from apa_console.workflows import forget as forgetting
 
 Work = Callable[[ProgressTracker], Any]
 
@@ -24,7 +23,7 @@ def score(store: Store, models: ModelHost, user: str | None) -> Work:
     """APA scores for a user's test samples, or for the whole test split."""
 
     def work(tracker: ProgressTracker) -> dict[str, Any]:
-        samples = serving.select_samples(store, split=None if user else "test", user=user)
+        samples = serving.samples_to_score(store, split=None if user else "test", user=user)
         with models.use(tracker, tracker.cancel) as backbone:
             report = serving.score_apa(store, backbone, samples, progress=tracker,
                                        cancel=tracker.cancel)
@@ -34,31 +33,23 @@ def score(store: Store, models: ModelHost, user: str | None) -> Work:
 
 
 def forget_user(store: Store, models: ModelHost, user: str) -> Work:
-    """Record a forget request for `user`, then process every pending request.
-
-    The request is committed first, so a cancel (or a crash) leaves it pending for `apply`.
-    """
+    """Forget `user` (the operator confirmed the plan on screen), then every other open
+    request, through the same workflow as `apa-console forget`."""
 
     def work(tracker: ProgressTracker) -> dict[str, Any]:
-        submitted = unlearning.submit(store, unlearning.Targets(users=[user]))
-        request = submitted["request"]
-        if request is None:
-            return {"request": None, "receipts": [],
-                    "already_forgotten": submitted["already_forgotten"]}
-        tracker(ProgressEvent("request", 1, 1, message=f"{request['id']} recorded"))
-        tracker.request_id = request["id"]
-        return {"request": request["id"], "receipts": _apply(store, models, tracker)}
+        return forgetting.forget(
+            store, Targets(users=[user]), lambda: models.use(tracker, tracker.cancel),
+            progress=tracker, cancel=tracker.cancel,
+        ).to_dict()
 
     return work
 
 
 def apply_pending(store: Store, models: ModelHost) -> Work:
     def work(tracker: ProgressTracker) -> dict[str, Any]:
-        return {"request": None, "receipts": _apply(store, models, tracker)}
+        return forgetting.apply_pending(
+            store, lambda: models.use(tracker, tracker.cancel),
+            progress=tracker, cancel=tracker.cancel,
+        ).to_dict()
 
     return work
-
-
-def _apply(store: Store, models: ModelHost, tracker: ProgressTracker) -> list[dict]:
-    with models.use(tracker, tracker.cancel) as backbone:
-        return unlearning.apply_pending(store, backbone, progress=tracker, cancel=tracker.cancel)

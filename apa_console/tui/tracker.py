@@ -91,6 +91,8 @@ class ProgressTracker:
             clock.order = self._updates
             if event.loss is not None:
                 clock.last_loss = event.loss
+            if event.request is not None:
+                self.request_id = event.request
         self.notify(self)
 
     @property

@@ -16,7 +16,10 @@ from typing import Any
 
 from tinydb import TinyDB
 
-from apa_console.store.document import Store, get_meta, now_iso, sha256_file
+from apa_console.engine.adapter_format import ADAPTER_WEIGHTS
+from apa_console.fileio import sha256_file
+from apa_console.store import records
+from apa_console.store.document import Store, get_meta, now_iso
 
 GENESIS = "0" * 64
 
@@ -38,19 +41,18 @@ def _entry_hash(prev: str, seq: int, time: str, event: str, data: Any) -> str:
 
 def append(db: TinyDB, event: str, data: dict[str, Any]) -> dict[str, Any]:
     """Append one entry inside the caller's transaction (so it commits with the change)."""
-    table = db.table("audit")
-    entries = sorted(table.all(), key=lambda e: e["seq"])
+    entries = records.audit_entries(db)
     prev = entries[-1]["hash"] if entries else GENESIS
     seq = entries[-1]["seq"] + 1 if entries else 1
     time = now_iso()
     entry = {"seq": seq, "time": time, "event": event, "data": data, "prev": prev,
              "hash": _entry_hash(prev, seq, time, event, data)}
-    table.insert(entry)
+    records.insert_audit_entry(db, entry)
     return entry
 
 
 def entries(store: Store) -> list[dict[str, Any]]:
-    return sorted(store.snapshot().table("audit").all(), key=lambda e: e["seq"])
+    return records.audit_entries(store.snapshot())
 
 
 def verify_chain(log: Iterable[dict[str, Any]]) -> list[str]:
@@ -76,10 +78,8 @@ def verify_store(store: Store) -> dict[str, Any]:
     log = entries(store)
     problems = verify_chain(log)
     adapters = []
-    for row in store.snapshot().table("adapters"):
-        if row.get("status") != "live":
-            continue
-        weights = store.path_of(row["path"]) / "adapter_model.safetensors"
+    for row in records.all_live_adapters(store.snapshot()):
+        weights = store.path_of(row["path"]) / ADAPTER_WEIGHTS
         actual = sha256_file(weights) if weights.is_file() else None
         ok = actual == row["sha256"]
         adapters.append({"adapter": row["id"], "sha256": row["sha256"], "ok": ok})

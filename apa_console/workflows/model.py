@@ -1,11 +1,37 @@
-"""Open the backbone a store was built with: the one front-end entry point to the engine."""
+"""Open the backbone a store was built with, and describe it: the front-ends' one way in to
+the engine's model loading."""
 
 from __future__ import annotations
 
 import os
+import time
+from pathlib import Path
+from typing import Any
 
-from apa_console.engine.backbone import Backbone, record_model
-from apa_console.store.document import Store
+from apa_console.engine.backbone import Backbone
+from apa_console.engine.devices import available_cores, cpu_threads
+from apa_console.engine.model_files import DEFAULT_MODEL_NAME, model_cache_root
+from apa_console.errors import StoreInvalidError
+from apa_console.store.document import STORE_FILE, Store, get_meta, resolve_store_path
+from apa_console.store.model_record import check_model, record_model
+
+
+def _recorded_model(store: Store | None) -> dict[str, Any]:
+    return (get_meta(store.snapshot()).get("model") or {}) if store is not None else {}
+
+
+def _requested_model(store: Store | None, model: str | os.PathLike | None):
+    """`model` if given, else the non-default model the store records, else None (default)."""
+    if model is not None:
+        return model
+    recorded = _recorded_model(store)
+    if recorded.get("name") and recorded.get("name") != DEFAULT_MODEL_NAME:
+        return recorded.get("source")
+    return None
+
+
+def cache_root_for(store: Store | None) -> Path:
+    return model_cache_root(store.models_dir() if store is not None else None)
 
 
 def open_backbone(
@@ -17,7 +43,56 @@ def open_backbone(
     """Load the backbone for `store`: `model` if given (refused when it differs from the
     store's), else the model the store records, else the default. With `record`, a store
     without a model records this one (the commands that build shards and adapters do)."""
-    backbone = Backbone.load(model, store=store, device=device)
+    backbone = Backbone.load(
+        _requested_model(store, model), device, cache_root=cache_root_for(store),
+        before_weights=lambda identity: check_model(store, identity),
+    )
     if record:
         record_model(store, backbone.info)
     return backbone
+
+
+def existing_store(path: str | os.PathLike | None) -> Store | None:
+    """The store at `path` if there is one: `model info` also works before `init`."""
+    root = resolve_store_path(path)
+    if not (root / STORE_FILE).exists():
+        return None
+    try:
+        return Store.open(root)
+    except StoreInvalidError:
+        return None
+
+
+def model_info(model: str | None, device: str | None, store: Store | None) -> dict[str, Any]:
+    """Load the model (creating the cache if missing) and describe it, without refusing one
+    the store was not built with (it says so instead)."""
+    started = time.perf_counter()
+    backbone = Backbone.load(_requested_model(store, model), device,
+                             cache_root=cache_root_for(store))
+    load_s = time.perf_counter() - started
+    recorded = _recorded_model(store)
+    if store is None:
+        store_model = None
+    elif not recorded:
+        store_model = "none recorded yet"
+    elif recorded.get("fingerprint") == backbone.info["fingerprint"]:
+        store_model = "matches"
+    else:
+        store_model = (
+            f"differs: store was built with {recorded.get('name')} ({recorded.get('source')})"
+        )
+    tokenizer = backbone.tokenizer
+    return {
+        **backbone.info,
+        "directory": str(backbone.directory),
+        "cache_root": str(cache_root_for(store)),
+        "device": str(backbone.device),
+        "dtype": str(backbone.dtype).removeprefix("torch."),
+        "cpu_threads": cpu_threads() if backbone.device.type == "cpu" else None,
+        "cores_available": available_cores(),
+        "yes_token": tokenizer.convert_ids_to_tokens(backbone.yes_id),
+        "no_token": tokenizer.convert_ids_to_tokens(backbone.no_id),
+        "store": str(store.root) if store is not None else None,
+        "store_model": store_model,
+        "load_s": round(load_s, 2),
+    }

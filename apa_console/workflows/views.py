@@ -12,20 +12,18 @@ from typing import Any
 
 import numpy as np
 
-from apa_console.unlearning import audit_log as audit
-
-from apa_console.store import catalog
-
-from apa_console.unlearning import forget as unlearning
 from apa_console.apa.embeddings import cached_embeddings
-from apa_console.errors import NotFoundError
 from apa_console.apa.partition import cosine_distances
-from apa_console.apa.adapters import live_adapters
-from apa_console.apa.shards import shard_of_samples, shard_rows, shard_summary
-from apa_console.store.status import store_status
+from apa_console.apa.shards import shard_summary
+from apa_console.errors import NotFoundError
+from apa_console.store import catalog, records
 from apa_console.store.document import Store, get_meta
+from apa_console.store.status import store_status
+from apa_console.unlearning import audit_log as audit
+from apa_console.unlearning.requests import list_requests
+from apa_console.unlearning.targets import Targets
+from apa_console.unlearning.user_audit import user_audit
 
-ACTIVE_REQUEST_STATES = ("pending", "running")
 TYPICAL_SAMPLES = 5
 
 
@@ -34,7 +32,7 @@ def request_subject(request: dict[str, Any]) -> str:
     (a finished request keeps no plain identifier of the forgotten subject)."""
     targets = request.get("targets")
     if targets:
-        return unlearning.Targets.from_dict(targets).label()
+        return Targets.from_dict(targets).label()
     subjects = request.get("subjects") or []
     return f"forgotten · {subjects[0][:8]}" if subjects else "–"
 
@@ -43,6 +41,7 @@ def request_summary(request: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": request["id"],
         "status": request.get("status"),
+        "open": request.get("status") in records.OPEN_REQUEST_STATES,
         "phase": request.get("phase"),
         "subject": request_subject(request),
         "created": request.get("created"),
@@ -71,15 +70,13 @@ def adapter_summary(row: dict[str, Any]) -> dict[str, Any]:
 def overview(store: Store) -> dict[str, Any]:
     """Dataset and model, partition and balance, live adapters, open requests, last
     evaluation: the console's landing page."""
-    meta = get_meta(store.snapshot())
-    requests = unlearning.list_requests(store)
+    db = store.snapshot()
+    meta = get_meta(db)
     return {
         "status": store_status(store),
         "shards": shard_summary(store),
-        "adapters": [adapter_summary(row) for row in live_adapters(store)],
-        "open_requests": [
-            request_summary(r) for r in requests if r.get("status") in ACTIVE_REQUEST_STATES
-        ],
+        "adapters": [adapter_summary(row) for row in records.live_adapters(db)],
+        "open_requests": [request_summary(r) for r in records.open_requests(db)],
         "evaluation": meta.get("last_evaluation"),
         "aggregation": meta.get("aggregation"),
     }
@@ -88,10 +85,7 @@ def overview(store: Store) -> dict[str, Any]:
 def user_rows(store: Store, contains: str | None = None) -> list[dict[str, Any]]:
     """Users as {id, samples, counts, shards}; `shards` are the shards holding their data."""
     db = store.snapshot()
-    shards_of: dict[str, list[int]] = {}
-    for row in sorted(db.table("shards").all(), key=lambda r: r["shard"]):
-        for user in row.get("users", []):
-            shards_of.setdefault(user, []).append(row["shard"])
+    shards_of = records.user_shards(db)
     users = catalog.list_users(db, contains=contains)
     for user in users:
         user["shards"] = shards_of.get(user["id"], [])
@@ -106,12 +100,12 @@ def user_view(store: Store, user_id: str) -> dict[str, Any]:
     except NotFoundError:
         detail = None
     try:
-        history = unlearning.user_audit(store, user_id)["requests"]
+        history = user_audit(store, user_id)["requests"]
     except NotFoundError:
         history = []
     if detail is None and not history:
         raise NotFoundError(f"no user {user_id!r} in the store, now or forgotten")
-    shard_of = shard_of_samples(store)
+    shard_of = records.sample_shards(store.snapshot())
     samples = []
     if detail is not None:
         for split_rows in detail["splits"].values():
@@ -164,14 +158,14 @@ def shard_views(store: Store, typical: int = TYPICAL_SAMPLES) -> dict[str, Any]:
     """Every shard with its live adapter (version, hashes, loss curve, timings), how many
     adapter versions it has had, and its most typical samples."""
     db = store.snapshot()
-    adapters = db.table("adapters").all()
-    live = {row["shard"]: row for row in live_adapters(store)}
-    samples = {row["id"]: row for row in db.table("samples")}
+    adapters = records.adapter_rows(db)
+    live = {row["shard"]: row for row in records.live_adapters(db)}
+    samples = {row["id"]: row for row in records.sample_rows(db)}
     train = cached_embeddings(store, "train")
     shards = []
-    for row in shard_rows(store):
+    for row in records.shard_rows(db):
         versions = [a for a in adapters
-                    if a.get("kind") == "shard" and a.get("shard") == row["shard"]]
+                    if a.get("kind") == records.SHARD and a.get("shard") == row["shard"]]
         adapter = live.get(row["shard"])
         shards.append({
             "shard": row["shard"],
@@ -185,7 +179,7 @@ def shard_views(store: Store, typical: int = TYPICAL_SAMPLES) -> dict[str, Any]:
 
 
 def requests_view(store: Store) -> list[dict[str, Any]]:
-    return [request_summary(r) for r in unlearning.list_requests(store)]
+    return [request_summary(r) for r in list_requests(store)]
 
 
 def _entry_summary(entry: dict[str, Any]) -> str:

@@ -25,9 +25,10 @@ def display_store(tmp_path: Path) -> Store:
 @pytest.fixture(scope="session")
 def trained_store_template(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir) -> Path:
     """Partitioned into 3 shards and trained once per session; tests get copies."""
-    from apa_console.engine.backbone import Backbone, record_model
     from apa_console.apa.adapters import train_all
     from apa_console.apa.shards import run_partition
+    from apa_console.engine.backbone import Backbone
+    from apa_console.store.model_record import record_model
 
     path = tmp_path_factory.mktemp("tui-trained") / "store"
     store = make_store(path, **TRAINED_STORE_SHAPE)

@@ -14,9 +14,9 @@ from unittest import mock
 import numpy as np
 from store_fixtures import make_store
 
-from apa_console.unlearning import audit_log as audit
 from apa_console.apa.partition import shard_centre
 from apa_console.store.document import Store, update_meta
+from apa_console.unlearning import audit_log as audit
 
 SALT = "5a" * 16
 FORGOTTEN_USER = "user9"  # a user the done request removed (no longer in the store)

@@ -9,15 +9,15 @@ import threading
 import pytest
 from pilot_helpers import console, row_keys, settle, text_of, wait_until
 
-from apa_console.unlearning import audit_log as audit
-
-from apa_console.unlearning import forget as unlearning
 from apa_console.tui.screens.forget import ForgetScreen
 from apa_console.tui.screens.job import JobScreen
 from apa_console.tui.screens.modals import ConfirmModal, TypeToConfirm
 from apa_console.tui.screens.requests import RequestsScreen
 from apa_console.tui.screens.score import ScoreScreen
 from apa_console.tui.screens.shards import ShardsScreen
+from apa_console.unlearning import audit_log as audit
+from apa_console.unlearning import forget as forget_pipeline
+from apa_console.unlearning import requests as unlearning_requests
 
 pytestmark = pytest.mark.anyio
 
@@ -125,7 +125,7 @@ async def test_forget_flow_with_navigation_while_the_model_is_busy(trained_store
         await pilot.press("escape")
         await settle(pilot)
         assert "user1" not in row_keys(pilot, "#users")
-    [request] = unlearning.list_requests(trained_store)
+    [request] = unlearning_requests.list_requests(trained_store)
     assert request["status"] == "done"
     assert audit.verify_store(trained_store)["ok"]
 
@@ -144,7 +144,7 @@ async def test_cancel_while_waiting_for_the_model_keeps_the_request_queued(train
         finally:
             app.models._use_lock.release()
         assert screen.tracker.state == "cancelled"
-    [request] = unlearning.list_requests(trained_store)
+    [request] = unlearning_requests.list_requests(trained_store)
     assert (request["status"], request["phase"]) == ("pending", "queued")
 
 
@@ -161,7 +161,7 @@ async def test_cancel_mid_forget_leaves_the_request_pending_and_apply_finishes_i
             purged.set()
             cancel_pressed.wait(timeout=30)
 
-    monkeypatch.setattr(unlearning, "_crash_point", pause_after_purge)
+    monkeypatch.setattr(forget_pipeline, "_crash_point", pause_after_purge)
     app = console(trained_store)
     async with app.run_test(size=(100, 40)) as pilot:
         screen = await open_forget(pilot, "user2")
@@ -174,7 +174,7 @@ async def test_cancel_mid_forget_leaves_the_request_pending_and_apply_finishes_i
         await settle(pilot)
         assert tracker.state == "cancelled"
         assert "stays pending" in text_of(pilot, "#forget-result")
-        [request] = unlearning.list_requests(trained_store)
+        [request] = unlearning_requests.list_requests(trained_store)
         assert request["status"] == "pending" and request["id"] == tracker.request_id
         assert request["phase"] == "purged"
 
@@ -189,7 +189,7 @@ async def test_cancel_mid_forget_leaves_the_request_pending_and_apply_finishes_i
         assert isinstance(app.screen, JobScreen)
         await settle(pilot)
         assert app.job.state == "done", app.job.error
-        [request] = unlearning.list_requests(trained_store)
+        [request] = unlearning_requests.list_requests(trained_store)
         assert request["status"] == "done"
         await pilot.press("escape")
         await settle(pilot)

@@ -13,7 +13,6 @@ from pilot_helpers import console, footer_actions, row_keys, settle, text_of, wa
 from textual.command import CommandList, CommandPalette
 from textual.widgets import Button, Input
 
-from apa_console.unlearning import forget as unlearning
 from apa_console.store.document import Store
 from apa_console.tui.screens.forget import ForgetScreen
 from apa_console.tui.screens.help import HelpScreen
@@ -24,6 +23,7 @@ from apa_console.tui.screens.shards import ShardsScreen
 from apa_console.tui.screens.user_detail import UserScreen
 from apa_console.tui.screens.users import UsersScreen
 from apa_console.tui.widgets.balance_chart import BalanceChart
+from apa_console.unlearning import requests as unlearning_requests
 
 pytestmark = pytest.mark.anyio
 
@@ -177,7 +177,7 @@ async def test_a_failing_job_shows_one_line_error_in_a_modal(display_store):
         assert pilot.app.job.state == "failed"
         await pilot.press("escape")
         assert isinstance(pilot.app.screen, ForgetScreen)
-    pending = [r for r in unlearning.list_requests(display_store) if r["status"] == "pending"]
+    pending = [r for r in unlearning_requests.list_requests(display_store) if r["status"] == "pending"]
     assert [r["targets"]["users"] for r in pending] == [[PENDING_USER], ["user2"]]
 
 
@@ -217,7 +217,7 @@ async def test_quit_during_a_job_cancels_it_first_and_leaves_the_request_queued(
             app.models._use_lock.release()
         assert tracker.state == "cancelled"
         assert not app.is_running  # q exited once the job had stopped
-    statuses = {r["id"]: r["status"] for r in unlearning.list_requests(display_store)}
+    statuses = {r["id"]: r["status"] for r in unlearning_requests.list_requests(display_store)}
     assert statuses == {"r0001": "done", "r0002": "pending", "r0003": "pending"}
 
 

@@ -12,49 +12,33 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Static
 
-from apa_console.unlearning import forget as unlearning
 from apa_console.store.document import Store
-from apa_console.tui.formatting import plural, seconds
-from apa_console.tui.tracker import CANCELLED, DONE, ProgressTracker
-from apa_console.tui.widgets.job_progress import JobProgress
 from apa_console.tui.screens.base import ConsoleScreen
 from apa_console.tui.screens.modals import TypeToConfirm
+from apa_console.tui.tracker import CANCELLED, DONE, ProgressTracker
+from apa_console.tui.widgets.job_progress import JobProgress
+from apa_console.units import plural
+from apa_console.unlearning import describe
+from apa_console.unlearning.targets import Targets
+from apa_console.workflows import forget as forgetting
 
 
-def describe_plan(user: str, plan: dict[str, Any]) -> Text:
-    counts = plan["samples"]
-    total = sum(counts.values())
-    text = Text()
-    if total == 0:
-        text.append(f"user {user} has no data left to forget", style="green")
-        for label in plan.get("already_forgotten", []):
-            text.append(f"\n{label} was already forgotten")
-        return text
-    text.append(f"Forget user {user}: ", style="bold")
-    text.append(f"{total} samples (train {counts['train']}, valid {counts['valid']}, "
-                f"test {counts['test']})\n")
-    retrain = len(plan["adapters_to_retrain"])
-    text.append(f"retrain {retrain} of {plural(plan['total_shards'], 'shard adapter')} · "
-                f"estimated {seconds(plan['estimate_s'])}")
+def plan_text(plan: dict[str, Any]) -> Text:
+    lines = describe.plan_lines(plan)
+    text = Text(lines[0] + "\n", style="bold" if sum(plan["samples"].values()) else "green")
+    text.append("\n".join(lines[1:]))
     return text
 
 
-def describe_receipts(result: dict[str, Any]) -> Text:
+def outcome_text(outcome: dict[str, Any]) -> Text:
     text = Text()
-    if result.get("request") is None and not result.get("receipts"):
-        text.append("nothing to do: " + ", ".join(result.get("already_forgotten") or []))
+    if not outcome.get("receipts"):
+        text.append("nothing to do: " + ", ".join(outcome.get("already_forgotten") or []))
         return text
-    for receipt in result["receipts"]:
-        removed = receipt["removed"]
-        text.append(f"receipt {receipt['request']}", style="bold green")
-        text.append(f" · removed train {removed.get('train', 0)}, valid "
-                    f"{removed.get('valid', 0)}, test {removed.get('test', 0)} · "
-                    f"{seconds(receipt['wall_s'])}\n")
-        for change in receipt["adapters"]:
-            before, after = change["before"], change["after"]
-            text.append(f"  shard {change['shard']}: {before['id']} {before['sha256'][:10]} → ")
-            text.append(f"{after['id']} {after['sha256'][:10]}\n" if after
-                        else "retired (shard empty)\n")
+    for receipt in outcome["receipts"]:
+        first, *rest = describe.receipt_lines(receipt)
+        text.append(first + "\n", style="bold green")
+        text.append("\n".join(rest) + "\n")
     return text
 
 
@@ -86,7 +70,7 @@ class ForgetScreen(ConsoleScreen):
     def on_mount(self) -> None:
         table = self.query_one("#plan-shards", DataTable)
         table.border_title = "Affected shards"
-        table.add_columns("shard", "removed", "remaining", "adapter", "action", "estimate")
+        table.add_columns(*describe.PLAN_COLUMNS)
         self.query_one("#plan-summary").border_title = "Plan"
         self.query_one("#forget-progress").border_title = "Progress"
         self.query_one("#forget-result").border_title = "Result"
@@ -94,17 +78,15 @@ class ForgetScreen(ConsoleScreen):
         self.app.progress_signal.subscribe(self, self._on_progress)
 
     def fetch(self, store: Store) -> dict[str, Any]:
-        return unlearning.plan(store, unlearning.Targets(users=[self.user_id]))
+        return forgetting.plan(store, Targets(users=[self.user_id]))
 
     def show(self, plan: dict[str, Any]) -> None:
         self.plan = plan
-        self.query_one("#plan-summary", Static).update(describe_plan(self.user_id, plan))
+        self.query_one("#plan-summary", Static).update(plan_text(plan))
         table = self.query_one("#plan-shards", DataTable)
         table.clear()
-        for shard in plan["shards"]:
-            table.add_row(str(shard["shard"]), str(shard["removed"]), str(shard["remaining"]),
-                          shard["adapter"] or "–", shard["action"], seconds(shard["estimate_s"]),
-                          key=str(shard["shard"]))
+        for row in describe.plan_rows(plan):
+            table.add_row(*row, key=row[0])
         self.refresh_bindings()
 
     @property
@@ -146,7 +128,7 @@ class ForgetScreen(ConsoleScreen):
             return
         result = self.query_one("#forget-result", Static)
         if tracker.state == DONE:
-            result.update(describe_receipts(tracker.result))
+            result.update(outcome_text(tracker.result))
             result.display = True
         elif tracker.state == CANCELLED:
             result.update(Text(

@@ -12,11 +12,11 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Static
 
-from apa_console.workflows import views
 from apa_console.store.document import Store
-from apa_console.tui.formatting import number
-from apa_console.tui.widgets.balance_chart import BalanceChart
 from apa_console.tui.screens.base import ConsoleScreen, refill
+from apa_console.tui.widgets.balance_chart import BalanceChart
+from apa_console.units import number
+from apa_console.workflows import views
 
 
 def _describe_requests(open_requests: list[dict], counts: dict[str, int]) -> Text:

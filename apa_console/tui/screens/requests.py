@@ -10,10 +10,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
-from apa_console.workflows import views
 from apa_console.store.document import Store
-from apa_console.tui.formatting import shard_list, split_counts, when
 from apa_console.tui.screens.base import ConsoleScreen, refill
+from apa_console.units import shard_list, split_counts, when
+from apa_console.workflows import views
 
 STATUS_STYLE = {"done": "green", "pending": "yellow", "running": "cyan"}
 
@@ -65,7 +65,7 @@ class RequestsScreen(ConsoleScreen):
 
     def show(self, data: dict[str, Any]) -> None:
         requests = data["requests"]
-        self.open_requests = sum(1 for r in requests if r["status"] in views.ACTIVE_REQUEST_STATES)
+        self.open_requests = sum(1 for r in requests if r["open"])
         table = self.query_one("#requests", DataTable)
         refill(table, [
             (r["id"], (r["id"], Text(r["status"], style=STATUS_STYLE.get(r["status"], "")),

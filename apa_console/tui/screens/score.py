@@ -14,12 +14,13 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from apa_console.tui import operations
-from apa_console.tui.formatting import hbar, level, number, yes_no
+from apa_console.tui.formatting import hbar, level, yes_no
 from apa_console.tui.jobs import new_tracker, run_tracked
+from apa_console.tui.screens.base import selected_key
 from apa_console.tui.tracker import DONE, ProgressTracker
 from apa_console.tui.widgets.job_progress import JobProgress
 from apa_console.tui.widgets.job_status import JobStatus
-from apa_console.tui.screens.base import selected_key
+from apa_console.units import number
 
 
 def weight_cells(weights: dict[str, float]) -> Text:

@@ -12,10 +12,10 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Sparkline, Static
 
-from apa_console.workflows import views
 from apa_console.store.document import Store
-from apa_console.tui.formatting import number, plural, seconds, when
 from apa_console.tui.screens.base import ConsoleScreen, refill, selected_key
+from apa_console.units import number, plural, seconds, when
+from apa_console.workflows import views
 
 
 def _adapter_details(shard: dict[str, Any]) -> Table:

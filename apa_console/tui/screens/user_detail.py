@@ -10,10 +10,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
-from apa_console.workflows import views
 from apa_console.store.document import Store
-from apa_console.tui.formatting import shard_list, split_counts, when, yes_no
+from apa_console.tui.formatting import yes_no
 from apa_console.tui.screens.base import ConsoleScreen, refill, selected_key
+from apa_console.units import shard_list, split_counts, when
+from apa_console.workflows import views
 
 
 class UserScreen(ConsoleScreen):

@@ -12,8 +12,8 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
-from apa_console.tui.formatting import number, seconds
 from apa_console.tui.tracker import CANCELLED, DONE, FAILED, ProgressTracker, TaskView, TrackerView
+from apa_console.units import number, seconds
 
 STATE_STYLE = {DONE: "green", CANCELLED: "yellow", FAILED: "red"}
 REPAINT_S = 0.5

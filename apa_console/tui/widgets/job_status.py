@@ -6,8 +6,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from apa_console.tui.formatting import seconds
 from apa_console.tui.tracker import DONE, ProgressTracker
+from apa_console.units import seconds
 
 OVERALL = "overall"  # the core's task name for "k of n shards done"
 

@@ -1,0 +1,215 @@
+"""Every query and update of the store's tables, and every status word, in one place.
+
+Readers pass a snapshot (`Store.snapshot()`); writers pass the TinyDB of their open
+transaction, so an update commits with the rest of the change or not at all.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tinydb import TinyDB
+
+from apa_console.samples import Sample
+from apa_console.store.document import now_iso
+
+# Adapter kinds and states. A replaced or retired row keeps its hashes, not its files.
+SHARD = "shard"
+BASELINE = "baseline"
+LIVE = "live"
+RETIRED = "retired"
+REPLACED = "replaced"
+# Forget request states: queued or interrupted requests are open until `apply` finishes them.
+PENDING = "pending"
+RUNNING = "running"
+DONE = "done"
+OPEN_REQUEST_STATES = (PENDING, RUNNING)
+
+# -- samples and users ---------------------------------------------------------------------
+
+
+def sample_rows(db: TinyDB) -> list[dict[str, Any]]:
+    return db.table("samples").all()
+
+
+def samples_by_id(db: TinyDB) -> dict[str, Sample]:
+    return {row["id"]: Sample.from_record(row) for row in db.table("samples")}
+
+
+def split_samples(db: TinyDB, split: str) -> list[Sample]:
+    """The samples of one split in ingest order."""
+    rows = db.table("samples").search(lambda row: row["split"] == split)
+    return [Sample.from_record(row) for row in sorted(rows, key=lambda row: row["order"])]
+
+
+def user_sample_rows(db: TinyDB, user: str, split: str | None = None) -> list[dict[str, Any]]:
+    return db.table("samples").search(
+        lambda row: row["user_id"] == user and (split is None or row["split"] == split)
+    )
+
+
+def user_ids(db: TinyDB) -> set[str]:
+    return {row["id"] for row in db.table("users")}
+
+
+def has_user(db: TinyDB, user: str) -> bool:
+    return bool(db.table("users").search(lambda row: row["id"] == user))
+
+
+def insert_dataset(db: TinyDB, samples: list[dict], user_counts: dict[str, dict]) -> None:
+    db.table("samples").insert_multiple(samples)
+    db.table("users").insert_multiple(
+        {"id": user_id, "counts": counts} for user_id, counts in user_counts.items()
+    )
+
+
+def remove_samples(db: TinyDB, sample_ids: set[str], splits: tuple[str, ...]) -> None:
+    """Delete the samples, recount their users, and drop users left with none."""
+    owners = {row["user_id"] for row in db.table("samples") if row["id"] in sample_ids}
+    db.table("samples").remove(lambda row: row["id"] in sample_ids)
+    users = db.table("users")
+    for user in owners:
+        counts = {split: 0 for split in splits}
+        for row in user_sample_rows(db, user):
+            counts[row["split"]] += 1
+        if sum(counts.values()):
+            users.update({"counts": counts}, lambda row, u=user: row["id"] == u)
+        else:
+            users.remove(lambda row, u=user: row["id"] == u)
+
+
+# -- shards ----------------------------------------------------------------------------------
+
+
+def shard_rows(db: TinyDB) -> list[dict[str, Any]]:
+    return sorted(db.table("shards").all(), key=lambda row: row["shard"])
+
+
+def sample_shards(db: TinyDB) -> dict[str, int]:
+    """sample id → shard, for every sample in a shard manifest."""
+    return {sid: row["shard"] for row in shard_rows(db) for sid in row["sample_ids"]}
+
+
+def user_shards(db: TinyDB) -> dict[str, list[int]]:
+    """user id → the shards holding their training samples, in shard order."""
+    found: dict[str, list[int]] = {}
+    for row in shard_rows(db):
+        for user in row.get("users", []):
+            found.setdefault(user, []).append(row["shard"])
+    return found
+
+
+def replace_shards(db: TinyDB, rows: list[dict[str, Any]]) -> None:
+    db.drop_table("shards")
+    db.table("shards").insert_multiple(rows)
+
+
+def update_shard(db: TinyDB, shard: int, fields: dict[str, Any]) -> None:
+    db.table("shards").update(fields, lambda row: row["shard"] == shard)
+
+
+# -- adapters --------------------------------------------------------------------------------
+
+
+def adapter_rows(db: TinyDB) -> list[dict[str, Any]]:
+    return db.table("adapters").all()
+
+
+def live_adapters(db: TinyDB, kind: str = SHARD) -> list[dict[str, Any]]:
+    """Live adapters of one kind, by shard."""
+    rows = [row for row in db.table("adapters")
+            if row.get("status") == LIVE and row.get("kind") == kind]
+    return sorted(rows, key=lambda row: (row.get("shard") is None, row.get("shard")))
+
+
+def all_live_adapters(db: TinyDB) -> list[dict[str, Any]]:
+    return [row for row in db.table("adapters") if row.get("status") == LIVE]
+
+
+def next_adapter_version(db: TinyDB, kind: str, shard: int | None) -> int:
+    versions = [row.get("version", 0) for row in db.table("adapters")
+                if row.get("kind") == kind and row.get("shard") == shard]
+    return max(versions, default=0) + 1
+
+
+def retire_adapter(db: TinyDB, adapter_id: str) -> None:
+    """Withdraw an adapter from serving; `collect_garbage` then deletes its files."""
+    db.table("adapters").update(
+        {"status": RETIRED, "path": None, "valid_errors": None, "retired": now_iso()},
+        lambda row: row["id"] == adapter_id,
+    )
+
+
+def update_adapter(db: TinyDB, adapter_id: str, fields: dict[str, Any]) -> None:
+    db.table("adapters").update(fields, lambda row: row["id"] == adapter_id)
+
+
+def commit_adapters(db: TinyDB, new_rows: list[dict[str, Any]]) -> None:
+    """Make `new_rows` live, marking what each replaces as replaced (files collected later)."""
+    adapters = db.table("adapters")
+    for new in new_rows:
+        for old in adapters.all():
+            if (old.get("status") == LIVE and old.get("kind") == new["kind"]
+                    and old.get("shard") == new["shard"]):
+                adapters.update(
+                    {"status": REPLACED, "path": None, "valid_errors": None,
+                     "replaced_by": new["id"], "replaced": now_iso()},
+                    doc_ids=[old.doc_id],
+                )
+        adapters.insert(new)
+        if new["kind"] == SHARD:
+            update_shard(db, new["shard"], {"adapter": new["id"]})
+
+
+# -- forget requests -------------------------------------------------------------------------
+
+
+def request_rows(db: TinyDB) -> list[dict[str, Any]]:
+    return sorted(db.table("requests").all(), key=lambda row: row["id"])
+
+
+def open_requests(db: TinyDB) -> list[dict[str, Any]]:
+    return [row for row in request_rows(db) if row.get("status") in OPEN_REQUEST_STATES]
+
+
+def find_request(db: TinyDB, request_id: str) -> dict[str, Any] | None:
+    rows = db.table("requests").search(lambda row: row["id"] == request_id)
+    return rows[0] if rows else None
+
+
+def next_request_id(db: TinyDB) -> str:
+    numbers = [int(row["id"][1:]) for row in db.table("requests") if row["id"][1:].isdigit()]
+    return f"r{max(numbers, default=0) + 1:04d}"
+
+
+def insert_request(db: TinyDB, request: dict[str, Any]) -> None:
+    db.table("requests").insert(request)
+
+
+def update_request(db: TinyDB, request_id: str, fields: dict[str, Any]) -> None:
+    db.table("requests").update(fields, lambda row: row["id"] == request_id)
+
+
+def done_subjects(db: TinyDB) -> dict[str, dict[str, Any]]:
+    """subject fingerprint → the finished request that removed it."""
+    found: dict[str, dict[str, Any]] = {}
+    for row in db.table("requests"):
+        if row.get("status") == DONE:
+            for fingerprint in row.get("subjects", []):
+                found.setdefault(fingerprint, row)
+    return found
+
+
+# -- the audit log ---------------------------------------------------------------------------
+
+
+def audit_entries(db: TinyDB) -> list[dict[str, Any]]:
+    return sorted(db.table("audit").all(), key=lambda entry: entry["seq"])
+
+
+def insert_audit_entry(db: TinyDB, entry: dict[str, Any]) -> None:
+    db.table("audit").insert(entry)
+
+
+def table_sizes(db: TinyDB) -> dict[str, int]:
+    return {name: len(db.table(name)) for name in ("users", "samples", "shards", "audit")}

@@ -1,0 +1,67 @@
+"""The words of a forget plan and of a receipt, shared by the CLI and the TUI so an operator
+reads the same thing in both."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apa_console.units import plural, seconds
+from apa_console.unlearning.targets import Targets
+
+PLAN_COLUMNS = ("shard", "removed", "remaining", "adapter", "action", "estimate")
+
+
+def subject_label(plan: dict[str, Any]) -> str:
+    """"user u1" / "user u1, sample s9": what the plan was made for."""
+    return Targets.from_dict(plan["targets"]).label()
+
+
+def split_summary(counts: dict[str, int]) -> str:
+    return (f"train {counts.get('train', 0)}, valid {counts.get('valid', 0)}, "
+            f"test {counts.get('test', 0)}")
+
+
+def plan_lines(plan: dict[str, Any]) -> list[str]:
+    """The plan in a few lines: what goes, what retrains, how long; notes after."""
+    counts = plan["samples"]
+    total = sum(counts.values())
+    label = subject_label(plan)
+    if total == 0:
+        lines = [f"{label} has no data left to forget"]
+    else:
+        users = plan.get("users", [])
+        lines = [
+            f"Forget {label}: {total} samples ({split_summary(counts)}) "
+            f"of {plural(len(users), 'user')}",
+            f"retrain {len(plan['adapters_to_retrain'])} of "
+            f"{plural(plan['total_shards'], 'shard adapter')} · "
+            f"estimated {seconds(plan['estimate_s'])}",
+        ]
+    if plan.get("users_are_records"):
+        lines.append("note: this dataset was imported without user ids, so each record is "
+                     "its own user and --user removes that one record")
+    lines += [f"{already} was already forgotten" for already in plan["already_forgotten"]]
+    return lines
+
+
+def plan_rows(plan: dict[str, Any]) -> list[tuple[str, ...]]:
+    """One row per affected shard, in PLAN_COLUMNS order."""
+    return [(str(s["shard"]), str(s["removed"]), str(s["remaining"]), s["adapter"] or "–",
+             s["action"], seconds(s["estimate_s"])) for s in plan["shards"]]
+
+
+def receipt_lines(receipt: dict[str, Any]) -> list[str]:
+    """A receipt: what was removed, each shard's adapter before → after, the subjects."""
+    lines = [f"receipt {receipt['request']} · removed {split_summary(receipt['removed'])} · "
+             f"{seconds(receipt['wall_s'])}"]
+    for change in receipt["adapters"]:
+        before, after = change["before"], change["after"]
+        lines.append(
+            f"  shard {change['shard']}: {before['id']} ({before['sha256'][:12]}) → "
+            + (f"{after['id']} ({after['sha256'][:12]})" if after else "retired (shard empty)"))
+    if receipt.get("baseline_retired"):
+        lines.append(f"  {receipt['baseline_retired']} (all-data baseline) retired: it held "
+                     "the removed data; `apa-console train --retrain-baseline` rebuilds it")
+    lines.append("  subjects (salted sha256): "
+                 + ", ".join(subject[:16] for subject in receipt["subjects"]))
+    return lines

@@ -1,0 +1,171 @@
+"""A forget's first commit: remove the requests' samples from every table and cached array.
+
+After it, no served prediction depends on the removed data: shard manifests, the
+validation pool and its error-table columns, the cached embeddings and the shard centres
+no longer hold it, and the all-data Retraining baseline is retired. The shard adapters
+trained on it keep serving until `forget` swaps in their retrained versions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from tinydb import TinyDB
+
+from apa_console.apa.adapters import ids_hash
+from apa_console.apa.partition import shard_centre
+from apa_console.prompting import sample_prompt
+from apa_console.samples import SPLITS, Sample
+from apa_console.store import records
+from apa_console.store.document import Store, get_meta, now_iso, update_meta
+from apa_console.unlearning import audit_log
+from apa_console.unlearning.targets import Targets, covered_samples
+
+
+@dataclass
+class _Removal:
+    """What one purge removes, worked out from a snapshot before anything is written."""
+
+    samples: dict[str, Sample]
+    per_request: dict[str, set[str]]
+    embeddings: dict = field(default_factory=dict)  # the meta entry with removed rows gone
+    removed_vectors: dict[str, np.ndarray] = field(default_factory=dict)
+    kept_rows: dict[str, np.ndarray] = field(default_factory=dict)  # per split: row kept?
+    error_updates: dict[str, dict] = field(default_factory=dict)
+    shard_updates: dict[int, dict] = field(default_factory=dict)
+    affected: dict[str, set[int]] = field(default_factory=dict)  # request → shards
+
+
+def adapter_ref(row: dict) -> dict:
+    return {"id": row["id"], "version": row["version"], "sha256": row["sha256"],
+            "manifest_hash": row["manifest_hash"]}
+
+
+def removed_fingerprints(salt: str, samples: Sequence[Sample], vectors: Sequence[np.ndarray]):
+    """Salted fingerprints of every id, text and vector removed: what `verify` scans for."""
+    return {
+        "samples": [audit_log.fingerprint(salt, "sample", s.id) for s in samples],
+        "texts": sorted({audit_log.fingerprint(salt, "text", text) for s in samples
+                         for text in (s.input, sample_prompt(s))}),
+        "vectors": sorted({audit_log.fingerprint(salt, "vector",
+                                                 v.astype(np.float32).tobytes().hex())
+                           for v in vectors}),
+    }
+
+
+def _covered(db: TinyDB, requests: list[dict]) -> _Removal:
+    samples: dict[str, Sample] = {}
+    per_request: dict[str, set[str]] = {}
+    for request in requests:
+        found, _ = covered_samples(db, Targets.from_dict(request["targets"]))
+        samples.update((s.id, s) for s in found)
+        per_request[request["id"]] = {s.id for s in found}
+    return _Removal(samples, per_request, affected={r["id"]: set() for r in requests})
+
+
+def _drop_embedding_rows(store: Store, db: TinyDB, removal: _Removal) -> None:
+    """New content-addressed arrays without the removed rows (the commit switches to them)."""
+    embeddings = dict(get_meta(db).get("embeddings", {}))
+    for split, entry in embeddings.items():
+        array = store.read_array(entry["file"])
+        keep = np.array([sid not in removal.samples for sid in entry["ids"]], dtype=bool)
+        removal.removed_vectors.update(
+            (sid, row) for sid, row, k in zip(entry["ids"], array, keep) if not k
+        )
+        removal.kept_rows[split] = keep
+        if not keep.all():
+            embeddings[split] = {
+                "file": store.write_array(f"emb-{split}", array[keep]),
+                "ids": [sid for sid, k in zip(entry["ids"], keep) if k],
+            }
+    removal.embeddings = embeddings
+
+
+def _drop_error_columns(store: Store, db: TinyDB, removal: _Removal) -> None:
+    """Each live adapter's validation errors without the removed validation samples."""
+    keep = removal.kept_rows.get("valid")
+    if keep is None or keep.all():
+        return
+    valid_ids = removal.embeddings.get("valid", {}).get("ids", [])
+    for row in records.live_adapters(db) + records.live_adapters(db, records.BASELINE):
+        errors = store.read_array(row["valid_errors"])[keep]
+        removal.error_updates[row["id"]] = {
+            "valid_errors": store.write_array(f"verr-{row['id']}", errors),
+            "valid_ids_hash": ids_hash(valid_ids),
+            "valid_error_mean": float(errors.mean()) if len(errors) else None,
+        }
+
+
+def _shrink_shards(store: Store, db: TinyDB, removal: _Removal) -> None:
+    """Each hit shard's remaining manifest, users and centre (from its remaining members)."""
+    train = removal.embeddings.get("train")
+    train_vectors = (dict(zip(train["ids"], store.read_array(train["file"]))) if train else {})
+    owner = {r["id"]: r["user_id"] for r in records.sample_rows(db)}
+    for row in records.shard_rows(db):
+        kept = [sid for sid in row["sample_ids"] if sid not in removal.samples]
+        if len(kept) == len(row["sample_ids"]):
+            continue
+        for request_id, ids in removal.per_request.items():
+            if ids & set(row["sample_ids"]):
+                removal.affected[request_id].add(row["shard"])
+        centre = None
+        if kept and all(sid in train_vectors for sid in kept):
+            centre = store.write_array(
+                f"centre-{row['shard']}",
+                shard_centre(np.stack([train_vectors[s] for s in kept])),
+            )
+        removal.shard_updates[row["shard"]] = {
+            "sample_ids": kept, "size": len(kept), "centre": centre,
+            "users": sorted({owner[s] for s in kept}),
+        }
+
+
+def _commit(db: TinyDB, requests: list[dict], removal: _Removal) -> None:
+    salt = audit_log.store_salt(db)
+    live = {row["shard"]: row for row in records.live_adapters(db)}
+    records.remove_samples(db, set(removal.samples), SPLITS)
+    for shard, update in removal.shard_updates.items():
+        records.update_shard(db, shard, update)
+    for adapter_id, update in removal.error_updates.items():
+        records.update_adapter(db, adapter_id, update)
+    # The all-data Retraining baseline saw every removed training sample and serves no one:
+    # retire it now (its files go with the next garbage collection).
+    retired_baseline = None
+    if any(s.split == "train" for s in removal.samples.values()):
+        for row in records.live_adapters(db, records.BASELINE):
+            retired_baseline = row["id"]
+            records.retire_adapter(db, row["id"])
+    partition = dict(get_meta(db).get("partition") or {})
+    if partition:
+        partition["train_samples"] = sum(len(r["sample_ids"]) for r in records.shard_rows(db))
+    update_meta(db, embeddings=removal.embeddings, partition=partition or None)
+    for request in requests:
+        mine = [removal.samples[sid] for sid in removal.per_request[request["id"]]]
+        vectors = [removal.removed_vectors[s.id] for s in mine
+                   if s.id in removal.removed_vectors]
+        shards = sorted(removal.affected[request["id"]])
+        records.update_request(db, request["id"], {
+            "status": records.RUNNING, "phase": "purged", "started": now_iso(),
+            "affected_shards": shards,
+            "removed": {split: sum(1 for s in mine if s.split == split) for split in SPLITS},
+            "removed_fingerprints": removed_fingerprints(salt, mine, vectors),
+            "adapters_before": [adapter_ref(live[k]) | {"shard": k} for k in shards if k in live],
+            "baseline_retired": retired_baseline,
+        })
+        audit_log.append(db, "forget.purged", {"request": request["id"],
+                                               "subjects": request["subjects"],
+                                               "shards": shards})
+
+
+def purge(store: Store, requests: list[dict]) -> None:
+    """Commit 1 of a forget (the caller holds the lock)."""
+    db = store.snapshot()
+    removal = _covered(db, requests)
+    _drop_embedding_rows(store, db, removal)
+    _drop_error_columns(store, db, removal)
+    _shrink_shards(store, db, removal)
+    with store.transaction() as db:
+        _commit(db, requests, removal)
+    store.collect_garbage()

@@ -1,0 +1,82 @@
+"""What a forget request names (users, samples, items) and the samples that covers now."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tinydb import TinyDB
+
+from apa_console.errors import NotFoundError, UsageError
+from apa_console.samples import Sample
+from apa_console.store import records
+from apa_console.unlearning import audit_log
+
+
+@dataclass
+class Targets:
+    users: list[str] = field(default_factory=list)
+    samples: list[str] = field(default_factory=list)
+    items: list[str] = field(default_factory=list)
+
+    def is_empty(self) -> bool:
+        return not (self.users or self.samples or self.items)
+
+    def to_dict(self) -> dict[str, list[str]]:
+        return {"users": list(self.users), "samples": list(self.samples),
+                "items": list(self.items)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, list[str]]) -> Targets:
+        return cls(users=list(data.get("users", [])), samples=list(data.get("samples", [])),
+                   items=list(data.get("items", [])))
+
+    def fingerprints(self, salt: str) -> list[str]:
+        return ([audit_log.fingerprint(salt, "user", u) for u in self.users]
+                + [audit_log.fingerprint(salt, "sample", s) for s in self.samples]
+                + [audit_log.fingerprint(salt, "item", i) for i in self.items])
+
+    def label(self) -> str:
+        parts = [f"user {u}" for u in self.users] + [f"sample {s}" for s in self.samples]
+        return ", ".join(parts + [f"item {i}" for i in self.items])
+
+
+def covered_samples(db: TinyDB, targets: Targets) -> tuple[list[Sample], list[str]]:
+    """The samples the targets cover now, and the targets already forgotten earlier.
+
+    Unknown targets raise NotFoundError; a target forgotten by a finished request is
+    reported, not an error (forgetting is idempotent).
+    """
+    if targets.is_empty():
+        raise UsageError("nothing to forget: give --user, --sample or --item")
+    salt = audit_log.store_salt(db)
+    done = records.done_subjects(db)
+    rows = records.sample_rows(db)
+    chosen: dict[str, dict] = {}
+    already: list[str] = []
+
+    def forgotten(kind: str, value: str) -> bool:
+        if audit_log.fingerprint(salt, kind, value) in done:
+            already.append(f"{kind} {value}")
+            return True
+        return False
+
+    for user in targets.users:
+        matches = [r for r in rows if r["user_id"] == user]
+        if not matches and not forgotten("user", user):
+            hint = "" if records.user_ids(db) else " (the store holds no users)"
+            raise NotFoundError(f"no user {user!r} in the store{hint}; see `apa-console users`")
+        chosen.update((r["id"], r) for r in matches)
+    by_id = {r["id"]: r for r in rows}
+    for sample in targets.samples:
+        if sample in by_id:
+            chosen[sample] = by_id[sample]
+        elif not forgotten("sample", sample):
+            raise NotFoundError(f"no sample {sample!r} in the store")
+    for item in targets.items:
+        matches = [r for r in rows if r["target_item"] == item
+                   or any(h["item"] == item for h in r.get("history", []))]
+        if not matches and not forgotten("item", item):
+            raise NotFoundError(f"no sample mentions item {item!r}")
+        chosen.update((r["id"], r) for r in matches)
+    samples = sorted((Sample.from_record(r) for r in chosen.values()), key=lambda s: s.order)
+    return samples, already

@@ -1,0 +1,30 @@
+"""`audit --user U`: where U's data is now, and which finished requests removed it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apa_console.errors import NotFoundError
+from apa_console.store import records
+from apa_console.store.document import Store
+from apa_console.unlearning import audit_log
+
+
+def user_audit(store: Store, user: str) -> dict[str, Any]:
+    db = store.snapshot()
+    fingerprint = audit_log.fingerprint(audit_log.store_salt(db), "user", user)
+    shard_of = records.sample_shards(db)
+    held: dict[str, int] = {}
+    for row in records.user_sample_rows(db, user):
+        key = f"shard {shard_of[row['id']]}" if row["id"] in shard_of else row["split"]
+        held[key] = held.get(key, 0) + 1
+    history = [
+        {"request": row["id"], "status": row["status"], "created": row.get("created"),
+         "finished": row.get("finished"), "shards": row.get("affected_shards", []),
+         "removed": row.get("removed")}
+        for row in records.request_rows(db) if fingerprint in row.get("subjects", [])
+    ]
+    if not held and not history:
+        raise NotFoundError(f"the store has no record of user {user!r}, now or forgotten")
+    return {"user_fingerprint": fingerprint, "holds": held, "present": bool(held),
+            "requests": history}

@@ -1,0 +1,97 @@
+"""Forgetting, the one way every front-end and benchmark does it: plan → submit → apply."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any
+
+from apa_console.engine.backbone import Backbone
+from apa_console.progress import (
+    NEVER_CANCELLED,
+    CancelToken,
+    ProgressCallback,
+    ProgressEvent,
+    ignore_progress,
+)
+from apa_console.store.document import Store
+from apa_console.unlearning import forget as forget_pipeline
+from apa_console.unlearning import requests
+from apa_console.unlearning.targets import Targets
+
+# Front-ends load the model their own way (the TUI shares one across jobs): a context
+# manager that yields the store's backbone.
+ModelLoader = Callable[[], AbstractContextManager[Backbone]]
+
+
+@dataclass
+class ForgetOutcome:
+    plan: dict[str, Any] | None
+    request: str | None = None  # the request this call recorded, if any
+    queued: bool = False  # recorded only; `apply` processes it
+    receipts: list[dict[str, Any]] = field(default_factory=list)  # every request applied
+    already_forgotten: list[str] = field(default_factory=list)
+    leftovers_removed: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        status = None if self.request is None else ("pending" if self.queued else "done")
+        return {"plan": self.plan, "request": self.request, "status": status,
+                "receipts": self.receipts, "already_forgotten": self.already_forgotten}
+
+
+def plan(store: Store, targets: Targets) -> dict[str, Any]:
+    """What forgetting `targets` would do; changes nothing."""
+    return requests.plan(store, targets)
+
+
+def forget(
+    store: Store,
+    targets: Targets,
+    model: ModelLoader,
+    *,
+    confirm: Callable[[dict[str, Any]], None] | None = None,
+    queue: bool = False,
+    progress: ProgressCallback = ignore_progress,
+    cancel: CancelToken = NEVER_CANCELLED,
+) -> ForgetOutcome:
+    """Plan; let `confirm(plan)` refuse by raising; record the request; unless `queue`,
+    apply every open request (so the store ends with none pending).
+
+    The request is committed before any model work, so a cancel or crash leaves it
+    pending for `apply`.
+    """
+    the_plan = plan(store, targets)
+    if sum(the_plan["samples"].values()) == 0:
+        return ForgetOutcome(the_plan, already_forgotten=the_plan["already_forgotten"])
+    if confirm is not None:
+        confirm(the_plan)
+    submitted = requests.submit(store, targets)
+    request = submitted["request"]
+    outcome = ForgetOutcome(the_plan, request=request["id"] if request else None,
+                            already_forgotten=submitted["already_forgotten"])
+    if request is None:
+        return outcome
+    progress(ProgressEvent("request", 1, 1, message=f"{request['id']} recorded",
+                           request=request["id"]))
+    if queue:
+        outcome.queued = True
+        return outcome
+    outcome.receipts = apply_pending(store, model, progress=progress, cancel=cancel).receipts
+    return outcome
+
+
+def apply_pending(
+    store: Store,
+    model: ModelLoader,
+    *,
+    progress: ProgressCallback = ignore_progress,
+    cancel: CancelToken = NEVER_CANCELLED,
+) -> ForgetOutcome:
+    """Process every open request; with none, only delete files an interrupted run left."""
+    if not requests.open_requests(store):
+        return ForgetOutcome(None, leftovers_removed=forget_pipeline.remove_leftovers(store))
+    with model() as backbone:
+        receipts = forget_pipeline.apply_pending(store, backbone, progress=progress,
+                                                 cancel=cancel)
+    return ForgetOutcome(None, receipts=receipts)
