@@ -8,4 +8,6 @@ if ! command -v tmux >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get
   (apt-get update -qq && apt-get install -y -qq tmux) >/dev/null 2>&1 \
     || echo "tmux could not be installed: the tmux TUI test will be skipped" >&2
 fi
+# The layers of ARCHITECTURE.md as import-linter contracts (pyproject.toml).
+.venv/bin/lint-imports --no-cache
 exec .venv/bin/python -m pytest -q "$@"

@@ -9,7 +9,6 @@ from peft import LoraConfig, get_peft_model
 from store_fixtures import make_store
 
 from apa_console.apa.adapters import train_all
-from apa_console.store import records
 from apa_console.apa.serving import (
     aggregation_defaults,
     compare,
@@ -23,6 +22,7 @@ from apa_console.apa.shards import run_partition, shard_summary
 from apa_console.engine.backbone import Backbone
 from apa_console.engine.mixture import AdapterFactors
 from apa_console.errors import ConflictError
+from apa_console.store import records
 
 FAST = {"epochs": 1, "batch_size": 4}
 
@@ -186,7 +186,7 @@ def test_user_show_and_users_report_the_shards_holding_the_data(trained_store):
     shown = runner.invoke(app, ["user", "show", "user0", "--json", "--store",
                                 str(trained_store.root)])
     detail = json.loads(shown.stdout)
-    owner = {sid: row["shard"] for row in records.shard_rows(trained_store.snapshot()) for sid in row["sample_ids"]}
+    owner = records.sample_shards(trained_store.snapshot())
     for split, rows in detail["splits"].items():
         for row in rows:
             assert row["shard"] == (owner[row["id"]] if split == "train" else None)
@@ -215,4 +215,5 @@ def test_train_command_records_the_batching_choices_and_refuses_bad_sizes(
     assert done.exit_code == 0, done.output
     for setting in ("group_by_length", "share_prefix"):
         assert get_meta(store.snapshot())["train_settings"][setting] is False
-        assert all(row["settings"][setting] is False for row in records.live_adapters(store.snapshot()))
+        live = records.live_adapters(store.snapshot())
+        assert all(row["settings"][setting] is False for row in live)

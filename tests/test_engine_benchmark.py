@@ -1,10 +1,9 @@
-"""benchmarks/engine.py on the tiny model: every step is accounted for (the training run's
+"""benchmarks.engine_speed on the tiny model: every step is accounted for (the training run's
 warm-up step left out), the fractions follow from the raw step log, a shared prompt prefix
 is counted once (and in full as model FLOPs), and bad input fails with one line."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import subprocess
@@ -16,20 +15,14 @@ import pytest
 
 from apa_console.engine.backbone import Backbone
 from apa_console.engine.training import TrainSettings, _lora_config
+from benchmarks import engine_speed
 
-ENGINE = Path(__file__).resolve().parents[1] / "benchmarks" / "engine.py"
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _engine(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ENGINE), *args], capture_output=True, text=True,
-                          timeout=600)
-
-
-def _engine_module():
-    spec = importlib.util.spec_from_file_location("engine_benchmark", ENGINE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return subprocess.run([sys.executable, "-m", "benchmarks.engine_speed", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
 
 
 @pytest.mark.slow
@@ -41,10 +34,9 @@ def test_engine_benchmark_accounts_for_every_step(tiny_model_dir, tmp_path):
     assert result.returncode == 0, result.stderr
     report = json.loads(out.read_text())
 
-    engine = _engine_module()
     backbone = Backbone.load(str(tiny_model_dir), device="cpu")
-    score_prompts, _ = engine.realistic_prompts(10, seed=1)
-    score_gflop = sum(engine.forward_gflop(backbone, len(ids))
+    score_prompts, _ = engine_speed.realistic_prompts(10, seed=1)
+    score_gflop = sum(engine_speed.forward_gflop(backbone, len(ids))
                       for ids in backbone.encode(score_prompts))
     from peft import get_peft_model
 
@@ -53,12 +45,12 @@ def test_engine_benchmark_accounts_for_every_step(tiny_model_dir, tmp_path):
         lora = get_peft_model(backbone.shared_weight_copy(), _lora_config(TrainSettings()))
     trainable = sum(p.numel() for p in lora.parameters() if p.requires_grad)
     assert trainable > 0
-    train_prompts, _ = engine.realistic_prompts(12, seed=2)
-    train_gflop = [engine.training_step_gflop(backbone, [len(ids)], 0, trainable)
+    train_prompts, _ = engine_speed.realistic_prompts(12, seed=2)
+    train_gflop = [engine_speed.training_step_gflop(backbone, [len(ids)], 0, trainable)
                    for ids in backbone.encode(train_prompts)]
     # Attention's backward is twice its forward, a frozen Linear layer's once.
-    linear, attention, _ = engine.batch_gflop_parts(backbone, [100], 0)
-    assert math.isclose(engine.training_step_gflop(backbone, [100], 0, 0),
+    linear, attention, _ = engine_speed.batch_gflop_parts(backbone, [100], 0)
+    assert math.isclose(engine_speed.training_step_gflop(backbone, [100], 0, 0),
                         2 * linear + 3 * attention)
 
     scoring, training = report["scoring"]["4"], report["training_full_rows"]["4"]

@@ -28,7 +28,8 @@ def test_core_modules_import_without_textual():
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
     # the walk found the core and the CLI, including the command that starts the TUI
-    assert {"apa_console.store.document", "apa_console.unlearning.forget", "apa_console.workflows.views",
+    assert {"apa_console.store.document", "apa_console.unlearning.forget",
+            "apa_console.workflows.views",
             "apa_console.cli.app", "apa_console.cli.tui_cmd"} <= set(report["modules"])
     assert report["textual"] == []
 

@@ -211,7 +211,8 @@ def test_trace_scan_finds_a_planted_removed_id(apa_template, tmp_path, backbone)
 def test_verify_detects_a_tampered_adapter(apa_template, tmp_path, backbone):
     store = _copy(apa_template, tmp_path)
     (receipt,) = _forget(store, backbone, users=["user0"])
-    row = next(r for r in records.live_adapters(store.snapshot()) if r["shard"] == receipt["shards"][0])
+    live = records.live_adapters(store.snapshot())
+    row = next(r for r in live if r["shard"] == receipt["shards"][0])
     weights = store.path_of(row["path"]) / "adapter_model.safetensors"
     data = bytearray(weights.read_bytes())
     data[-1] ^= 1

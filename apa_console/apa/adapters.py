@@ -161,6 +161,14 @@ def ensure_validation_cache(
     return valid
 
 
+def check_train(store: Store, overrides: dict[str, Any] | None = None) -> TrainSettings:
+    """The settings `train_all` would use, or the one-line error it would raise, without
+    loading a model or writing anything."""
+    if not records.shard_rows(store.snapshot()):
+        raise ConflictError("no shards yet: run `apa-console partition` first")
+    return store_settings(store, overrides)
+
+
 def train_all(
     store: Store,
     backbone,
@@ -175,10 +183,8 @@ def train_all(
     soon as it is ready, and finished ones are skipped on the next run."""
     with store.locked():
         store.collect_garbage()  # leftovers of an interrupted run
+        settings = check_train(store, overrides)
         shards = records.shard_rows(store.snapshot())
-        if not shards:
-            raise ConflictError("no shards yet: run `apa-console partition` first")
-        settings = store_settings(store, overrides)
         with store.transaction() as db:
             update_meta(db, train_settings=settings.to_dict())
         valid = ensure_validation_cache(store, backbone, progress=progress, cancel=cancel)

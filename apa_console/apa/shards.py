@@ -6,12 +6,37 @@ from typing import Any
 
 import numpy as np
 
-from apa_console.apa.embeddings import embeddings_for, split_samples
+from apa_console.apa.embeddings import embeddings_for
 from apa_console.apa.partition import check_request, default_cap, partition, shard_centre
 from apa_console.errors import ConflictError, UsageError
 from apa_console.progress import NEVER_CANCELLED, CancelToken, ProgressCallback, ignore_progress
 from apa_console.store import records
 from apa_console.store.document import Store, get_meta, now_iso, update_meta
+
+
+def check_partition(
+    store: Store, method: str, n_shards: int, cap: int | None = None, force: bool = False
+) -> None:
+    """Refuse (one line) what `run_partition` would refuse, before any model loads."""
+    _checked(store, method, n_shards, cap, force)
+
+
+def _checked(store: Store, method: str, n_shards: int, cap: int | None, force: bool):
+    db = store.snapshot()
+    existing = records.shard_rows(db)
+    if existing and not force:
+        method_now = get_meta(db).get("partition", {}).get("method")
+        raise ConflictError(
+            f"{store.root} is already partitioned ({method_now}, {len(existing)} "
+            "shards); pass --force to re-partition and retire its adapters"
+        )
+    if records.open_requests(db):
+        raise ConflictError("forget requests are pending; run `apa-console apply` first")
+    samples = records.split_samples(db, "train")
+    if not samples:
+        raise UsageError("the store has no training samples: run `apa-console ingest` first")
+    method, _ = check_request(method, len(samples), n_shards, cap)
+    return samples, method
 
 
 def run_partition(
@@ -28,20 +53,7 @@ def run_partition(
     """Embed the training samples, split them, and record the shards (replacing none unless
     `force`: re-partitioning retires every trained shard adapter)."""
     with store.locked():
-        db = store.snapshot()
-        existing = records.shard_rows(db)
-        if existing and not force:
-            method_now = get_meta(db).get("partition", {}).get("method")
-            raise ConflictError(
-                f"{store.root} is already partitioned ({method_now}, {len(existing)} "
-                "shards); pass --force to re-partition and retire its adapters"
-            )
-        if records.open_requests(db):
-            raise ConflictError("forget requests are pending; run `apa-console apply` first")
-        samples = split_samples(store, "train")
-        if not samples:
-            raise UsageError("the store has no training samples: run `apa-console ingest` first")
-        method, _ = check_request(method, len(samples), n_shards, cap)
+        samples, method = _checked(store, method, n_shards, cap, force)
         vectors = embeddings_for(
             store, backbone, samples, split="train", save=True, progress=progress, cancel=cancel
         )

@@ -8,9 +8,9 @@ import typer
 
 from apa_console.apa import serving
 from apa_console.apa import shards as sharding
-from apa_console.apa.adapters import train_all
-from apa_console.apa.partition import METHODS
-from apa_console.apa.weights import STRATEGIES
+from apa_console.apa.adapters import check_train, train_all
+from apa_console.apa.partition import PartitionMethod
+from apa_console.apa.weights import Strategy
 from apa_console.cli import output
 from apa_console.cli.common import (
     DeviceOption,
@@ -21,15 +21,8 @@ from apa_console.cli.common import (
     open_store,
 )
 from apa_console.cli.progress_view import live_progress
-from apa_console.engine.mixture import LEVELS
-from apa_console.errors import UsageError
+from apa_console.engine.mixture import MixtureLevel
 from apa_console.workflows.model import open_backbone
-
-
-def _check_choice(value: str, choices, option: str) -> str:
-    if value not in choices:
-        raise UsageError(f"{option} must be one of {', '.join(choices)}, not {value!r}")
-    return value
 
 
 def _fmt(value, digits: int = 4) -> str:
@@ -41,8 +34,8 @@ app = new_typer("The APA spine: partition, train, score, compare, tune.")
 
 @app.command()
 def partition(
-    method: Annotated[str, typer.Option("--method", help=f"One of {', '.join(METHODS)}.")]
-    = "apa",
+    method: Annotated[PartitionMethod, typer.Option("--method", help="Partition method.")]
+    = PartitionMethod.APA,
     shards: Annotated[int, typer.Option("--shards", "-k", help="Number of shards K.")] = 4,
     max_size: Annotated[
         int | None, typer.Option("--max-size", help="Shard size cap t (default ⌈N/K⌉).")
@@ -57,20 +50,22 @@ def partition(
 ) -> None:
     """Split the training samples into K shards (APA's semantic balanced partition or a
     baseline)."""
-    _check_choice(method, METHODS, "--method")
     target = open_store(store)
+    sharding.check_partition(target, method.value, shards, max_size, force)
     backbone = open_backbone(target, model, device, record=True)
     with live_progress(quiet=json) as (bars, cancel):
         summary = sharding.run_partition(
-            target, backbone, method, shards, cap=max_size, seed=seed, force=force,
+            target, backbone, method.value, shards, cap=max_size, seed=seed, force=force,
             progress=bars, cancel=cancel,
         )
     _print_shards(summary, json)
+
 
 @app.command("shards")
 def shards_cmd(store: StoreOption = None, json: JsonOption = False) -> None:
     """List the shards with balance statistics and their adapters."""
     _print_shards(sharding.shard_summary(open_store(store)), json)
+
 
 @app.command()
 def train(
@@ -78,9 +73,9 @@ def train(
         bool, typer.Option("--retrain-baseline",
                            help="Also train one adapter on all training data.")
     ] = False,
-    epochs: Annotated[int | None, typer.Option(help="Training epochs.")] = None,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Training epochs.")] = None,
     lr: Annotated[float | None, typer.Option(help="Learning rate.")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Batch size.")] = None,
+    batch_size: Annotated[int | None, typer.Option(min=1, help="Batch size.")] = None,
     seed: Annotated[int | None, typer.Option(help="Training seed.")] = None,
     group_by_length: Annotated[
         bool | None, typer.Option("--group-by-length/--no-group-by-length",
@@ -97,15 +92,11 @@ def train(
 ) -> None:
     """Train every shard's adapter (resumable: up-to-date adapters are skipped), then
     cache each adapter's validation errors."""
-    for name, value in (("--epochs", epochs), ("--batch-size", batch_size)):
-        if value is not None and value < 1:
-            raise UsageError(f"{name} must be at least 1")
-    if lr is not None and lr <= 0:
-        raise UsageError("--lr must be positive")
     target = open_store(store)
-    backbone = open_backbone(target, model, device, record=True)
     overrides = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed,
                  "group_by_length": group_by_length, "share_prefix": share_prefix}
+    check_train(target, overrides)  # refuse bad settings before the model loads or is recorded
+    backbone = open_backbone(target, model, device, record=True)
     with live_progress(quiet=json) as (bars, cancel):
         trained = train_all(target, backbone, overrides=overrides,
                             retrain_baseline=retrain_baseline, progress=bars, cancel=cancel)
@@ -122,18 +113,20 @@ def train(
             f"validation error {_fmt(row['valid_error_mean'], 3)}, sha256 {row['sha256'][:12]}"
         )
 
+
 @app.command()
 def score(
     user: Annotated[str | None, typer.Option("--user", help="Score this user's samples.")]
     = None,
     split: Annotated[str | None, typer.Option("--split", help="train, valid or test.")]
     = None,
-    strategy: Annotated[str, typer.Option(help=f"One of {', '.join(STRATEGIES)}.")]
-    = "adaptive",
-    level: Annotated[str, typer.Option(help="D (decomposition) or ND.")] = "D",
+    strategy: Annotated[Strategy, typer.Option(help="How adapters are weighted per sample.")]
+    = Strategy.ADAPTIVE,
+    level: Annotated[MixtureLevel, typer.Option(help="D (decomposition) or ND.")]
+    = MixtureLevel.D,
     tau: Annotated[float | None, typer.Option(help="Softmax temperature τ.")] = None,
     neighbours: Annotated[
-        int | None, typer.Option("--neighbours", "-n", help="Validation neighbours n.")
+        int | None, typer.Option("--neighbours", "-n", min=1, help="Validation neighbours n.")
     ] = None,
     limit: Annotated[int, typer.Option(help="Rows to print (human output).")] = 20,
     store: StoreOption = None,
@@ -142,15 +135,12 @@ def score(
     json: JsonOption = False,
 ) -> None:
     """Score samples with the per-sample merged adapter: P(Yes), label, weights, AUC."""
-    _check_choice(strategy, STRATEGIES, "--strategy")
-    _check_choice(level, LEVELS, "--level")
-    if neighbours is not None and neighbours < 1:
-        raise UsageError("--neighbours must be at least 1")
     target = open_store(store)
     samples = serving.samples_to_score(target, split=split, user=user)
     backbone = open_backbone(target, model, device)
     with live_progress(quiet=json) as (bars, cancel):
-        report = serving.score_apa(target, backbone, samples, strategy=strategy, level=level,
+        report = serving.score_apa(target, backbone, samples, strategy=strategy.value,
+                                   level=level.value,
                                    tau=tau, neighbours=neighbours, progress=bars,
                                    cancel=cancel)
     if json:
@@ -161,7 +151,7 @@ def score(
         ["sample", "user", "label", "P(Yes)", "weights"],
         ([r["sample"], r["user"], "Yes" if r["label"] else "No", f"{r['p_yes']:.3f}",
           " ".join(f"{w:.2f}" for w in r["weights"].values())] for r in rows[:limit]),
-        title=f"{report.method} · {strategy} · τ={report.tau:g} n={report.neighbours}",
+        title=f"{report.method} · {strategy.value} · τ={report.tau:g} n={report.neighbours}",
     )
     if len(rows) > limit:
         output.info(f"… {len(rows) - limit} more rows (--limit, or --json for all)")
@@ -170,21 +160,22 @@ def score(
         f"{report.samples_per_s:.2f} samples/s · adapters {', '.join(report.adapter_ids)}"
     )
 
+
 @app.command()
 def compare(
     split: Annotated[str, typer.Option(help="Split to evaluate.")] = "test",
-    strategy: Annotated[str, typer.Option(help="APA weight strategy.")] = "adaptive",
+    strategy: Annotated[Strategy, typer.Option(help="APA weight strategy.")]
+    = Strategy.ADAPTIVE,
     store: StoreOption = None,
     model: ModelOption = None,
     device: DeviceOption = None,
     json: JsonOption = False,
 ) -> None:
     """Retraining vs SISA vs APA(D) vs APA(ND): the paper's Table I columns."""
-    _check_choice(strategy, STRATEGIES, "--strategy")
     target = open_store(store)
     backbone = open_backbone(target, model, device)
     with live_progress(quiet=json) as (bars, cancel):
-        result = serving.compare(target, backbone, split=split, strategy=strategy,
+        result = serving.compare(target, backbone, split=split, strategy=strategy.value,
                                  progress=bars, cancel=cancel)
     if json:
         output.emit_json(result)
@@ -198,6 +189,7 @@ def compare(
     )
     if not any(r["method"] == "Retraining" for r in result["rows"]):
         output.info("no Retraining baseline: run `apa-console train --retrain-baseline`")
+
 
 @app.command()
 def tune(store: StoreOption = None, json: JsonOption = False) -> None:

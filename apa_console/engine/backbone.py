@@ -256,7 +256,7 @@ class Backbone:
         (`length_sorted_batches`), and `before_batch(rows)` runs right before each batch's
         forward pass with the input positions of that batch's rows, in row order.
         `share_prefix`: run the tokens every prompt starts with (the Alpaca preamble and the
-        instruction: about a third of a TALLRec prompt) once and reuse their keys and values for every row.
+        instruction) once and reuse their keys and values for every row.
         Only for weights that are the same for every row (the base model, one adapter).
         """
         target = model if model is not None else self.model

@@ -177,7 +177,8 @@ async def test_a_failing_job_shows_one_line_error_in_a_modal(display_store):
         assert pilot.app.job.state == "failed"
         await pilot.press("escape")
         assert isinstance(pilot.app.screen, ForgetScreen)
-    pending = [r for r in unlearning_requests.list_requests(display_store) if r["status"] == "pending"]
+    requests = unlearning_requests.list_requests(display_store)
+    pending = [r for r in requests if r["status"] == "pending"]
     assert [r["targets"]["users"] for r in pending] == [[PENDING_USER], ["user2"]]
 
 
