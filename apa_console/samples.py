@@ -44,6 +44,3 @@ class Sample:
         fields["history"] = tuple(HistoryEntry(**entry) for entry in record.get("history", []))
         known = set(cls.__dataclass_fields__)
         return cls(**{key: value for key, value in fields.items() if key in known})
-
-    def history_items(self) -> set[str]:
-        return {entry.item for entry in self.history}

@@ -1,26 +1,24 @@
 """What the benchmarks share: where MovieLens-100K lives, the one-time base store (data plus
 every split's hidden states) that each configuration copies, and the machine's description."""
 
-from __future__ import annotations  # noqa: I001 (apa_console must come before torch)
+from __future__ import annotations  # noqa: I001 (apa_console.engine must come before torch)
 
-# As in the CLI, the package comes before torch: it sets allocator options (cpu_memory.py)
-# that torch reads once, on import.
-import apa_console  # noqa: F401
+# Engine first: importing it requests huge pages, which torch reads once, as it loads.
+from apa_console.engine.backbone import Backbone
+from apa_console.engine.devices import available_cores
 import os
 import platform
 from pathlib import Path
 
 import torch
 
-from apa_console.engine.backbone import Backbone
-from apa_console.engine.devices import available_cores
-from apa_console.store.model_record import record_model
+from apa_console.apa.embeddings import embeddings_for, split_samples
 from apa_console.data.demo import generate_demo
 from apa_console.data.ingest import write_dataset
 from apa_console.data.movielens import load_movielens
-from apa_console.apa.embeddings import embeddings_for, split_samples
 from apa_console.progress import ProgressCallback, ignore_progress
 from apa_console.store.document import Store
+from apa_console.store.model_record import record_model
 
 ML100K = Path(os.environ.get("APA_ML100K") or
               Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-100k")

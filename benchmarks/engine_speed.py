@@ -1,7 +1,7 @@
 """Engine throughput against this machine's own matmul peak, measured in one run.
 
-    python benchmarks/engine.py [--score-batches 8,16] [--train-batches 8] [--repeats 2]
-                                [--probe-seconds 0.5] [--model PATH] [--json out.json]
+    python -m benchmarks.engine_speed [--score-batches 8,16] [--train-batches 8] [--repeats 2]
+                                      [--probe-seconds 0.5] [--model PATH] [--json out.json]
 
 Prints:
 - peak: the best fp32 GFLOP/s of large square (2048²) torch matmuls on all available cores.
@@ -44,11 +44,14 @@ prompt lengths (padding is not counted as work):
   The model cache is the shared one (`$APA_MODEL_CACHE`, else ~/.cache/apa-console/models).
 """
 
-from __future__ import annotations  # noqa: I001 (apa_console must come before torch)
+from __future__ import annotations  # noqa: I001 (apa_console.engine must come before torch)
 
-# As in the CLI, the package comes before torch: it sets allocator options (cpu_memory.py)
-# that torch reads once, on import.
-import apa_console  # noqa: F401
+# Engine first: importing it requests huge pages, which torch reads once, as it loads.
+from apa_console.engine.backbone import Backbone
+from apa_console.engine.batching import shared_prefix_length
+from apa_console.engine.devices import available_cores
+from apa_console.engine.model_files import MODEL_CACHE_ENV, USER_MODEL_CACHE
+from apa_console.engine.training import TrainSettings, train_adapter
 import argparse
 import functools
 import json
@@ -62,14 +65,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from apa_console.engine.model_files import MODEL_CACHE_ENV, USER_MODEL_CACHE
-from apa_console.engine.backbone import Backbone
-from apa_console.engine.devices import available_cores
-from apa_console.engine.batching import shared_prefix_length
 from apa_console.errors import ApaError
 from apa_console.prompting import MOVIE_INSTRUCTION, build_input, build_prompt
 from apa_console.samples import HistoryEntry
-from apa_console.engine.training import TrainSettings, train_adapter
 
 MOVIE_TITLES = (
     "Toy Story (1995)", "GoldenEye (1995)", "Four Rooms (1995)", "Get Shorty (1995)",
@@ -338,7 +336,8 @@ def _batch_sizes(text: str) -> list[int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.engine_speed",
+                                     description=__doc__.split("\n")[0])
     parser.add_argument("--score-samples", type=int, default=32)
     parser.add_argument("--score-batches", type=_batch_sizes, default=[8, 16])
     parser.add_argument("--train-samples", type=int, default=64)

@@ -1,7 +1,7 @@
 """The APA paper's comparison on MovieLens-100K, reproduced in one run and written up.
 
-    .venv/bin/python benchmarks/paper.py --profile quick      # ≤ 45 min on a 2-core CPU
-    .venv/bin/python benchmarks/paper.py --profile paper      # 1024/500/1000, K=4: a GPU job
+    .venv/bin/python -m benchmarks.paper_experiment --profile quick   # ≤ 45 min, 2-core CPU
+    .venv/bin/python -m benchmarks.paper_experiment --profile paper   # 1024/500/1000: a GPU job
 
 Arms (each a store copied from one base store that holds the data and every split's hidden
 states): Retraining (one adapter on all training data), and K-shard partitions by random
@@ -21,6 +21,7 @@ stopped. `--report-only` rewrites RESULTS.md and the plots from results.json.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -31,8 +32,6 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
-from bench_common import ML100K, build_base_store, load_source, machine_description
-from paper_report import write_report
 
 from apa_console.apa.adapters import (
     score_with_adapter,
@@ -48,9 +47,10 @@ from apa_console.engine.mixture import AdapterFactors
 from apa_console.store import records
 from apa_console.store.catalog import median_user
 from apa_console.store.document import Store
-from apa_console.unlearning.forget import apply_pending
-from apa_console.unlearning.requests import plan, submit
 from apa_console.unlearning.targets import Targets
+from apa_console.workflows.forget import forget
+from benchmarks.common import ML100K, build_base_store, load_source, machine_description
+from benchmarks.paper_report import write_report
 
 HERE = Path(__file__).resolve().parent
 
@@ -269,14 +269,17 @@ def forget_median_user(results, workdir, arm, store, user, backbone, bars, cance
     def compute():
         copy = copy_store(store.root, workdir / f"forget-{arm}")
         try:
-            touched = plan(copy, Targets(users=[user]))["adapters_to_retrain"]
+            # The core's forget workflow with the backbone already loaded. Timed as before
+            # (record the request, a small JSON commit, then apply it), plus the workflow's
+            # plan, which only reads the store.
             started = time.perf_counter()
-            submit(copy, Targets(users=[user]))
-            apply_pending(copy, backbone, progress=bars, cancel=cancel)
-            forget = time.perf_counter() - started
+            outcome = forget(copy, Targets(users=[user]), lambda: contextlib.nullcontext(backbone),
+                             progress=bars, cancel=cancel)
+            forgot = time.perf_counter() - started
+            touched = outcome.plan["adapters_to_retrain"]
         finally:
             shutil.rmtree(workdir / f"forget-{arm}", ignore_errors=True)
-        return {"user": user, "forget_s": forget, "full_s": full_retrain_s(store),
+        return {"user": user, "forget_s": forgot, "full_s": full_retrain_s(store),
                 "touched": len(touched), "shards": len(records.live_adapters(store.snapshot()))}
 
     return stage(results, f"{arm}:{adapters_key(store)}:forget-{user}", compute)
@@ -318,7 +321,8 @@ def run(args) -> int:
         stores, scores, forgets = {}, {}, {}
         for arm in ARMS:
             stores[arm] = prepare_arm(workdir, base, arm, profile, backbone, bars, cancel)
-            print(f"  ready   {arm}: {len(records.live_adapters(stores[arm].snapshot()))} adapters, full "
+            adapters = len(records.live_adapters(stores[arm].snapshot()))
+            print(f"  ready   {arm}: {adapters} adapters, full "
                   f"retrain {full_retrain_s(stores[arm]):.0f}s", flush=True)
             scores[arm] = score_arm(results, arm, stores[arm], backbone, test, bars, cancel)
         base_scores = stage(results, "base-model", lambda: {"p_yes": backbone.score(
@@ -336,12 +340,13 @@ def run(args) -> int:
                                               backbone, bars, cancel)
     summary = {
         "profile": asdict(profile), "source": source, "machine": machine_description(backbone),
-        "command": "python benchmarks/paper.py " + " ".join(sys.argv[1:]),
+        "command": "python -m benchmarks.paper_experiment " + " ".join(sys.argv[1:]),
         "date": time.strftime("%Y-%m-%d"), "labels": [s.label for s in test],
         "base_model": base_scores, "scores": scores, "weight_ablation": ablation,
         "sweep": sweep, "timing": timing, "forget": forgets,
         "retraining_full_s": full_retrain_s(stores["retraining"]), "median_user": user,
-        "shard_sizes": {arm: [len(r["sample_ids"]) for r in records.shard_rows(stores[arm].snapshot())]
+        "shard_sizes": {arm: [len(row["sample_ids"])
+                              for row in records.shard_rows(stores[arm].snapshot())]
                         for arm in PARTITION_ARMS},
         "run_wall_s": time.perf_counter() - started,
     }
@@ -366,7 +371,8 @@ def report_only(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.paper_experiment",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("--profile", choices=sorted(PROFILES), default="quick")
     parser.add_argument("--data", default=str(ML100K),
                         help="MovieLens-100K raw directory, or 'demo' for the generated set")

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from adapter_oracles import merged_delta
 
 from apa_console.apa.weights import aggregation_weights, neighbour_errors
-from apa_console.engine.mixture import AdapterFactors, MixtureLoRALinear, merged_delta
+from apa_console.engine.mixture import AdapterFactors, MixtureLoRALinear
 from apa_console.errors import UsageError
 
 

@@ -13,9 +13,9 @@ from data_fixtures import (
     write_tiny_movielens,
 )
 
-from apa_console.errors import NotFoundError
 from apa_console.store import catalog
 from apa_console.store.document import Store
+from apa_console.store.status import store_status
 
 
 @pytest.fixture
@@ -82,16 +82,6 @@ def test_user_show_lists_samples_per_split(movielens_store):
     assert "s000000" in result.stdout and "Misérables" in result.stdout
 
 
-def test_get_samples_keeps_the_order_asked(movielens_store):
-    store = Store.open(movielens_store)
-    samples = catalog.get_samples(store, ["s000009", "s000000"])
-    assert [(s.id, s.user_id, s.split) for s in samples] == [
-        ("s000009", "5", "test"), ("s000000", "7", "train"),
-    ]
-    with pytest.raises(NotFoundError, match="s999999"):
-        catalog.get_samples(store, ["s000001", "s999999"])
-
-
 def test_bad_input_for_listing_commands(movielens_store, tmp_path):
     before = store_bytes(movielens_store)
     result = cli("user", "show", "404", "--store", movielens_store)
@@ -111,7 +101,7 @@ def test_listing_a_store_without_data(tmp_path):
     store_dir = new_store(tmp_path / "store")
     result = cli("users", "--json", "--store", store_dir)
     assert result.exit_code == 0 and json.loads(result.stdout) == []
-    assert catalog.dataset_info(Store.open(store_dir)) is None
+    assert store_status(Store.open(store_dir))["dataset"] is None
 
 
 def test_corrupt_store_is_one_line(tmp_path):

@@ -9,13 +9,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from adapter_oracles import load_adapter_model
 from peft import PeftModel
 from test_backbone import make_prompts
 from transformers import AutoModelForCausalLM
 
 from apa_console.engine.backbone import Backbone
 from apa_console.engine.model_files import DEFAULT_MODEL_NAME
-from apa_console.engine.training import TrainSettings, load_adapter_model, train_adapter
+from apa_console.engine.training import TrainSettings, train_adapter
 
 pytestmark = pytest.mark.integration
 

@@ -7,20 +7,19 @@ import json
 import numpy as np
 import pytest
 import torch
+from adapter_oracles import load_adapter_model
 from peft import PeftModel
 from test_backbone import make_prompts
 from transformers import AutoModelForCausalLM
 
+from apa_console.engine.adapter_format import ADAPTER_CONFIG, ADAPTER_WEIGHTS
 from apa_console.engine.backbone import Backbone
 from apa_console.engine.batching import shared_prefix_length
 from apa_console.engine.training import (
-    ADAPTER_CONFIG,
-    ADAPTER_WEIGHTS,
     LENGTH_GROUP_BATCHES,
     TrainSettings,
     _lora_config,
     epoch_batches,
-    load_adapter_model,
     manifest_hash,
     train_adapter,
 )

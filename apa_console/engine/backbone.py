@@ -41,12 +41,10 @@ from apa_console.samples import Sample
 
 # Prompts longer than this keep their last tokens: the answer position must survive. The
 # same as TrainSettings.max_length, so a sample is scored on the tokens it was trained on
-# (TALLRec's cutoff; its prompts run ~200 tokens).
+# (TALLRec's cutoff, well above its prompts' length).
 DEFAULT_MAX_PROMPT_TOKENS = 512
-# Rows per forward pass when scoring or embedding. With length-sorted batches, 8 and 16 rows
-# ran alike (benchmarks/engine.py, 2 CPU cores: medians 0.80 vs 0.78 of the matmul peak over
-# 12 and 13 runs, 0.785 vs 0.795 over 6 later runs each); 8 halves the activation memory and
-# reports progress twice as often.
+# Rows per forward pass when scoring or embedding: with length-sorted batches, larger batches
+# gained nothing in the engine benchmark, and 8 keeps activations small and progress frequent.
 SCORE_BATCH_SIZE = 8
 
 
@@ -296,9 +294,10 @@ class Backbone:
     ) -> torch.Tensor:
         """`last_states` of one batch, keeping grads. With `share_prefix`, the tokens every
         row starts with run once for the batch (as one row) and the rows continue from their
-        keys and values: the same function of the weights, with ~30 % fewer tokens for
-        TALLRec prompts. In training, the prefix then gets one LoRA dropout mask for the
-        whole batch instead of one per row, so it is a recorded training setting."""
+        keys and values: the same function of the weights, on fewer tokens (the TALLRec
+        preamble and instruction run once). In training, the prefix then gets one LoRA
+        dropout mask for the whole batch instead of one per row, so it is a recorded
+        training setting."""
         target = model if model is not None else self.model
         prefix = self._prefix_cache(target, token_ids) if share_prefix else None
         return self._last_states_with(model, token_ids, prefix)

@@ -1,8 +1,8 @@
 """LoRA dropout masks drawn cheaply and deterministically from the seeded global generator.
 
 peft puts an `nn.Dropout` on the input of every LoRA layer (q_proj and v_proj: 60 layers in
-SmolLM2), and on a CPU those masks are expensive: training steps with dropout off ran
-12-20 % faster. The samplers here keep inverted dropout's meaning
+SmolLM2), and on a CPU drawing those masks is a noticeable part of a training step. The
+samplers here keep inverted dropout's meaning
 (each element kept with probability 1 - p, kept ones scaled so the mean is unchanged) and
 are swapped in after peft builds the model; they hold no parameters, so saved adapters keep
 peft's format. Which sampler trained an adapter is one of its settings (`TrainSettings.
@@ -18,9 +18,8 @@ _LEVELS = 1 << _BITS
 
 
 class UniformMaskDropout(torch.nn.Module):
-    """Sampler "uniform": one float from `torch.rand` per element (4.2 ms per million
-    elements here, against 6.4 ms for `nn.Dropout`'s `bernoulli_`). Kept for adapters
-    trained with it."""
+    """Sampler "uniform": one float from `torch.rand` per element (cheaper than
+    `nn.Dropout`'s `bernoulli_`). Kept for adapters trained with it (engine version 1)."""
 
     def __init__(self, p: float):
         super().__init__()

@@ -1,17 +1,15 @@
 """How CPU tensors get their memory: large buffers on huge pages, freed ones kept for reuse.
 
-A training step of the default model holds ~3.5 GB of activations. In a fresh process every
-page of that is first touched inside the first steps, and on this machine the kernel's
-4 KiB page faults took 1.4-2.2 s of system time per step while the heap grew (steps of
-6-8 s). Two process-wide settings cut that; neither changes any number computed. Adding huge
-pages to the allocator settings took a fresh 64-sample training from ~945 thousand page
-faults to ~310 thousand.
+A training step of the default model holds gigabytes of activations. In a fresh process
+every page of that is first touched inside the first steps, and the kernel's 4 KiB page
+faults cost a large share of those steps while the heap grows. Two process-wide settings cut
+that; neither changes any number computed.
 
 - `request_huge_pages`: torch's CPU allocator aligns allocations of 2 MiB and more to 2 MiB
   and asks for transparent huge pages (`madvise`) when `THP_MEM_ALLOC_ENABLE` is set, one
   fault per 2 MiB instead of per 4 KiB. torch reads the variable once, at its first
-  allocation (during `import torch`), so the package's `__init__` calls this before
-  anything imports torch; where torch came first it is a harmless no-op. Set
+  allocation (during `import torch`), so `apa_console.engine`'s `__init__` calls this
+  before any engine module imports torch; where torch came first it is a harmless no-op. Set
   `THP_MEM_ALLOC_ENABLE=0` to opt out. Kernels without transparent huge pages are left
   alone (torch would warn that its `madvise` failed).
 - `keep_freed_memory_for_reuse`: glibc would otherwise return freed activation buffers to
@@ -48,10 +46,10 @@ def keep_freed_memory_for_reuse() -> None:
     """Let glibc reuse freed activation buffers instead of returning them to the kernel.
 
     By default every buffer over a few MiB is mmap-ed and unmapped when freed, so each
-    forward pass page-faults its activations in again: ~10 % of CPU scoring time went to the
-    kernel zeroing pages. Raising the mmap and trim thresholds keeps those pages in the heap
-    (the process holds on to its peak working set instead). Linux/glibc only; harmless no-op
-    elsewhere.
+    forward pass page-faults its activations in again, and the kernel spends a visible
+    share of CPU scoring time zeroing pages. Raising the mmap and trim thresholds keeps
+    those pages in the heap (the process holds on to its peak working set instead).
+    Linux/glibc only; harmless no-op elsewhere.
     """
     global _allocator_tuned
     if _allocator_tuned:

@@ -70,31 +70,6 @@ def check_compatible(adapters: Sequence[AdapterFactors]) -> None:
             raise UsageError("the live adapters differ in target modules or scaling")
 
 
-def merged_factors(
-    adapters: Sequence[AdapterFactors], weights: Sequence[float]
-) -> AdapterFactors:
-    """Decomposition-level merge for one weight vector: Ā = Σω A_k, B̄ = Σω B_k."""
-    check_compatible(adapters)
-    a = {m: sum(w * ad.a[m] for w, ad in zip(weights, adapters)) for m in adapters[0].a}
-    b = {m: sum(w * ad.b[m] for w, ad in zip(weights, adapters)) for m in adapters[0].b}
-    return AdapterFactors(a=a, b=b, scaling=adapters[0].scaling)
-
-
-def merged_delta(
-    adapters: Sequence[AdapterFactors], weights: Sequence[float], level: str
-) -> dict[str, torch.Tensor]:
-    """The full weight update per module for one weight vector (for checks, not serving)."""
-    if level == "D":
-        merged = merged_factors(adapters, weights)
-        return {m: merged.scaling * merged.b[m] @ merged.a[m] for m in merged.a}
-    check_compatible(adapters)
-    scaling = adapters[0].scaling
-    return {
-        m: scaling * sum(w * ad.b[m] @ ad.a[m] for w, ad in zip(weights, adapters))
-        for m in adapters[0].a
-    }
-
-
 class MixtureLoRALinear(nn.Module):
     """A frozen Linear plus a per-row mixture of K LoRA paths.
 

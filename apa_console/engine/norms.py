@@ -1,10 +1,9 @@
 """RMSNorm layers swapped for torch's own `rms_norm` op: the same numbers, fewer temporaries.
 
 Llama-family models write RMSNorm as separate elementwise ops (square, mean, add, rsqrt, two
-multiplies), each allocating a full activation tensor; together they took ~2.4 % of a CPU
-scoring forward here. `torch.nn.functional.rms_norm` does the same arithmetic inside one op
-(on CPU it is still several passes internally; profiled at ~1.6 % of the forward after the
-swap, so the gain is small). A layer is swapped only after a probe shows the op gives
+multiplies), each allocating a full activation tensor. `torch.nn.functional.rms_norm` does
+the same arithmetic inside one op (on CPU still several passes internally, so the gain is
+small). A layer is swapped only after a probe shows the op gives
 bit-identical output for it, so scores, hidden states and trained adapters do not change
 (adapter hashes from before the swap still verify); any norm written differently (Gemma's
 `1 + weight`, another epsilon placement, bf16 rounding) keeps its own code.

@@ -9,7 +9,7 @@ enforced while training.
 
 The loss is TALLRec's: cross-entropy over the full vocabulary for the answer token (" Yes" /
 " No"), but evaluated at the answer position only. The standard `labels=` loss would run the
-LM head (49k rows) at every position and cost 25-40 % of the step for nothing.
+LM head (the whole vocabulary) at every position, for nothing.
 
 Adapters are saved in peft's own format (adapter_config.json + adapter_model.safetensors),
 assembled in a temporary sibling folder and renamed into place: a cancel or a crash leaves no
@@ -35,7 +35,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from apa_console.engine.adapter_format import ADAPTER_CONFIG, ADAPTER_WEIGHTS
+from apa_console.engine.adapter_format import ADAPTER_WEIGHTS
 from apa_console.engine.backbone import Backbone, split_causal_lm
 from apa_console.engine.dropout import DROPOUT_SAMPLERS, use_dropout_sampler
 from apa_console.engine.versions import (
@@ -44,7 +44,7 @@ from apa_console.engine.versions import (
     UNVERSIONED,
     implied_settings,
 )
-from apa_console.errors import ConflictError, NotFoundError, UsageError
+from apa_console.errors import ConflictError, UsageError
 from apa_console.fileio import sha256_file
 from apa_console.progress import (
     NEVER_CANCELLED,
@@ -62,15 +62,15 @@ class TrainSettings:
     Defaults are sized for a 135M model on a CPU and shards of a few hundred samples:
     rank 8 / alpha 16 / dropout 0.05 on q_proj and v_proj are TALLRec's LoRA settings; a
     learning rate of 1e-3 (TALLRec uses 1e-4 for 7B over many more steps) lets a small model
-    move within 2 epochs of ~50 steps; batch 8 keeps a step around a few seconds on 2 cores
-    while matmuls stay large enough to run near peak; 10 % linear warmup, then linear decay
+    move within a few epochs; batch 8 keeps a CPU step short while matmuls stay large enough
+    to run near peak; 10 % linear warmup, then linear decay
     to zero, keeps the first steps on random LoRA init from overshooting. Prompts longer than
     `max_length` tokens keep their end (the answer position). `group_by_length` batches rows
     of similar length together (`epoch_batches`), so little of a step is spent on padding;
-    `dropout_sampler` picks how LoRA dropout masks are drawn (`lora_dropout`).
+    `dropout_sampler` picks how LoRA dropout masks are drawn (`dropout.py`).
     `share_prefix` runs the tokens all rows of a batch start with (the Alpaca preamble and
-    the instruction, ~70 of ~210 tokens on MovieLens) once per batch instead of once per
-    row (`Backbone.batch_last_states`): steps ran ~1.3x faster here. The loss is the same
+    the instruction) once per batch instead of once per row (`Backbone.batch_last_states`),
+    so a step does less work. The loss is the same
     function of the weights; only LoRA dropout differs, drawing one mask for the shared
     tokens of a batch rather than one per row.
     """
@@ -174,8 +174,8 @@ def _deterministic_algorithms() -> Iterator[None]:
     # does, and exactness is promised for CPU.
     torch.use_deterministic_algorithms(True, warn_only=True)
     # Deterministic mode also NaN-fills every new buffer (a debugging aid against kernels that
-    # read memory they never wrote). Our kernels write all they read; the fill cost ~2 % of a
-    # step, and the bit-identity tests would catch a kernel that did otherwise.
+    # read memory they never wrote). Our kernels write all they read, the fill costs time on
+    # every step, and the bit-identity tests would catch a kernel that did otherwise.
     torch.utils.deterministic.fill_uninitialized_memory = False
     try:
         yield
@@ -194,8 +194,7 @@ def epoch_batches(
     LENGTH_GROUP_BATCHES batches, each window's rows are sorted by length (longest first,
     ties in shuffled order) and sliced into batches, and the batches are shuffled with
     `shuffler`. Batches stay random in which rows they hold and when they run, but a batch
-    pads to little more than its rows' own lengths: on MovieLens-100K prompts, padding falls
-    from ~6 % of a batch of 8's tokens to under 1 %. Same number of batches either way.
+    pads to little more than its rows' own lengths. Same number of batches either way.
     """
     if not group_by_length:
         return [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
@@ -348,30 +347,3 @@ def train_adapter(
         samples_per_s=seen / wall if wall > 0 else 0.0,
         steps=total_steps,
     )
-
-
-def load_adapter_model(
-    backbone: Backbone, adapter_dir: str | os.PathLike, adapter_name: str = "default"
-) -> torch.nn.Module:
-    """A peft model (eval mode) with the adapter in `adapter_dir`, for `score(model=...)`.
-
-    Protocol: the adapter is attached to a weight-sharing copy of the base model
-    (`Backbone.shared_weight_copy`), so `backbone.model` keeps scoring without it and any
-    number of adapters can be attached at once; drop the returned model to detach. Never
-    merge an adapter into the returned model: the base weights are shared.
-    """
-    from peft import PeftModel
-
-    adapter_dir = Path(adapter_dir)
-    for required in (ADAPTER_CONFIG, ADAPTER_WEIGHTS):
-        if not (adapter_dir / required).is_file():
-            raise NotFoundError(f"adapter folder {adapter_dir} has no {required}")
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=FutureWarning)  # see train_adapter
-        model = PeftModel.from_pretrained(
-            backbone.shared_weight_copy(),
-            adapter_dir,
-            adapter_name=adapter_name,
-            is_trainable=False,
-        )
-    return model.eval()

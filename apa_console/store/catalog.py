@@ -15,7 +15,7 @@ from tinydb import Query, TinyDB
 from apa_console.errors import NotFoundError
 from apa_console.samples import SPLITS, Sample
 from apa_console.store import records
-from apa_console.store.document import Store, get_meta
+from apa_console.store.document import Store
 
 StoreOrView = Store | TinyDB
 
@@ -29,20 +29,11 @@ def natural_key(identifier: str) -> tuple:
     return (0, int(identifier), "") if identifier.isdigit() else (1, 0, identifier)
 
 
-def dataset_info(source: StoreOrView) -> dict[str, Any] | None:
-    return get_meta(_view(source)).get("dataset")
-
-
 def _split_counts(db: TinyDB) -> dict[str, Counter]:
     counts: dict[str, Counter] = defaultdict(Counter)
     for row in db.table("samples"):
         counts[row["user_id"]][row["split"]] += 1
     return counts
-
-
-def _shard_of(db: TinyDB) -> dict[str, int]:
-    """sample id → the shard whose manifest lists it (train samples, once partitioned)."""
-    return records.sample_shards(db)
 
 
 def _summary(user_id: str, per_split: Counter) -> dict[str, Any]:
@@ -94,30 +85,15 @@ def user_detail(
         raise NotFoundError(
             f"no user {user_id!r} in the store; `apa-console users --match TEXT` lists users"
         )
-    shard_of = _shard_of(db)
-    records = [
-        {**row, "shard": shard_of.get(row["id"])} for row in user_samples(db, user_id)
-    ]
-    splits = {split: [row for row in records if row["split"] == split] for split in SPLITS}
+    shard_of = records.sample_shards(db)
+    rows = [{**row, "shard": shard_of.get(row["id"])} for row in user_samples(db, user_id)]
+    splits = {split: [row for row in rows if row["split"] == split] for split in SPLITS}
     detail = _summary(user_id, Counter({split: len(rows) for split, rows in splits.items()}))
-    detail["shards"] = sorted({row["shard"] for row in records if row["shard"] is not None})
+    detail["shards"] = sorted({row["shard"] for row in rows if row["shard"] is not None})
     detail["splits"] = {
         split: rows if limit is None else rows[: max(limit, 0)] for split, rows in splits.items()
     }
     return detail
-
-
-def get_samples(source: StoreOrView, ids: list[str]) -> list[Sample]:
-    """The samples with these ids, in the order asked; an unknown id is a NotFoundError."""
-    wanted = set(ids)
-    found = {
-        row["id"]: Sample.from_record(row)
-        for row in _view(source).table("samples").search(Query().id.one_of(list(wanted)))
-    }
-    missing = [sample_id for sample_id in ids if sample_id not in found]
-    if missing:
-        raise NotFoundError(f"no sample {missing[0]!r} in the store")
-    return [found[sample_id] for sample_id in ids]
 
 
 def samples_by_split(source: StoreOrView) -> dict[str, list[Sample]]:

@@ -209,7 +209,3 @@ def audit_entries(db: TinyDB) -> list[dict[str, Any]]:
 
 def insert_audit_entry(db: TinyDB, entry: dict[str, Any]) -> None:
     db.table("audit").insert(entry)
-
-
-def table_sizes(db: TinyDB) -> dict[str, int]:
-    return {name: len(db.table(name)) for name in ("users", "samples", "shards", "audit")}

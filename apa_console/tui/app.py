@@ -176,9 +176,6 @@ class ApaConsoleApp(App[None]):
             self.job.cancel.cancel()
             self.notify("cancelling after the current step…", severity="warning")
 
-    def cancel_job(self) -> None:
-        self.action_cancel_job()
-
     def action_show_job(self) -> None:
         if self.job is not None and not isinstance(self.screen, JobScreen):
             self.push_screen(JobScreen())

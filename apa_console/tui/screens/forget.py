@@ -121,7 +121,7 @@ class ForgetScreen(ConsoleScreen):
 
     def action_cancel(self) -> None:
         if self.tracker is not None and self.tracker.running:
-            self.app.cancel_job()
+            self.app.action_cancel_job()
 
     def _on_progress(self, tracker: ProgressTracker) -> None:
         if tracker is not self.tracker or tracker.running:
