@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from apa_console.apa.metrics import auc
+from benchmarks.bootstrap import BOOTSTRAP_ROUNDS, delta_interval
 
-BOOTSTRAP_ROUNDS = 2000
 METHOD_ROWS = (  # (label, arm, scores key or None for output averaging of the arm)
     ("Retraining", "retraining", None),
     ("SISA (random + averaging)", "random", None),
@@ -39,40 +39,6 @@ def sub_adapter_auc(summary: dict, arm: str, labels: np.ndarray) -> float | None
     aucs = [auc(labels, np.asarray(p)) for p in summary["scores"][arm]["per_adapter"]["p_yes"]]
     known = [a for a in aucs if a is not None]
     return float(np.mean(known)) if known else None
-
-
-def average_ranks(scores: np.ndarray) -> np.ndarray:
-    """1-based ranks of each row of (R, N) `scores`; tied values share their average rank."""
-    ranks = np.empty(scores.shape)
-    for row, values in enumerate(scores):
-        distinct, group, counts = np.unique(values, return_inverse=True, return_counts=True)
-        # A group of c ties after s smaller values holds ranks s+1 … s+c: average s + (c+1)/2.
-        smaller = np.cumsum(counts) - counts
-        ranks[row] = (smaller + (counts + 1) / 2)[group.reshape(-1)]
-    return ranks
-
-
-def rank_auc(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """ROC AUC of each row of (R, N) `labels`/`scores` by the rank-sum formula (ties get
-    average ranks, as in sklearn); NaN where a row holds one class."""
-    ranks = average_ranks(np.asarray(scores))
-    positives = labels.sum(axis=1)
-    negatives = labels.shape[1] - positives
-    rank_sum = (ranks * labels).sum(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return (rank_sum - positives * (positives + 1) / 2) / (positives * negatives)
-
-
-def delta_interval(labels, a, b, seed: int = 0) -> tuple[float, float] | None:
-    """95 % paired-bootstrap interval of AUC(a) − AUC(b) over the test samples."""
-    labels, a, b = np.asarray(labels, dtype=float), np.asarray(a), np.asarray(b)
-    pick = np.random.default_rng(seed).integers(0, len(labels), (BOOTSTRAP_ROUNDS, len(labels)))
-    deltas = rank_auc(labels[pick], a[pick]) - rank_auc(labels[pick], b[pick])
-    deltas = deltas[np.isfinite(deltas)]
-    if not len(deltas):
-        return None
-    low, high = np.percentile(deltas, [2.5, 97.5])
-    return float(low), float(high)
 
 
 def _num(value: float | None, digits: int = 4, signed: bool = False) -> str:

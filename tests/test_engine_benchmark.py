@@ -15,7 +15,7 @@ import pytest
 
 from apa_console.engine.backbone import Backbone
 from apa_console.engine.training import TrainSettings, _lora_config
-from benchmarks import engine_speed
+from benchmarks import engine_speed, flops
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -36,7 +36,7 @@ def test_engine_benchmark_accounts_for_every_step(tiny_model_dir, tmp_path):
 
     backbone = Backbone.load(str(tiny_model_dir), device="cpu")
     score_prompts, _ = engine_speed.realistic_prompts(10, seed=1)
-    score_gflop = sum(engine_speed.forward_gflop(backbone, len(ids))
+    score_gflop = sum(flops.forward_gflop(backbone, len(ids))
                       for ids in backbone.encode(score_prompts))
     from peft import get_peft_model
 
@@ -46,11 +46,11 @@ def test_engine_benchmark_accounts_for_every_step(tiny_model_dir, tmp_path):
     trainable = sum(p.numel() for p in lora.parameters() if p.requires_grad)
     assert trainable > 0
     train_prompts, _ = engine_speed.realistic_prompts(12, seed=2)
-    train_gflop = [engine_speed.training_step_gflop(backbone, [len(ids)], 0, trainable)
+    train_gflop = [flops.training_step_gflop(backbone, [len(ids)], 0, trainable)
                    for ids in backbone.encode(train_prompts)]
     # Attention's backward is twice its forward, a frozen Linear layer's once.
-    linear, attention, _ = engine_speed.batch_gflop_parts(backbone, [100], 0)
-    assert math.isclose(engine_speed.training_step_gflop(backbone, [100], 0, 0),
+    linear, attention, _ = flops.batch_gflop_parts(backbone, [100], 0)
+    assert math.isclose(flops.training_step_gflop(backbone, [100], 0, 0),
                         2 * linear + 3 * attention)
 
     scoring, training = report["scoring"]["4"], report["training_full_rows"]["4"]

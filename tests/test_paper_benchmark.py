@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from benchmarks.paper_report import delta_interval, rank_auc
+from benchmarks.bootstrap import delta_interval, rank_auc
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_SIZES = ["--train", "24", "--valid", "12", "--test", "16", "--inference-samples", "6",

@@ -142,7 +142,7 @@ def build_adapter(
         "valid_ids_hash": ids_hash([s.id for s in valid]),
         "valid_error_mean": float(errors.mean()) if len(errors) else None,
         "valid_auc": auc(labels, np.abs(labels - errors)) if len(errors) else None,
-        "status": "live",
+        "status": records.LIVE,
         "created": now_iso(),
     }
 

@@ -79,6 +79,7 @@ export_app = new_typer("Write the store's samples in another format.")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(export_app, name="export")
 
+
 @ingest_app.command("movielens")
 def ingest_movielens(
     path: SourceDir,
@@ -92,6 +93,7 @@ def ingest_movielens(
     """MovieLens-100K (u.data, u.item), preprocessed exactly as TALLRec does."""
     sizes = {"train": train_size, "valid": valid_size, "test": test_size}
     _ingest(store, lambda: load_movielens(path), sizes, seed, json)
+
 
 @ingest_app.command("tallrec")
 def ingest_tallrec(
@@ -107,6 +109,7 @@ def ingest_tallrec(
     sizes = {"train": train_size, "valid": valid_size, "test": test_size}
     _ingest(store, lambda: load_tallrec(path), sizes, seed, json)
 
+
 @ingest_app.command("bookcrossing")
 def ingest_bookcrossing(
     path: SourceDir,
@@ -120,6 +123,7 @@ def ingest_bookcrossing(
     """Book-Crossing (BX-Book-Ratings.csv, BX-Books.csv)."""
     sizes = {"train": train_size, "valid": valid_size, "test": test_size}
     _ingest(store, lambda: load_bookcrossing(path), sizes, seed, json)
+
 
 @ingest_app.command("demo")
 def ingest_demo(
@@ -136,6 +140,7 @@ def ingest_demo(
     """A small generated movie dataset (24 users → 96/48/48 samples by default)."""
     sizes = {"train": train_size, "valid": valid_size, "test": test_size}
     _ingest(store, lambda: generate_demo(users, seed), sizes, seed, json)
+
 
 @export_app.command("tallrec")
 def export_tallrec_cmd(

@@ -8,6 +8,7 @@ from apa_console.workflows.model import existing_store, model_info
 
 app = new_typer("The LLM behind the adapters: which one, its cache, how it runs.")
 
+
 @app.command("info")
 def info(
     model: ModelOption = None,

@@ -16,6 +16,7 @@ def init(store: StoreOption = None) -> None:
     created = Store.create(store)
     output.info(f"created store at {created.root}")
 
+
 @app.command()
 def status(store: StoreOption = None, json: JsonOption = False) -> None:
     """Summarise the store: dataset, model, shards, adapters, requests."""

@@ -164,6 +164,7 @@ audit_app = new_typer("Where a user's data is, the hash-chained log, and its che
 audit_app.info.invoke_without_command = True
 audit_app.info.no_args_is_help = False
 
+
 @audit_app.callback()
 def audit_main(
     ctx: typer.Context,
@@ -202,6 +203,7 @@ def audit_main(
     output.table(["seq", "time", "event", "hash"],
                  ([e["seq"], e["time"], e["event"], e["hash"][:16]] for e in log))
 
+
 @audit_app.command("verify")
 def audit_verify(store: StoreOption = None, json: JsonOption = False) -> None:
     """Check the hash chain and that every live adapter's weights match their sha256."""
@@ -220,6 +222,7 @@ def audit_verify(store: StoreOption = None, json: JsonOption = False) -> None:
         raise typer.Exit(int(ExitCode.VERIFY_FAILED))
 
 app.add_typer(audit_app, name="audit")
+
 
 @app.command()
 def verify(

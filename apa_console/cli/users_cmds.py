@@ -21,6 +21,7 @@ app = new_typer("Users and their samples.")
 user_app = new_typer("One user: their samples.")
 app.add_typer(user_app, name="user")
 
+
 @app.command()
 def users(
     match: Annotated[
@@ -45,6 +46,7 @@ def users(
     )
     if not rows:
         output.info("no users match")
+
 
 @user_app.command("show")
 def user_show(

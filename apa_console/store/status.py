@@ -6,6 +6,7 @@ from collections import Counter
 from typing import Any
 
 from apa_console.samples import SPLITS
+from apa_console.store import records
 from apa_console.store.document import Store, get_meta
 
 
@@ -15,7 +16,7 @@ def store_status(store: Store) -> dict[str, Any]:
     splits = Counter(row["split"] for row in db.table("samples"))
     labels = Counter((row["split"], row["label"]) for row in db.table("samples"))
     requests = Counter(row.get("status", "?") for row in db.table("requests"))
-    adapters = [row for row in db.table("adapters") if row.get("status") == "live"]
+    adapters = records.all_live_adapters(db)
     return {
         "store": str(store.root),
         "schema_version": meta.get("schema_version"),
