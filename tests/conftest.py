@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 from tiny_model import build_tiny_model  # tests/ is on sys.path (rootless test dir)
+
+# Tests compare numbers to float32 references; the bf16 tests ask for bfloat16 by name. Set
+# before any test imports the engine, and inherited by the CLI processes tests start.
+os.environ["APA_DTYPE"] = "float32"
 
 
 @pytest.fixture(scope="session")

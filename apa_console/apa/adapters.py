@@ -183,27 +183,31 @@ def train_all(
     soon as it is ready, and finished ones are skipped on the next run."""
     with store.locked():
         store.collect_garbage()  # leftovers of an interrupted run
-        settings = check_train(store, overrides)
+        # recorded with the dtype spelled out, so the store keeps it on every machine
+        settings = check_train(store, overrides).resolved(backbone.device)
         shards = records.shard_rows(store.snapshot())
         with store.transaction() as db:
             update_meta(db, train_settings=settings.to_dict())
         valid = ensure_validation_cache(store, backbone, progress=progress, cancel=cancel)
         live = {row.get("shard"): row for row in records.live_adapters(store.snapshot())}
+        valid_hash = ids_hash([s.id for s in valid])
+
+        def up_to_date(row: dict | None, ids: list[str]) -> bool:
+            return bool(row and row["manifest_hash"] == manifest_hash(ids)
+                        and TrainSettings.from_dict(row["settings"]).trains_like(
+                            settings, backbone.device))
+
         jobs: list[tuple[str, int | None, list[str]]] = []
         for shard in shards:
-            if not shard["sample_ids"]:
-                continue
             current = live.get(shard["shard"])
-            if (current and current["manifest_hash"] == manifest_hash(shard["sample_ids"])
-                    and TrainSettings.from_dict(current["settings"]).trains_like(settings)
-                    and current.get("valid_ids_hash") == ids_hash([s.id for s in valid])):
+            if not shard["sample_ids"] or (up_to_date(current, shard["sample_ids"])
+                                           and current.get("valid_ids_hash") == valid_hash):
                 continue
             jobs.append(("shard", shard["shard"], shard["sample_ids"]))
         if retrain_baseline:
             all_ids = [s.id for s in split_samples(store, "train")]
             baseline = records.live_adapters(store.snapshot(), BASELINE)
-            if not (baseline and baseline[0]["manifest_hash"] == manifest_hash(all_ids)
-                    and TrainSettings.from_dict(baseline[0]["settings"]).trains_like(settings)):
+            if not up_to_date(baseline[0] if baseline else None, all_ids):
                 jobs.append((BASELINE, None, all_ids))
         trained = []
         started = time.monotonic()

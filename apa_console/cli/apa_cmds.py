@@ -21,6 +21,7 @@ from apa_console.cli.common import (
     open_store,
 )
 from apa_console.cli.progress_view import live_progress
+from apa_console.engine.devices import ComputeDtype
 from apa_console.engine.mixture import MixtureLevel
 from apa_console.workflows.model import open_backbone
 
@@ -85,6 +86,11 @@ def train(
         bool | None, typer.Option("--share-prefix/--no-share-prefix",
                                   help="Run a batch's common prompt prefix once.")
     ] = None,
+    dtype: Annotated[
+        ComputeDtype | None, typer.Option(
+            help="The base model's compute dtype (auto: bfloat16 where the hardware has it; "
+                 "a store keeps the one it recorded until this is given).")
+    ] = None,
     store: StoreOption = None,
     model: ModelOption = None,
     device: DeviceOption = None,
@@ -94,7 +100,8 @@ def train(
     cache each adapter's validation errors."""
     target = open_store(store)
     overrides = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed,
-                 "group_by_length": group_by_length, "share_prefix": share_prefix}
+                 "group_by_length": group_by_length, "share_prefix": share_prefix,
+                 "dtype": dtype.value if dtype else None}
     check_train(target, overrides)  # refuse bad settings before the model loads or is recorded
     backbone = open_backbone(target, model, device, record=True)
     with live_progress(quiet=json) as (bars, cancel):

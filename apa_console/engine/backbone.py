@@ -31,7 +31,7 @@ from apa_console.engine.batching import (
     rate_event,
     shared_prefix_length,
 )
-from apa_console.engine.devices import choose_device
+from apa_console.engine.devices import choose_device, dtype_named, preferred_dtype
 from apa_console.engine.model_files import answer_token_id, model_fingerprint, resolve_model_dir
 from apa_console.engine.norms import fuse_rms_norms
 from apa_console.errors import ConflictError
@@ -46,6 +46,19 @@ DEFAULT_MAX_PROMPT_TOKENS = 512
 # Rows per forward pass when scoring or embedding: with length-sorted batches, larger batches
 # gained nothing in the engine benchmark, and 8 keeps activations small and progress frequent.
 SCORE_BATCH_SIZE = 8
+
+
+def _load_weights(directory: Path, device: torch.device, dtype: torch.dtype) -> torch.nn.Module:
+    """The frozen causal LM in `dtype` on `device`, eval mode, norms fused where exact."""
+    from transformers import AutoModelForCausalLM
+
+    causal_lm = AutoModelForCausalLM.from_pretrained(
+        directory, dtype=dtype, attn_implementation="sdpa"
+    )
+    causal_lm.to(device).eval()
+    causal_lm.requires_grad_(False)
+    fuse_rms_norms(causal_lm)  # only where bit-identical: no score or adapter changes
+    return causal_lm
 
 
 def split_causal_lm(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module]:
@@ -83,6 +96,9 @@ class Backbone:
             int(getattr(model.config, "max_position_embeddings", DEFAULT_MAX_PROMPT_TOKENS)),
         )
         self.pad_id = pad_token_id(tokenizer)
+        # The same model in other compute dtypes, loaded on first use and shared by all of
+        # them (`in_dtype`).
+        self._by_dtype: dict[torch.dtype, Backbone] = {dtype: self}
 
     # -- loading -----------------------------------------------------------------------
 
@@ -94,8 +110,10 @@ class Backbone:
         *,
         cache_root: Path | None = None,
         before_weights: Callable[[dict[str, Any]], None] | None = None,
+        dtype: str | None = None,
     ) -> Backbone:
-        """Load `model` onto `device` (None: CUDA in bf16 when present, else CPU in fp32).
+        """Load `model` onto `device` (None: CUDA when present, else CPU) in the compute
+        dtype `dtype` ("float32", "bfloat16"; None: `preferred_dtype` for the device).
 
         `model` None means the default SmolLM2, through the model cache at `cache_root`
         (`model_cache_root()` when None). `before_weights` sees the model's identity
@@ -103,8 +121,9 @@ class Backbone:
         cheaply (`workflows.model.open_backbone` refuses one the store was not built with).
         """
         name, source, directory = resolve_model_dir(model, cache_root)
-        torch_device, dtype = choose_device(device)
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        torch_device, _ = choose_device(device)
+        compute = dtype_named(dtype) if dtype else preferred_dtype(torch_device)
+        from transformers import AutoTokenizer
         from transformers.utils import logging as transformers_logging
 
         # Its tqdm bars would write through the CLI's and the TUI's own progress display.
@@ -118,12 +137,7 @@ class Backbone:
         fingerprint = model_fingerprint(directory, yes_id, no_id, len(tokenizer))
         if before_weights is not None:
             before_weights({"name": name, "source": source, "fingerprint": fingerprint})
-        causal_lm = AutoModelForCausalLM.from_pretrained(
-            directory, dtype=dtype, attn_implementation="sdpa"
-        )
-        causal_lm.to(torch_device).eval()
-        causal_lm.requires_grad_(False)
-        fuse_rms_norms(causal_lm)  # only where bit-identical: no score or adapter changes
+        causal_lm = _load_weights(directory, torch_device, compute)
         config = causal_lm.config
         info = {
             "name": name,
@@ -136,7 +150,20 @@ class Backbone:
             "yes_token_id": yes_id,
             "no_token_id": no_id,
         }
-        return cls(causal_lm, tokenizer, torch_device, dtype, info, directory)
+        return cls(causal_lm, tokenizer, torch_device, compute, info, directory)
+
+    def in_dtype(self, dtype: torch.dtype) -> Backbone:
+        """This backbone computing in `dtype`: itself, or the same weights loaded from the
+        model directory in that dtype (once; loading, not casting, keeps every dtype's
+        weights exactly what training in that dtype has always used)."""
+        sibling = self._by_dtype.get(dtype)
+        if sibling is None:
+            model = _load_weights(self.directory, self.device, dtype)
+            sibling = Backbone(model, self.tokenizer, self.device, dtype, self.info,
+                               self.directory)
+            sibling._by_dtype = self._by_dtype
+            self._by_dtype[dtype] = sibling
+        return sibling
 
     # -- text --------------------------------------------------------------------------
 
@@ -214,7 +241,7 @@ class Backbone:
             cache.update(layer.keys.expand(rows, -1, -1, -1).contiguous(),
                          layer.values.expand(rows, -1, -1, -1).contiguous(), index)
         positions = torch.arange(prefix_length, prefix_length + width, device=self.device)
-        states = decoder(input_ids=input_ids, attention_mask=mask, past_key_values=cache,
+        states = decoder(input_ids=input_ids, attention_mask=mask, cache=cache,
                          position_ids=positions.unsqueeze(0).expand(rows, -1),
                          use_cache=True).last_hidden_state
         lengths = suffix_mask.sum(dim=1)
@@ -224,14 +251,15 @@ class Backbone:
         self, model: torch.nn.Module | None, token_ids: Sequence[list[int]],
         prefix: tuple[Any, int] | None = None,
     ) -> torch.Tensor:
-        """(B, 2) logits of [yes, no] at the answer position: two LM-head rows, one position."""
+        """(B, 2) float32 logits of [yes, no] at the answer position: two LM-head rows, one
+        position, computed in float32 whatever the model's dtype (P(Yes) stays float32)."""
         _, head = split_causal_lm(model if model is not None else self.model)
-        last = self._last_states_with(model, token_ids, prefix)
+        last = self._last_states_with(model, token_ids, prefix).float()
         rows = torch.tensor([self.yes_id, self.no_id], device=last.device)
-        weight = head.weight[rows]
+        weight = head.weight[rows].float()
         logits = last @ weight.T
         if getattr(head, "bias", None) is not None:
-            logits = logits + head.bias[rows]
+            logits = logits + head.bias[rows].float()
         return logits
 
     def score(
@@ -286,7 +314,7 @@ class Backbone:
             return None
         decoder, _ = split_causal_lm(model)
         prefix_ids = torch.tensor([token_ids[0][:length]], dtype=torch.long, device=self.device)
-        return decoder(input_ids=prefix_ids, use_cache=True).past_key_values, length
+        return decoder(input_ids=prefix_ids, use_cache=True).cache, length
 
     def batch_last_states(
         self, model: torch.nn.Module | None, token_ids: Sequence[list[int]],

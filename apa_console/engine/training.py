@@ -28,7 +28,7 @@ import time
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,13 @@ import torch.nn.functional as F
 
 from apa_console.engine.adapter_format import ADAPTER_WEIGHTS
 from apa_console.engine.backbone import Backbone, split_causal_lm
+from apa_console.engine.devices import (
+    DTYPES,
+    choose_device,
+    dtype_name,
+    dtype_named,
+    preferred_dtype,
+)
 from apa_console.engine.dropout import DROPOUT_SAMPLERS, use_dropout_sampler
 from apa_console.engine.versions import (
     CURRENT_ENGINE_VERSION,
@@ -89,6 +96,10 @@ class TrainSettings:
     group_by_length: bool = True
     dropout_sampler: str = "packed16"  # how LoRA dropout masks are drawn (lora_dropout.py)
     share_prefix: bool = True  # a batch's common prompt prefix runs once (see above)
+    # The frozen base model's compute dtype: "float32", "bfloat16", "auto" (the fastest
+    # here, `preferred_dtype`) or None (engine versions 1-2: the device's dtype). LoRA
+    # weights, optimizer state and the loss stay float32. Recorded resolved (`resolved`).
+    dtype: str | None = "auto"
     engine_version: int = CURRENT_ENGINE_VERSION  # versions.py: what older adapters imply
 
     def __post_init__(self) -> None:
@@ -108,6 +119,8 @@ class TrainSettings:
             problems.append("warmup must be a fraction in [0, 1)")
         if self.max_length < 8:
             problems.append("max_length must be >= 8")
+        if self.dtype not in (None, "auto", *DTYPES):
+            problems.append(f"dtype must be auto or one of {', '.join(DTYPES)}")
         if self.engine_version not in ENGINE_VERSIONS:
             problems.append(f"engine_version must be one of {sorted(ENGINE_VERSIONS)}")
         if self.dropout_sampler not in DROPOUT_SAMPLERS:
@@ -120,10 +133,20 @@ class TrainSettings:
         data["target_modules"] = list(self.target_modules)
         return data
 
-    def trains_like(self, other: TrainSettings) -> bool:
-        """Whether both train bit-identical adapters: every setting but the version label
-        agrees (a version only fills in settings a record lacks)."""
-        mine, theirs = self.to_dict(), other.to_dict()
+    def resolved(self, device: torch.device) -> TrainSettings:
+        """These settings with the dtype they mean on `device` spelled out."""
+        if self.dtype == "auto":
+            dtype = preferred_dtype(device)
+        elif self.dtype is None:
+            dtype = choose_device(str(device))[1]
+        else:
+            return self
+        return replace(self, dtype=dtype_name(dtype))
+
+    def trains_like(self, other: TrainSettings, device: torch.device) -> bool:
+        """Whether both train bit-identical adapters on `device`: every setting but the
+        version label agrees (a version only fills in settings a record lacks)."""
+        mine, theirs = self.resolved(device).to_dict(), other.resolved(device).to_dict()
         mine.pop("engine_version")
         theirs.pop("engine_version")
         return mine == theirs
@@ -244,7 +267,8 @@ def train_adapter(
     """Train one LoRA adapter on (prompt, label) pairs and save it to `out_dir` (new folder).
 
     `sample_ids` name the rows in order; their hash goes into the result. The base model of
-    `backbone` is never modified: LoRA layers go into a weight-sharing copy of it.
+    `backbone` is never modified: LoRA layers go into a weight-sharing copy of it, in the
+    compute dtype the settings name (`Backbone.in_dtype`); the result records it.
     Raises CancelledError between steps when `cancel` is set; nothing is left on disk then.
     """
     from peft import get_peft_model
@@ -261,6 +285,8 @@ def train_adapter(
     if out_dir.exists():
         raise ConflictError(f"adapter folder {out_dir} already exists; adapters are write-once")
 
+    settings = settings.resolved(backbone.device)
+    backbone = backbone.in_dtype(dtype_named(settings.dtype))
     started = time.perf_counter()
     count = len(prompts)
     steps_per_epoch = math.ceil(count / settings.batch_size)

@@ -17,10 +17,16 @@ from typing import Any
 from apa_console.errors import ConflictError
 
 ENGINE_VERSIONS: dict[int, dict[str, Any]] = {
-    # before versions were recorded: input-order batches, uniform dropout masks, full rows
-    1: {"group_by_length": False, "dropout_sampler": "uniform", "share_prefix": False},
+    # before versions were recorded: input-order batches, uniform dropout masks, full rows;
+    # the base model in the device's dtype (dtype None: float32 on CPU, bfloat16 on CUDA)
+    1: {"group_by_length": False, "dropout_sampler": "uniform", "share_prefix": False,
+        "dtype": None},
     # length-grouped batches, packed 16-bit dropout masks, a batch's shared prefix run once
-    2: {"group_by_length": True, "dropout_sampler": "packed16", "share_prefix": True},
+    2: {"group_by_length": True, "dropout_sampler": "packed16", "share_prefix": True,
+        "dtype": None},
+    # the base model's compute dtype is a recorded setting (bfloat16 where it is native)
+    3: {"group_by_length": True, "dropout_sampler": "packed16", "share_prefix": True,
+        "dtype": "float32"},
 }
 CURRENT_ENGINE_VERSION = max(ENGINE_VERSIONS)
 UNVERSIONED = 1  # what a record without `engine_version` was trained with
