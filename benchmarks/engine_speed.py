@@ -1,10 +1,12 @@
 """Engine throughput against this machine's own matmul peak, measured in one run.
 
-    python -m benchmarks.engine_speed [--score-batches 8,16] [--train-batches 8] [--repeats 2]
-                                      [--probe-seconds 0.5] [--model PATH] [--json out.json]
+    python -m benchmarks.engine_speed [--dtypes float32,bfloat16] [--score-batches 8,16]
+        [--train-batches 8] [--repeats 2] [--probe-seconds 0.5] [--model PATH] [--json out.json]
 
-Prints:
-- peak: the best fp32 GFLOP/s of large square (2048²) torch matmuls on all available cores.
+Every workload runs once per compute dtype of the base model (float32, and bfloat16 where
+the CPU has native bf16), each against its own dtype's matmul peak, and the bfloat16 /
+float32 ratios of samples/s come from the same run. Prints, per dtype:
+- peak: the best GFLOP/s of large square (2048²) torch matmuls in that dtype on all cores.
   The peak of this shared VM drifts by ±20 % within minutes (and by more while neighbours
   are busy), so it is probed again between every two steps of every workload, and each
   step is compared with the probes right before and after it;
@@ -49,12 +51,11 @@ from __future__ import annotations  # noqa: I001 (apa_console.engine must come b
 # Engine first: importing it requests huge pages, which torch reads once, as it loads.
 from apa_console.engine.backbone import Backbone
 from apa_console.engine.batching import shared_prefix_length
-from apa_console.engine.devices import available_cores
+from apa_console.engine.devices import DTYPES, available_cores, cpu_has_native_bf16
 from apa_console.engine.model_files import MODEL_CACHE_ENV, USER_MODEL_CACHE
 from apa_console.engine.training import TrainSettings, train_adapter
 import argparse
 import json
-import math
 import os
 import sys
 import tempfile
@@ -68,6 +69,7 @@ from apa_console.errors import ApaError
 from apa_console.prompting import MOVIE_INSTRUCTION, build_input, build_prompt
 from apa_console.samples import HistoryEntry
 from benchmarks.flops import forward_gflop, training_step_gflop
+from benchmarks.step_timing import PeakProbe, StepLog, Workload
 
 MOVIE_TITLES = (
     "Toy Story (1995)", "GoldenEye (1995)", "Four Rooms (1995)", "Get Shorty (1995)",
@@ -105,81 +107,6 @@ def realistic_prompts(count: int, seed: int = 0) -> tuple[list[str], list[int]]:
         prompts.append(build_prompt(MOVIE_INSTRUCTION, build_input(history, target)))
         labels.append(int(rng.random() < 0.5))
     return prompts, labels
-
-
-class PeakProbe:
-    """Best fp32 GFLOP/s of large square matmuls on all cores (the engine's thread count),
-    with its buffers allocated once so a probe run between a workload's steps allocates
-    nothing the workload might then reuse."""
-
-    def __init__(self, size: int = 2048):
-        self.size = size
-        self.left, self.right = torch.randn(size, size), torch.randn(size, size)
-        self.out = torch.empty(size, size)
-        torch.mm(self.left, self.right, out=self.out)  # warm-up: thread pool, packing buffers
-
-    def __call__(self, seconds: float) -> float:
-        best = 0.0
-        deadline = time.perf_counter() + seconds
-        while time.perf_counter() < deadline:
-            started = time.perf_counter()
-            torch.mm(self.left, self.right, out=self.out)
-            best = max(best, 2 * self.size**3 / (time.perf_counter() - started) / 1e9)
-        return best
-
-
-class StepLog:
-    """One run of a workload, step by step: each step's GFLOP (from its rows' own lengths)
-    and seconds, and the peak probed right before and right after it.
-
-    This machine's matmul peak drifts by ±20 % within minutes (a shared VM: clock boost,
-    neighbours' memory traffic), so each step is compared with the peak around it: the run's
-    fraction is its GFLOP over the sum of step seconds × adjacent peak. Probes run between
-    steps and their time is not counted as the workload's.
-    """
-
-    def __init__(self, probe: PeakProbe, probe_seconds: float):
-        self.probe, self.probe_seconds = probe, probe_seconds
-        self.peaks: list[float] = []
-        self.steps: list[tuple[float, float, int]] = []  # (GFLOP, seconds, samples)
-        self.model_gflop: list[float] = []  # per step: the model's nominal GFLOP (docstring)
-        self._resumed = 0.0
-
-    def resume(self) -> None:
-        """Probe the peak, then start the clock for the next step."""
-        self.peaks.append(self.probe(self.probe_seconds))
-        self._resumed = time.perf_counter()
-
-    def step_done(self, gflop: float, samples: int, model_gflop: float | None = None) -> None:
-        """Stop the clock for the step that ran since `resume`, then `resume`.
-        `model_gflop`: the step's nominal GFLOP where it differs from the work that ran."""
-        self.steps.append((gflop, time.perf_counter() - self._resumed, samples))
-        self.model_gflop.append(gflop if model_gflop is None else model_gflop)
-        self.resume()
-
-    def adjacent_peaks(self) -> list[float]:
-        return [(before + after) / 2 for before, after in zip(self.peaks, self.peaks[1:])]
-
-    def _peak_gflop(self) -> float:
-        """What the steps' seconds could have done at the peak around each of them."""
-        return sum(seconds * peak for (_, seconds, _), peak in
-                   zip(self.steps, self.adjacent_peaks()))
-
-    def fraction(self) -> float:
-        return sum(gflop for gflop, _, _ in self.steps) / self._peak_gflop()
-
-    def model_fraction(self) -> float:
-        return sum(self.model_gflop) / self._peak_gflop()
-
-    def step_fractions(self) -> list[float]:
-        return [gflop / seconds / peak for (gflop, seconds, _), peak in
-                zip(self.steps, self.adjacent_peaks())]
-
-    def samples_per_s(self) -> float:
-        return sum(n for _, _, n in self.steps) / sum(seconds for _, seconds, _ in self.steps)
-
-    def gflops(self) -> float:
-        return sum(g for g, _, _ in self.steps) / sum(seconds for _, seconds, _ in self.steps)
 
 
 def scoring_run(backbone: Backbone, prompts: list[str], batch_size: int, log: StepLog) -> None:
@@ -234,50 +161,6 @@ def training_run(backbone: Backbone, prompts: list[str], labels: list[int],
         del backbone.batch_last_states  # the instance attribute; the method shows through again
 
 
-class Workload:
-    """Runs of one workload setting and their summary."""
-
-    def __init__(self, label: str):
-        self.label = label
-        self.logs: list[StepLog] = []
-
-    def summary(self, best_peak: float) -> dict:
-        fractions = [log.fraction() for log in self.logs]
-        step_fractions = [f for log in self.logs for f in log.step_fractions()]
-        return {
-            "samples_per_s": [log.samples_per_s() for log in self.logs],
-            "gflops": [log.gflops() for log in self.logs],
-            "fraction_of_adjacent_peak": fractions,
-            "median_fraction": float(np.median(fractions)),
-            "median_step_fraction": float(np.median(step_fractions)),
-            "model_flops_fraction": [log.model_fraction() for log in self.logs],
-            "steps": len(step_fractions),
-            "fraction_of_best_peak": [log.gflops() / best_peak for log in self.logs],
-            "probe_range_gflops": [min(p for log in self.logs for p in log.peaks),
-                                   max(p for log in self.logs for p in log.peaks)],
-            "runs": [{"steps_gflop_seconds_samples": log.steps, "probes_gflops": log.peaks,
-                      "steps_model_gflop": log.model_gflop} for log in self.logs],
-        }
-
-    def report(self, best_peak: float) -> None:
-        s = self.summary(best_peak)
-
-        def listed(values: list[float]) -> str:
-            return ", ".join(f"{value:.2f}" for value in values)
-
-        model_flops = ""
-        if any(not math.isclose(m, f) for m, f in zip(s["model_flops_fraction"],
-                                                       s["fraction_of_adjacent_peak"])):
-            model_flops = f"; model FLOPs: {listed(s['model_flops_fraction'])}"
-        print(f"  {self.label}: {listed(s['samples_per_s'])} samples/s; of the adjacent peak:"
-              f" runs {listed(s['fraction_of_adjacent_peak'])}"
-              f" (median {s['median_fraction']:.2f}; median of {s['steps']} steps"
-              f" {s['median_step_fraction']:.2f}){model_flops}; of the best peak seen:"
-              f" {listed(s['fraction_of_best_peak'])}; probes"
-              f" {s['probe_range_gflops'][0]:.0f}–{s['probe_range_gflops'][1]:.0f} GFLOP/s",
-              flush=True)
-
-
 def _batch_sizes(text: str) -> list[int]:
     try:
         sizes = [int(part) for part in text.split(",")]
@@ -300,6 +183,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="length of each peak probe between steps")
     parser.add_argument("--model", help="a local Hugging Face model directory "
                         "(default: SmolLM2-135M-Instruct from the model cache)")
+    parser.add_argument("--dtypes", type=_dtypes,
+                        default=["float32", "bfloat16"] if cpu_has_native_bf16() else ["float32"],
+                        help="compute dtypes to measure side by side (default: float32, and "
+                             "bfloat16 where the CPU has native bf16)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     if args.score_samples < 1 or args.repeats < 1 or args.probe_seconds <= 0:
@@ -314,28 +201,82 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def _dtypes(text: str) -> list[str]:
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [name for name in names if name not in DTYPES]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(f"dtypes are a comma-separated list of "
+                                         f"{', '.join(DTYPES)}: {text!r}")
+    return names
+
+
+def run_dtype(args: argparse.Namespace, backbone: Backbone, name: str) -> dict:
+    """Every workload in one compute dtype, against that dtype's own matmul peak."""
+    work = backbone.in_dtype(DTYPES[name])
+    probe = PeakProbe(dtype=work.dtype)
+    first_seconds = 12 * args.probe_seconds  # a longer first look: 6 s by default
+    first_peak = probe(first_seconds)
+    print(f"\n== {name}: peak matmul (2048², best over {first_seconds:g} s): "
+          f"{first_peak:.1f} GFLOP/s", flush=True)
+    score_prompts, _ = realistic_prompts(args.score_samples, seed=1)
+    train_prompts, train_labels = realistic_prompts(args.train_samples, seed=2)
+    workloads: dict[str, dict[int, Workload]] = {"scoring": {}, "training": {},
+                                                 "training_full_rows": {}}
+    for batch_size in args.score_batches:
+        work.score(score_prompts[:batch_size], batch_size=batch_size)  # warm-up
+        workload = workloads["scoring"][batch_size] = Workload(f"scoring  batch {batch_size:>2}")
+        for _ in range(args.repeats):
+            workload.logs.append(StepLog(probe, args.probe_seconds))
+            scoring_run(work, score_prompts, batch_size, workload.logs[-1])
+    for kind, share_prefix in (("training", True), ("training_full_rows", False)):
+        for batch_size in args.train_batches:
+            label = f"training batch {batch_size:>2}" + ("" if share_prefix else ", full rows")
+            workload = workloads[kind][batch_size] = Workload(label)
+            settings = TrainSettings(epochs=1, batch_size=batch_size, seed=0,
+                                     share_prefix=share_prefix, dtype=name)
+            for _ in range(args.repeats):
+                workload.logs.append(StepLog(probe, args.probe_seconds))
+                training_run(work, train_prompts, train_labels, settings, workload.logs[-1])
+
+    best_peak = max([first_peak] + [peak for kind in workloads.values()
+                                    for workload in kind.values()
+                                    for log in workload.logs for peak in log.peaks])
+    print(f"best {name} peak seen: {best_peak:.1f} GFLOP/s")
+    for kind in workloads.values():
+        for workload in kind.values():
+            workload.report(best_peak)
+    summaries = {kind: {size: workload.summary(best_peak) for size, workload in by_size.items()}
+                 for kind, by_size in workloads.items()}
+    score = summaries["scoring"][args.score_batches[0]]
+    train = summaries["training"][args.train_batches[0]]
+    return {
+        "first_peak_gflops": first_peak,
+        "peak_gflops": best_peak,
+        "score_samples_per_s": float(np.median(score["samples_per_s"])),
+        "train_samples_per_s": float(np.median(train["samples_per_s"])),
+        "score_fraction_of_peak": score["median_fraction"],
+        "train_fraction_of_peak": train["median_fraction"],
+        "train_model_flops_fraction": float(np.median(train["model_flops_fraction"])),
+        **summaries,
+    }
+
+
 def run(args: argparse.Namespace) -> int:
     os.environ.setdefault(MODEL_CACHE_ENV, str(USER_MODEL_CACHE.expanduser()))
     load_before = os.getloadavg()[0]
     cores = available_cores()
     torch.set_num_threads(cores)
     print(f"machine: {cores} cores, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, load average {load_before:.2f}, "
+          f"{torch.get_num_threads()} threads, native bf16: {cpu_has_native_bf16()}, "
+          f"load average {load_before:.2f}, "
           f"THP_MEM_ALLOC_ENABLE={os.environ.get('THP_MEM_ALLOC_ENABLE', '')}", flush=True)
-    probe = PeakProbe()
-    first_seconds = 12 * args.probe_seconds  # a longer first look: 6 s by default
-    first_peak = probe(first_seconds)
-    print(f"peak fp32 matmul (2048², best over {first_seconds:g} s): {first_peak:.1f} GFLOP/s",
-          flush=True)
 
     started = time.perf_counter()
-    backbone = Backbone.load(args.model, device="cpu")
+    backbone = Backbone.load(args.model, device="cpu", dtype=args.dtypes[0])
     print(f"model: {backbone.info['name']} loaded in {time.perf_counter() - started:.2f} s "
-          f"({backbone.device}, {str(backbone.dtype).removeprefix('torch.')})", flush=True)
-
-    score_prompts, _ = realistic_prompts(args.score_samples, seed=1)
-    train_prompts, train_labels = realistic_prompts(args.train_samples, seed=2)
-    for name, prompts in (("scoring", score_prompts), ("training", train_prompts)):
+          f"({backbone.device})", flush=True)
+    for name, prompts in (("scoring", realistic_prompts(args.score_samples, seed=1)[0]),
+                          ("training", realistic_prompts(args.train_samples, seed=2)[0])):
         lengths = [len(ids) for ids in backbone.encode(prompts)]
         gflop = float(np.mean([forward_gflop(backbone, n) for n in lengths]))
         print(f"{name} prompts: {np.mean(lengths):.0f} tokens on average "
@@ -344,45 +285,23 @@ def run(args: argparse.Namespace) -> int:
     print("training counted as 2× linear + 3× attention forward + LoRA (see the docstring); "
           "padding is not counted as work", flush=True)
 
-    workloads: dict[str, dict[int, Workload]] = {"scoring": {}, "training": {},
-                                                 "training_full_rows": {}}
-    for batch_size in args.score_batches:
-        backbone.score(score_prompts[:batch_size], batch_size=batch_size)  # warm-up
-        workload = workloads["scoring"][batch_size] = Workload(f"scoring  batch {batch_size:>2}")
-        for _ in range(args.repeats):
-            workload.logs.append(StepLog(probe, args.probe_seconds))
-            scoring_run(backbone, score_prompts, batch_size, workload.logs[-1])
-    for kind, share_prefix in (("training", True), ("training_full_rows", False)):
-        for batch_size in args.train_batches:
-            label = f"training batch {batch_size:>2}" + ("" if share_prefix else ", full rows")
-            workload = workloads[kind][batch_size] = Workload(label)
-            settings = TrainSettings(epochs=1, batch_size=batch_size, seed=0,
-                                     share_prefix=share_prefix)
-            for _ in range(args.repeats):
-                workload.logs.append(StepLog(probe, args.probe_seconds))
-                training_run(backbone, train_prompts, train_labels, settings,
-                             workload.logs[-1])
-
-    best_peak = max([first_peak] + [peak for kind in workloads.values()
-                                    for workload in kind.values()
-                                    for log in workload.logs for peak in log.peaks])
-    print(f"\nbest peak seen: {best_peak:.1f} GFLOP/s")
-    for kind in workloads.values():
-        for workload in kind.values():
-            workload.report(best_peak)
+    by_dtype = {name: run_dtype(args, backbone, name) for name in args.dtypes}
+    speedups = {}
+    if "float32" in by_dtype and "bfloat16" in by_dtype:
+        fp32, bf16 = by_dtype["float32"], by_dtype["bfloat16"]
+        speedups = {key: bf16[key] / fp32[key] for key in
+                    ("score_samples_per_s", "train_samples_per_s", "peak_gflops")}
+        print("\nbfloat16 / float32 in this run: " + ", ".join(
+            f"{key.removesuffix('_samples_per_s')} {value:.2f}×"
+            for key, value in speedups.items()))
     load_after = os.getloadavg()[0]
     print(f"load average before/after: {load_before:.2f}/{load_after:.2f} (the benchmark's own "
           f"{cores} threads count too: only well above {cores} means other processes ran)")
 
     if args.json:
-        results = {
-            "cores": cores,
-            "first_peak_gflops": first_peak,
-            "best_peak_gflops": best_peak,
-            **{name: {size: workload.summary(best_peak) for size, workload in kind.items()}
-               for name, kind in workloads.items()},
-            "load_average": [load_before, load_after],
-        }
+        results = {"cores": cores, "native_bf16": cpu_has_native_bf16(),
+                   "dtypes": by_dtype, "bfloat16_over_float32": speedups,
+                   "load_average": [load_before, load_after]}
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0
 

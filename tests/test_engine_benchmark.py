@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 import subprocess
 import sys
 import warnings
@@ -30,7 +31,8 @@ def test_engine_benchmark_accounts_for_every_step(tiny_model_dir, tmp_path):
     out = tmp_path / "engine.json"
     result = _engine("--model", str(tiny_model_dir), "--score-samples", "10",
                      "--score-batches", "4", "--train-samples", "12", "--train-batches", "4",
-                     "--repeats", "2", "--probe-seconds", "0.02", "--json", str(out))
+                     "--repeats", "2", "--probe-seconds", "0.02", "--json", str(out),
+                     "--dtypes", "float32,bfloat16")
     assert result.returncode == 0, result.stderr
     report = json.loads(out.read_text())
 
@@ -53,8 +55,22 @@ def test_engine_benchmark_accounts_for_every_step(tiny_model_dir, tmp_path):
     assert math.isclose(flops.training_step_gflop(backbone, [100], 0, 0),
                         2 * linear + 3 * attention)
 
-    scoring, training = report["scoring"]["4"], report["training_full_rows"]["4"]
-    shared = report["training"]["4"]
+    assert set(report["dtypes"]) == {"float32", "bfloat16"}
+    assert set(report["bfloat16_over_float32"]) == {"score_samples_per_s",
+                                                    "train_samples_per_s", "peak_gflops"}
+    for per_dtype in report["dtypes"].values():  # each dtype against its own peak
+        _check_the_step_log(per_dtype, score_gflop, train_gflop)
+
+
+def _check_the_step_log(per_dtype: dict, score_gflop: float, train_gflop: list[float]):
+    assert per_dtype["peak_gflops"] >= per_dtype["first_peak_gflops"] > 0
+    # the headline figures are the medians of the default workloads' runs
+    assert math.isclose(per_dtype["train_samples_per_s"],
+                        statistics.median(per_dtype["training"]["4"]["samples_per_s"]))
+    assert math.isclose(per_dtype["score_samples_per_s"],
+                        statistics.median(per_dtype["scoring"]["4"]["samples_per_s"]))
+    scoring, training = per_dtype["scoring"]["4"], per_dtype["training_full_rows"]["4"]
+    shared = per_dtype["training"]["4"]
     for summary in (scoring, training, shared):
         assert len(summary["runs"]) == 2
         for run, fraction, model_fraction in zip(summary["runs"],
