@@ -88,3 +88,25 @@ def test_settings_that_differ_only_in_how_the_dtype_is_spelled_train_alike():
     legacy = TrainSettings.from_dict({**explicit.to_dict(), "dtype": None, "engine_version": 2})
     assert legacy.trains_like(explicit, cpu)
     assert not TrainSettings(dtype="bfloat16").trains_like(explicit, cpu)
+
+
+def test_bfloat16_trains_with_eager_attention_on_a_copy_only(tiny, shard, tmp_path):
+    cpu = torch.device("cpu")
+    assert BF16.resolved(cpu).attention == "eager"
+    assert TrainSettings(dtype="float32").resolved(cpu).attention == "sdpa"
+    legacy = TrainSettings.from_dict({"engine_version": 2})
+    assert legacy.resolved(cpu).attention == "sdpa"
+    result = _train(tiny, shard, tmp_path / "a", BF16)
+    assert result.settings["attention"] == "eager"
+    assert tiny.in_dtype(torch.bfloat16).model.config._attn_implementation == "sdpa"
+    with pytest.raises(UsageError, match="attention"):
+        TrainSettings(attention="flash")
+
+
+def test_engine_version_3_in_float32_trains_the_bits_version_2_did(tiny, shard, tmp_path):
+    fp32 = TrainSettings(**{**BF16.to_dict(), "dtype": "float32"})
+    v2 = {key: value for key, value in fp32.to_dict().items()
+          if key not in ("dtype", "attention")} | {"engine_version": 2}
+    now = _train(tiny, shard, tmp_path / "v3", fp32)
+    then = _train(tiny, shard, tmp_path / "v2", TrainSettings.from_dict(v2))
+    assert now.weights_sha256 == then.weights_sha256

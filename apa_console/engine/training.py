@@ -100,6 +100,9 @@ class TrainSettings:
     # here, `preferred_dtype`) or None (engine versions 1-2: the device's dtype). LoRA
     # weights, optimizer state and the loss stay float32. Recorded resolved (`resolved`).
     dtype: str | None = "auto"
+    # Attention kernel while training: "sdpa", "eager", or "auto" (eager for bfloat16, whose
+    # CPU sdpa backward is slow; sdpa for float32). Recorded resolved.
+    attention: str = "auto"
     engine_version: int = CURRENT_ENGINE_VERSION  # versions.py: what older adapters imply
 
     def __post_init__(self) -> None:
@@ -119,6 +122,8 @@ class TrainSettings:
             problems.append("warmup must be a fraction in [0, 1)")
         if self.max_length < 8:
             problems.append("max_length must be >= 8")
+        if self.attention not in ATTENTION_KERNELS:
+            problems.append(f"attention must be one of {', '.join(ATTENTION_KERNELS)}")
         if self.dtype not in (None, "auto", *DTYPES):
             problems.append(f"dtype must be auto or one of {', '.join(DTYPES)}")
         if self.engine_version not in ENGINE_VERSIONS:
@@ -134,14 +139,18 @@ class TrainSettings:
         return data
 
     def resolved(self, device: torch.device) -> TrainSettings:
-        """These settings with the dtype they mean on `device` spelled out."""
+        """These settings with the dtype and attention kernel they mean on `device` spelled
+        out."""
         if self.dtype == "auto":
-            dtype = preferred_dtype(device)
+            dtype = dtype_name(preferred_dtype(device))
         elif self.dtype is None:
-            dtype = choose_device(str(device))[1]
+            dtype = dtype_name(choose_device(str(device))[1])
         else:
-            return self
-        return replace(self, dtype=dtype_name(dtype))
+            dtype = self.dtype
+        attention = self.attention
+        if attention == "auto":
+            attention = "eager" if dtype == "bfloat16" else "sdpa"
+        return replace(self, dtype=dtype, attention=attention)
 
     def trains_like(self, other: TrainSettings, device: torch.device) -> bool:
         """Whether both train bit-identical adapters on `device`: every setting but the
@@ -161,6 +170,7 @@ class TrainSettings:
         return cls(**{key: value for key, value in data.items() if key in known})
 
 
+ATTENTION_KERNELS = ("auto", "sdpa", "eager")
 # Rows are sorted by length within windows of this many batches of the shuffled order.
 LENGTH_GROUP_BATCHES = 16
 
@@ -310,7 +320,9 @@ def train_adapter(
             with warnings.catch_warnings():
                 # peft asks transformers a deprecated question; nothing for an operator to fix.
                 warnings.filterwarnings("ignore", category=FutureWarning)
-                peft_model = get_peft_model(backbone.shared_weight_copy(), _lora_config(settings))
+                base = backbone.shared_weight_copy()
+                base.set_attn_implementation(settings.attention)  # the copy only
+                peft_model = get_peft_model(base, _lora_config(settings))
             use_dropout_sampler(peft_model, settings.dropout_sampler)
             peft_model.train()
             trainable = [p for p in peft_model.parameters() if p.requires_grad]

@@ -20,13 +20,14 @@ ENGINE_VERSIONS: dict[int, dict[str, Any]] = {
     # before versions were recorded: input-order batches, uniform dropout masks, full rows;
     # the base model in the device's dtype (dtype None: float32 on CPU, bfloat16 on CUDA)
     1: {"group_by_length": False, "dropout_sampler": "uniform", "share_prefix": False,
-        "dtype": None},
+        "dtype": None, "attention": "sdpa"},
     # length-grouped batches, packed 16-bit dropout masks, a batch's shared prefix run once
     2: {"group_by_length": True, "dropout_sampler": "packed16", "share_prefix": True,
-        "dtype": None},
-    # the base model's compute dtype is a recorded setting (bfloat16 where it is native)
+        "dtype": None, "attention": "sdpa"},
+    # the base model's compute dtype and training attention kernel are recorded settings
+    # (bfloat16 where it is native, trained with eager attention)
     3: {"group_by_length": True, "dropout_sampler": "packed16", "share_prefix": True,
-        "dtype": "float32"},
+        "dtype": "float32", "attention": "sdpa"},
 }
 CURRENT_ENGINE_VERSION = max(ENGINE_VERSIONS)
 UNVERSIONED = 1  # what a record without `engine_version` was trained with
