@@ -5,18 +5,13 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from benchmark_process import run_benchmark
 
-REPO = Path(__file__).resolve().parents[1]
 
-
-def _quality(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "benchmarks.dtype_quality", *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=600)
+def _quality(*args: str):
+    return run_benchmark("dtype_quality", *args)
 
 
 @pytest.mark.slow

@@ -7,23 +7,18 @@ from __future__ import annotations
 import json
 import math
 import statistics
-import subprocess
-import sys
 import warnings
-from pathlib import Path
 
 import pytest
+from benchmark_process import run_benchmark
 
 from apa_console.engine.backbone import Backbone
 from apa_console.engine.training import TrainSettings, _lora_config
 from benchmarks import engine_speed, flops
 
-REPO = Path(__file__).resolve().parents[1]
 
-
-def _engine(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "benchmarks.engine_speed", *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=600)
+def _engine(*args: str):
+    return run_benchmark("engine_speed", *args)
 
 
 @pytest.mark.slow

@@ -3,17 +3,13 @@ report and plots, a rerun reuses every stage, and bad input fails cleanly."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
+from benchmark_process import run_benchmark
 from sklearn.metrics import roc_auc_score
 
 from benchmarks.bootstrap import delta_interval, rank_auc
 
-REPO = Path(__file__).resolve().parents[1]
 TINY_SIZES = ["--train", "24", "--valid", "12", "--test", "16", "--inference-samples", "6",
               "--sweep-samples", "6"]
 SECTIONS = ("## Goals", "## Table I", "## Unlearning time", "## Inference time",
@@ -22,9 +18,8 @@ SECTIONS = ("## Goals", "## Table I", "## Unlearning time", "## Inference time",
 PLOTS = ("unlearning_time.png", "inference_time.png", "auc_per_method.png", "tau_n_sweeps.png")
 
 
-def _paper(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "benchmarks.paper_experiment", *args],
-                          cwd=REPO, capture_output=True, text=True, timeout=600)
+def _paper(*args: str):
+    return run_benchmark("paper_experiment", *args)
 
 
 @pytest.mark.slow
