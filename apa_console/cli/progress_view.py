@@ -4,7 +4,7 @@ core's CancelToken so work stops between steps instead of mid-write."""
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rich.progress import (
@@ -21,13 +21,22 @@ from apa_console.progress import CancelToken, ProgressEvent
 
 
 class ProgressBars:
-    """One bar per event task name; the loss and speed of the latest step beside it."""
+    """One bar per event task name; the loss and speed of the latest step beside it.
 
-    def __init__(self, progress: Progress):
+    The display starts with the first event, so what a command prints or asks before any
+    work starts (a plan, a confirmation) is not drawn over."""
+
+    def __init__(self, progress: Progress, on_start: Callable[[], None]):
         self._progress = progress
+        self._on_start = on_start
         self._tasks: dict[str, TaskID] = {}
+        self.started = False
 
     def __call__(self, event: ProgressEvent) -> None:
+        if not self.started:
+            self.started = True
+            self._on_start()
+            self._progress.start()
         details = []
         if event.loss is not None:
             details.append(f"loss {event.loss:.4f}")
@@ -46,8 +55,9 @@ class ProgressBars:
 
 @contextmanager
 def live_progress(quiet: bool = False) -> Iterator[tuple[ProgressBars, CancelToken]]:
-    """Bars on stderr while the block runs; the first Ctrl-C asks the core to cancel
-    (it stops at the next step boundary), a second one interrupts at once."""
+    """Bars on stderr once work reports progress; from then on the first Ctrl-C asks the
+    core to cancel (it stops at the next step boundary), a second one interrupts at once.
+    Before that, Ctrl-C interrupts as usual (e.g. at a confirmation prompt)."""
     cancel = CancelToken()
 
     def on_interrupt(signum, frame):
@@ -63,10 +73,22 @@ def live_progress(quiet: bool = False) -> Iterator[tuple[ProgressBars, CancelTok
         TimeRemainingColumn(),
         TextColumn("{task.fields[details]}"),
     )
-    with Progress(*columns, console=stderr, transient=False, disable=quiet) as progress:
-        bars = ProgressBars(progress)
-        previous = signal.signal(signal.SIGINT, on_interrupt)
+    progress = Progress(*columns, console=stderr, transient=False, disable=quiet)
+    previous = signal.getsignal(signal.SIGINT)
+    taken: list[bool] = []
+
+    def take_interrupts() -> None:
         try:
-            yield bars, cancel
-        finally:
+            signal.signal(signal.SIGINT, on_interrupt)
+            taken.append(True)
+        except ValueError:  # not the main thread: Ctrl-C keeps its default meaning
+            pass
+
+    bars = ProgressBars(progress, take_interrupts)
+    try:
+        yield bars, cancel
+    finally:
+        if bars.started:
+            progress.stop()
+        if taken:
             signal.signal(signal.SIGINT, previous)
