@@ -8,10 +8,25 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
+
+from apa_console.units import terminal_safe
 
 stdout = Console(highlight=False, soft_wrap=True)
 stderr = Console(stderr=True, highlight=False)
+
+
+def shown(value: Any) -> Text:
+    """A value from the store or the operator, displayed literally: no markup, no control
+    characters reaching the terminal."""
+    return Text("" if value is None else terminal_safe(value))
+
+
+def markup_safe(value: Any) -> str:
+    """The same, for a value placed inside a markup string."""
+    return escape(terminal_safe(value))
 
 
 def emit_json(data: Any) -> None:
@@ -20,23 +35,23 @@ def emit_json(data: Any) -> None:
 
 
 def info(message: str) -> None:
-    stderr.print(message)
+    stderr.print(shown(message))
 
 
 def error_line(message: str) -> None:
     # Plain write: rich would wrap a long path onto two lines, and errors are one line.
-    sys.stderr.write(f"error: {message}\n")
+    sys.stderr.write(f"error: {terminal_safe(message)}\n")
     sys.stderr.flush()
 
 
 def table(
     columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None
 ) -> None:
-    view = Table(title=title, show_lines=False, header_style="bold")
+    view = Table(title=shown(title) if title else None, show_lines=False, header_style="bold")
     for column in columns:
         view.add_column(column, overflow="fold")
     for row in rows:
-        view.add_row(*("" if cell is None else str(cell) for cell in row))
+        view.add_row(*(shown(cell) for cell in row))
     stdout.print(view)
 
 
@@ -45,5 +60,5 @@ def key_values(pairs: Iterable[tuple[str, Any]], title: str | None = None) -> No
     view.add_column(style="bold")
     view.add_column(overflow="fold")
     for key, value in pairs:
-        view.add_row(key, "" if value is None else str(value))
+        view.add_row(key, shown(value))
     stdout.print(view)

@@ -7,7 +7,6 @@ from contextlib import nullcontext
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from apa_console.cli import output
 from apa_console.cli.common import (
@@ -32,18 +31,18 @@ from apa_console.workflows.model import open_backbone
 
 def _print_plan(plan: dict) -> None:
     first, *rest = describe.plan_lines(plan)
-    output.stdout.print(f"[bold]{escape(first)}[/bold]")
+    output.stdout.print(f"[bold]{output.markup_safe(first)}[/bold]")
     if plan["shards"]:
         output.table(describe.PLAN_COLUMNS, describe.plan_rows(plan))
     for line in rest:
-        output.stdout.print(escape(line))
+        output.stdout.print(output.shown(line))
 
 
 def _print_receipt(receipt: dict) -> None:
     first, *rest = describe.receipt_lines(receipt)
-    output.stdout.print(f"[bold]{escape(first)}[/bold]")
+    output.stdout.print(f"[bold]{output.markup_safe(first)}[/bold]")
     for line in rest:
-        output.stdout.print(escape(line))
+        output.stdout.print(output.shown(line))
 
 
 def _confirm(targets: Targets) -> None:
@@ -184,10 +183,10 @@ def audit_main(
             output.emit_json(result)
             return
         if result["present"]:
-            output.stdout.print(f"user {user} has data in: " + ", ".join(
-                f"{where} ({n} samples)" for where, n in result["holds"].items()))
+            held = ", ".join(f"{where} ({n} samples)" for where, n in result["holds"].items())
+            output.stdout.print(output.shown(f"user {user} has data in: {held}"))
         else:
-            output.stdout.print(f"user {user} holds no data in this store")
+            output.stdout.print(output.shown(f"user {user} holds no data in this store"))
         for h in result["requests"]:
             when = h["finished"] or "not yet"
             output.stdout.print(
@@ -216,7 +215,7 @@ def audit_verify(store: StoreOption = None, json: JsonOption = False) -> None:
             f"{len(result['adapters'])} live adapters checked"
         )
         for problem in result["problems"]:
-            output.stdout.print(f"  [red]FAIL[/red] {problem}")
+            output.stdout.print(f"  [red]FAIL[/red] {output.markup_safe(problem)}")
         output.stdout.print("[green]PASS[/green]" if result["ok"] else "[red]FAIL[/red]")
     if not result["ok"]:
         raise typer.Exit(int(ExitCode.VERIFY_FAILED))
@@ -251,6 +250,6 @@ def verify(
         mark = "[green]PASS[/green]" if not result["traces"] else "[red]FAIL[/red]"
         output.stdout.print(f"{mark} trace scan: {len(result['traces'])} traces")
         for trace in result["traces"]:
-            output.stdout.print(f"  {trace}")
+            output.stdout.print(output.shown(f"  {trace}"))
     if not result["ok"]:
         raise VerificationError(f"verification of {request} failed")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from apa_console.cli import output
 from apa_console.cli.common import JsonOption, StoreOption, new_typer, open_store
@@ -41,7 +40,7 @@ def users(
         return
     output.table(
         ["user", "samples", *SPLITS, "shards"],
-        [[escape(row["id"]), row["samples"], *row["counts"].values(),
+        [[row["id"], row["samples"], *row["counts"].values(),
           ",".join(map(str, row["shards"])) or "–"] for row in rows],
     )
     if not rows:
@@ -65,7 +64,8 @@ def user_show(
     counts = ", ".join(f"{split} {n}" for split, n in detail["counts"].items())
     shards = ", ".join(map(str, detail["shards"])) or "none (not partitioned yet)"
     output.stdout.print(
-        f"[bold]user {escape(detail['id'])}[/]: {detail['samples']} samples ({counts}); "
+        f"[bold]user {output.markup_safe(detail['id'])}[/]: {detail['samples']} samples "
+        f"({counts}); "
         f"training data in shard(s) {shards}"
     )
     for split, rows in detail["splits"].items():
@@ -76,7 +76,7 @@ def user_show(
             ["sample", "shard", "label", "target", "input"],
             [
                 [row["id"], "–" if row["shard"] is None else row["shard"], row["output"],
-                 escape(row["target_title"]), escape(row["input"])]
+                 row["target_title"], row["input"]]
                 for row in rows
             ],
             title=f"{split} ({shown})",

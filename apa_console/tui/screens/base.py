@@ -6,6 +6,7 @@ from __future__ import annotations
 import traceback
 from typing import Any
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
@@ -16,6 +17,7 @@ from apa_console.errors import ApaError
 from apa_console.store.document import Store
 from apa_console.tui.widgets.job_status import JobStatus
 from apa_console.tui.widgets.nav_bar import NavBar
+from apa_console.units import terminal_safe
 
 
 class ConsoleScreen(Screen):
@@ -107,12 +109,18 @@ def selected_key(table: DataTable) -> str | None:
     return row_key.value
 
 
+def literal(cell: object) -> object:
+    """A text cell shown as written: dataset ids and titles are neither markup nor terminal
+    control sequences. Rich renderables (styled Text, bars) pass through."""
+    return Text(terminal_safe(cell)) if isinstance(cell, str) else cell
+
+
 def refill(table: DataTable, rows: list[tuple[str, tuple]]) -> None:
     """Replace a table's rows, keeping the cursor on the same key when it is still there."""
     keep = selected_key(table)
     table.clear()
     for key, cells in rows:
-        table.add_row(*cells, key=key)
+        table.add_row(*(literal(cell) for cell in cells), key=key)
     keys = [key for key, _ in rows]
     if keep in keys:
         table.move_cursor(row=keys.index(keep), animate=False)

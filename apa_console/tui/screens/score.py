@@ -16,7 +16,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 from apa_console.tui import operations
 from apa_console.tui.formatting import hbar, level, yes_no
 from apa_console.tui.jobs import new_tracker, run_tracked
-from apa_console.tui.screens.base import selected_key
+from apa_console.tui.screens.base import literal, selected_key
 from apa_console.tui.tracker import DONE, ProgressTracker
 from apa_console.tui.widgets.job_progress import JobProgress
 from apa_console.tui.widgets.job_status import JobStatus
@@ -110,7 +110,7 @@ class ScoreScreen(Screen):
         table = self.query_one("#scores", DataTable)
         table.clear()
         for row in report["rows"]:
-            table.add_row(row["sample"], row["user"], yes_no(row["label"]),
+            table.add_row(literal(row["sample"]), literal(row["user"]), yes_no(row["label"]),
                           f"{row['p_yes']:.3f}", Text(hbar(row["p_yes"], 1.0, 10), style="cyan"),
                           weight_cells(row.get("weights") or {}), key=row["sample"])
         self._show_weights()

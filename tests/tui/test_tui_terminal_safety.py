@@ -1,0 +1,27 @@
+"""The console shows dataset ids literally: markup in an id is text (and no crash), control
+characters and bidi overrides appear as escapes."""
+
+from __future__ import annotations
+
+import pytest
+from pilot_helpers import column, console, row_keys, settle
+from test_terminal_safety import HOSTILE_USER, _hostile_store
+
+from apa_console.store.document import Store
+from apa_console.tui.screens.users import UsersScreen
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_users_table_shows_a_hostile_id_as_escaped_text(tmp_path):
+    store = Store.open(_hostile_store(tmp_path))
+    async with console(store).run_test(size=(120, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("2")
+        await settle(pilot)
+        assert isinstance(pilot.app.screen, UsersScreen)
+        assert HOSTILE_USER in row_keys(pilot, "#users")  # the key stays the exact id
+        shown = column(pilot, "#users", 0)
+        hostile = next(cell for cell in shown if cell.startswith("u\\x1b"))
+        assert "[bold red]x[/]\\u202eevil\\nforged" in hostile
+        assert not any("\x1b" in cell or "\u202e" in cell for cell in shown)
