@@ -17,14 +17,14 @@ from apa_console.tui.screens.base import ConsoleScreen
 from apa_console.tui.screens.modals import TypeToConfirm
 from apa_console.tui.tracker import CANCELLED, DONE, ProgressTracker
 from apa_console.tui.widgets.job_progress import JobProgress
-from apa_console.units import plural
+from apa_console.units import plural, terminal_safe
 from apa_console.unlearning import describe
 from apa_console.unlearning.targets import Targets
 from apa_console.workflows import forget as forgetting
 
 
 def plan_text(plan: dict[str, Any]) -> Text:
-    lines = describe.plan_lines(plan)
+    lines = [terminal_safe(line) for line in describe.plan_lines(plan)]
     text = Text(lines[0] + "\n", style="bold" if sum(plan["samples"].values()) else "green")
     text.append("\n".join(lines[1:]))
     return text
@@ -33,10 +33,11 @@ def plan_text(plan: dict[str, Any]) -> Text:
 def outcome_text(outcome: dict[str, Any]) -> Text:
     text = Text()
     if not outcome.get("receipts"):
-        text.append("nothing to do: " + ", ".join(outcome.get("already_forgotten") or []))
+        already = ", ".join(outcome.get("already_forgotten") or [])
+        text.append(terminal_safe(f"nothing to do: {already}"))
         return text
     for receipt in outcome["receipts"]:
-        first, *rest = describe.receipt_lines(receipt)
+        first, *rest = (terminal_safe(line) for line in describe.receipt_lines(receipt))
         text.append(first + "\n", style="bold green")
         text.append("\n".join(rest) + "\n")
     return text
@@ -56,7 +57,7 @@ class ForgetScreen(ConsoleScreen):
     def __init__(self, user_id: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.user_id = user_id
-        self.title = f"Forget user {user_id}"
+        self.title = f"Forget user {terminal_safe(user_id)}"
         self.plan: dict[str, Any] | None = None
         self.tracker: ProgressTracker | None = None
 
@@ -105,7 +106,7 @@ class ForgetScreen(ConsoleScreen):
         consequence = (f"This removes {samples} samples of user {self.user_id} from the store "
                        f"and retrains {plural(retrain, 'shard adapter')}. It cannot be undone.")
         self.app.push_screen(TypeToConfirm(self.user_id, consequence, "Forget",
-                                           title=f"Forget user {self.user_id}"),
+                                           title=self.title),
                              self._confirmed)
 
     def _confirmed(self, confirmed: bool | None) -> None:

@@ -9,8 +9,11 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.markup import escape
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
+
+from apa_console.units import terminal_safe
 
 
 class ErrorModal(ModalScreen[None]):
@@ -25,7 +28,7 @@ class ErrorModal(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog error-dialog") as dialog:
-            dialog.border_title = self.heading
+            dialog.border_title = escape(terminal_safe(self.heading))
             yield Static(Text(self.message), id="error-message")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("OK", variant="error", id="ok")
@@ -44,7 +47,7 @@ class ConfirmModal(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog") as dialog:
-            dialog.border_title = self.heading
+            dialog.border_title = escape(terminal_safe(self.heading))
             yield Static(self.question)
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Yes", variant="warning", id="yes")
@@ -76,9 +79,10 @@ class TypeToConfirm(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog danger-dialog") as dialog:
-            dialog.border_title = self.heading
-            yield Static(self.consequence)
-            yield Label(Text.assemble("Type ", (self.expected, "bold"), " to confirm:"))
+            dialog.border_title = escape(terminal_safe(self.heading))
+            yield Static(Text(terminal_safe(self.consequence)))
+            yield Label(Text.assemble("Type ", (terminal_safe(self.expected), "bold"),
+                                      " to confirm:"))
             yield Input(placeholder=self.what, id="confirm-input")
             with Horizontal(classes="dialog-buttons"):
                 yield Button(self.action_label, variant="error", id="confirm", disabled=True)

@@ -20,7 +20,7 @@ from apa_console.tui.screens.base import literal, selected_key
 from apa_console.tui.tracker import DONE, ProgressTracker
 from apa_console.tui.widgets.job_progress import JobProgress
 from apa_console.tui.widgets.job_status import JobStatus
-from apa_console.units import number
+from apa_console.units import number, terminal_safe
 
 
 def weight_cells(weights: dict[str, float]) -> Text:
@@ -51,7 +51,7 @@ class ScoreScreen(Screen):
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.user = user
-        self.title = f"Score user {user}" if user else "Score test split"
+        self.title = f"Score user {terminal_safe(user)}" if user else "Score test split"
         self.report = report
         self.tracker: ProgressTracker | None = None
         self._rows: dict[str, dict[str, Any]] = {}

@@ -13,7 +13,7 @@ from textual.widgets import DataTable, Static
 from apa_console.store.document import Store
 from apa_console.tui.formatting import yes_no
 from apa_console.tui.screens.base import ConsoleScreen, refill, selected_key
-from apa_console.units import shard_list, split_counts, when
+from apa_console.units import shard_list, split_counts, terminal_safe, when
 from apa_console.workflows import views
 
 
@@ -27,7 +27,7 @@ class UserScreen(ConsoleScreen):
     def __init__(self, user_id: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.user_id = user_id
-        self.title = f"User {user_id}"
+        self.title = f"User {terminal_safe(user_id)}"
         self._samples: dict[str, dict[str, Any]] = {}
         self.present = True
 
@@ -55,7 +55,7 @@ class UserScreen(ConsoleScreen):
         self.present = data["present"]
         counts = data["counts"]
         summary = Text()
-        summary.append(f"{self.user_id}  ", style="bold")
+        summary.append(f"{terminal_safe(self.user_id)}  ", style="bold")
         if data["present"]:
             summary.append(f"train {counts['train']} · valid {counts['valid']} · "
                            f"test {counts['test']} · shards {shard_list(data['shards'])}")
