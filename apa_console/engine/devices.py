@@ -47,7 +47,7 @@ def choose_device(device: str | None = None) -> tuple[torch.device, torch.dtype]
         raise UsageError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from None
     if chosen.type == "cuda" and not torch.cuda.is_available():
         raise UsageError(f"device {device!r} requested but CUDA is not available; use --device cpu")
-    dtype = torch.bfloat16 if chosen.type == "cuda" else torch.float32
+    dtype = legacy_dtype(chosen)
     if chosen.type == "cpu":
         torch.set_num_threads(available_cores())
         keep_freed_memory_for_reuse()
@@ -57,6 +57,11 @@ def choose_device(device: str | None = None) -> tuple[torch.device, torch.dtype]
 def cpu_threads() -> int:
     """The threads torch's CPU kernels use."""
     return torch.get_num_threads()
+
+
+def legacy_dtype(device: torch.device) -> torch.dtype:
+    """The compute dtype engine versions 1 and 2 used on `device` (no dtype recorded)."""
+    return torch.bfloat16 if device.type == "cuda" else torch.float32
 
 
 def dtype_named(name: str) -> torch.dtype:

@@ -39,9 +39,9 @@ from apa_console.engine.adapter_format import ADAPTER_WEIGHTS
 from apa_console.engine.backbone import Backbone, split_causal_lm
 from apa_console.engine.devices import (
     DTYPES,
-    choose_device,
     dtype_name,
     dtype_named,
+    legacy_dtype,
     preferred_dtype,
 )
 from apa_console.engine.dropout import DROPOUT_SAMPLERS, use_dropout_sampler
@@ -144,7 +144,7 @@ class TrainSettings:
         if self.dtype == "auto":
             dtype = dtype_name(preferred_dtype(device))
         elif self.dtype is None:
-            dtype = dtype_name(choose_device(str(device))[1])
+            dtype = dtype_name(legacy_dtype(device))
         else:
             dtype = self.dtype
         attention = self.attention

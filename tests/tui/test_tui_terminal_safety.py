@@ -16,27 +16,23 @@ from apa_console.tui.screens.users import UsersScreen
 pytestmark = pytest.mark.anyio
 
 
-async def test_users_table_shows_a_hostile_id_as_escaped_text(tmp_path):
+async def test_users_table_forget_plan_and_confirmation_show_a_hostile_id_as_escaped_text(
+    tmp_path,
+):
     store = Store.open(_hostile_store(tmp_path))
     async with console(store).run_test(size=(120, 30)) as pilot:
         await settle(pilot)
         await pilot.press("2")
         await settle(pilot)
         assert isinstance(pilot.app.screen, UsersScreen)
-        assert HOSTILE_USER in row_keys(pilot, "#users")  # the key stays the exact id
+        keys = row_keys(pilot, "#users")
+        assert HOSTILE_USER in keys  # the key stays the exact id
         shown = column(pilot, "#users", 0)
         hostile = next(cell for cell in shown if cell.startswith("u\\x1b"))
         assert "[bold red]x[/]\\u202eevil\\nforged" in hostile
         assert not any("\x1b" in cell or "\u202e" in cell for cell in shown)
 
-
-async def test_forget_plan_and_confirmation_show_a_hostile_id_as_escaped_text(tmp_path):
-    store = Store.open(_hostile_store(tmp_path))
-    async with console(store).run_test(size=(120, 30)) as pilot:
-        await settle(pilot)
-        await pilot.press("2")
-        await settle(pilot)
-        for _ in range(row_keys(pilot, "#users").index(HOSTILE_USER)):
+        for _ in range(keys.index(HOSTILE_USER)):
             await pilot.press("down")
         await pilot.press("f")
         await settle(pilot)
@@ -48,5 +44,5 @@ async def test_forget_plan_and_confirmation_show_a_hostile_id_as_escaped_text(tm
         await settle(pilot)
         dialog = pilot.app.screen
         assert isinstance(dialog, TypeToConfirm)
-        shown = "".join(str(static.render()) for static in dialog.query(Static))
-        assert "\\u202eevil" in shown and "\u202e" not in shown and "\x1b" not in shown
+        text = "".join(str(static.render()) for static in dialog.query(Static))
+        assert "\\u202eevil" in text and "\u202e" not in text and "\x1b" not in text
