@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -22,12 +23,13 @@ from apa_console.apa.shards import run_partition
 from apa_console.cli.app import app
 from apa_console.engine.backbone import Backbone
 from apa_console.engine.training import TrainSettings, train_adapter
-from apa_console.errors import CancelledError, NotFoundError, UsageError
+from apa_console.errors import CancelledError, ConflictError, NotFoundError, UsageError
 from apa_console.progress import CancelToken
 from apa_console.store import records
 from apa_console.store.document import Store
 from apa_console.store.model_record import record_model
 from apa_console.unlearning import audit_log as audit
+from apa_console.unlearning import describe
 from apa_console.unlearning.forget import apply_pending
 from apa_console.unlearning.requests import list_requests, plan, submit
 from apa_console.unlearning.targets import Targets
@@ -175,9 +177,22 @@ def test_a_shard_left_empty_is_retired_and_aggregation_uses_the_rest(apa_templat
     assert report.weights.shape[1] == 2
 
 
-def test_cancel_keeps_old_adapters_serving_and_the_request_pending(apa_template, tmp_path,
-                                                                   backbone):
-    store = _copy(apa_template, tmp_path)
+def _single_shard_user(store: Store) -> tuple[str, int]:
+    """A user whose training samples all sit in one shard (apa-user partitions by user)."""
+    spans = records.user_shards(store.snapshot())
+    user = next(u for u, shards in sorted(spans.items()) if len(shards) == 1)
+    return user, spans[user][0]
+
+
+def _test_scores(store: Store, backbone) -> np.ndarray:
+    return score_apa(store, backbone, samples_to_score(store, split="test")).p_yes
+
+
+def test_cancel_withdraws_the_affected_adapter_and_apa_serves_the_others(
+    apa_user_template, tmp_path, backbone
+):
+    store = _copy(apa_user_template, tmp_path)
+    user, shard = _single_shard_user(store)
     before = _live_shas(store)
     token = CancelToken()
 
@@ -185,15 +200,107 @@ def test_cancel_keeps_old_adapters_serving_and_the_request_pending(apa_template,
         if "(train)" in event.task:
             token.cancel()
 
-    submit(store, Targets(users=["user4"]))
+    submit(store, Targets(users=[user]))
     with pytest.raises(CancelledError):
         apply_pending(store, backbone, progress=cancel_on_first_training_step, cancel=token)
-    assert _live_shas(store) == before
     (request,) = list_requests(store)
     assert request["status"] == "pending" and request["phase"] == "purged"
+    # the adapter trained on the user's samples left serving, and its files are gone
+    assert _live_shas(store) == {k: sha for k, sha in before.items() if k != shard}
+    (withdrawn,) = records.withdrawn_adapters(store.snapshot())
+    assert withdrawn["shard"] == shard and withdrawn["withdrawn_by"] == request["id"]
+    assert not (store.root / "adapters" / f"shard-{shard}").exists() or not any(
+        (store.root / "adapters" / f"shard-{shard}").rglob("*.safetensors"))
     assert not list((store.root / "adapters").glob("*/v2"))  # no half-built adapter left
+    assert request["state"] == (f"removed from data; shard {shard}'s adapter withdrawn, "
+                                f"retrain pending ({request['id']})")
+    assert user_audit(store, user)["requests"][0]["state"] == request["state"]
+    withdrawn_scores = _test_scores(store, backbone)
+
+    # Oracle: the same forget run to the end, then the retrained shard taken out by hand:
+    # APA over exactly the unaffected adapters.
+    oracle = _copy(apa_user_template, tmp_path / "oracle")
+    _forget(oracle, backbone, users=[user])
+    with oracle.transaction() as db:
+        (retrained,) = [r for r in records.live_adapters(db) if r["shard"] == shard]
+        records.retire_adapter(db, retrained["id"])
+    assert np.array_equal(withdrawn_scores, _test_scores(oracle, backbone))
+
     (receipt,) = apply_pending(store, backbone)
-    assert receipt["request"] == request["id"] and _live_shas(store) != before
+    assert receipt["request"] == request["id"]
+    after = _live_shas(store)
+    assert set(after) == set(before) and after[shard] != before[shard]
+    assert not records.withdrawn_adapters(store.snapshot())
+
+
+def test_scoring_refuses_clearly_while_every_adapter_is_withdrawn(apa_template, tmp_path,
+                                                                  backbone):
+    store = _copy(apa_template, tmp_path)
+    everyone = sorted(records.user_ids(store.snapshot()))
+    token = CancelToken()
+    token.cancel()
+    submit(store, Targets(users=everyone[:6]))
+    with pytest.raises(CancelledError):
+        apply_pending(store, backbone, cancel=token)
+    if records.live_adapters(store.snapshot()):
+        pytest.skip("these users do not span every shard of the template")
+    with pytest.raises(ConflictError, match="withdrawn until the retrain of r0001"):
+        load_live_set(store)
+
+
+def test_plan_lists_the_open_requests_a_forget_also_runs(apa_user_template, tmp_path,
+                                                        backbone):
+    store = _copy(apa_user_template, tmp_path)
+    spans = records.user_shards(store.snapshot())
+    first, second = sorted(spans)[:2]
+    submit(store, Targets(users=[first]))
+    the_plan = plan(store, Targets(users=[second]))
+    (queued,) = the_plan["queued"]
+    assert queued["request"] == "r0001" and queued["label"] == f"user {first}"
+    hit = {row["shard"] for row in the_plan["shards"]}
+    assert hit == set(spans[first]) | set(spans[second])
+    lines = "\n".join(describe.plan_lines(the_plan))
+    assert "also runs 1 open request" in lines and f"r0001: user {first}" in lines
+
+
+def test_cli_forget_prints_every_receipt_it_writes(apa_user_template, tmp_path):
+    store = _copy(apa_user_template, tmp_path)
+    first, second = sorted(records.user_shards(store.snapshot()))[:2]
+    assert _invoke(store, "forget", "--user", first, "--queue", "--yes").exit_code == 0
+    result = _invoke(store, "forget", "--user", second, "--yes")
+    assert result.exit_code == 0, result.output
+    assert "also runs 1 open request" in result.output
+    assert "receipt r0001" in result.output and "receipt r0002" in result.output
+
+
+def test_forget_runs_only_the_requests_its_plan_showed(apa_user_template, tmp_path, backbone):
+    from apa_console.workflows import forget as forgetting
+
+    store = _copy(apa_user_template, tmp_path)
+    first, second = sorted(records.user_shards(store.snapshot()))[:2]
+
+    def someone_queues_meanwhile(shown_plan):
+        assert shown_plan["queued"] == []
+        submit(store, Targets(users=[first]))  # another terminal, after the plan was shown
+
+    outcome = forgetting.forget(store, Targets(users=[second]), lambda: nullcontext(backbone),
+                                confirm=someone_queues_meanwhile)
+    assert [r["request"] for r in outcome.receipts] == [outcome.request]
+    status = {r["id"]: r["status"] for r in list_requests(store)}
+    assert status == {"r0001": "pending", "r0002": "done"}
+    with pytest.raises(ConflictError, match="r0001 queued"):
+        forgetting.same_queue(plan(store, Targets(users=[first])), set())
+
+
+def test_train_and_partition_wait_for_open_forgets(apa_template, tmp_path, backbone):
+    store = _copy(apa_template, tmp_path)
+    submit(store, Targets(users=["user1"]))
+    original = store.file.read_bytes()
+    with pytest.raises(ConflictError, match="r0001 are open"):
+        train_all(store, backbone, overrides=FAST)
+    with pytest.raises(ConflictError, match="pending"):
+        run_partition(store, backbone, "apa", 3, force=True)
+    assert store.file.read_bytes() == original
 
 
 def test_trace_scan_finds_a_planted_removed_id(apa_template, tmp_path, backbone):
@@ -300,32 +407,115 @@ def reference_after_forget(apa_template, tmp_path_factory):
     return _live_shas(store)
 
 
-@pytest.mark.parametrize(
-    "point", ["after_purge", "after_first_retrain", "before_swap", "after_swap"]
-)
+PURGED_POINTS = ["before_purge_collect", "after_purge", "mid_training", "after_first_retrain",
+                 "before_swap"]
+
+
+def _assert_recovered(store: Store, reference: dict[int, str]) -> None:
+    """`apply` finished the forget: the reference adapters, an intact log, nothing left."""
+    final = Store.open(store.root)
+    assert _live_shas(final) == reference
+    assert all(r["status"] == "done" for r in list_requests(final))
+    assert not records.withdrawn_adapters(final.snapshot())
+    assert audit.verify_store(final)["ok"]
+    # nothing unreferenced (old adapter versions, stale arrays, temp files) survives
+    assert final.collect_garbage() == [] and not list(final.root.rglob("*.tmp"))
+    assert not np.isnan(load_live_set(final).valid_errors).any()
+
+
+@pytest.mark.parametrize("point", ["before_purge_commit", *PURGED_POINTS, "after_swap"])
 def test_kill_9_leaves_a_serving_store_that_apply_completes(
     apa_template, tmp_path, point, reference_after_forget
 ):
     store = _copy(apa_template, tmp_path)
     old = _live_shas(store)
+    affected = {row["shard"] for row in plan(store, Targets(users=["user2"]))["shards"]}
+    assert affected and affected != set(old)  # the interesting case: some shards keep serving
     crashed = _cli(store, "forget", "--user", "user2", "--yes", crash_at=point)
     assert crashed.returncode == -9, crashed.stderr
     reopened = Store.open(store.root)
     served = _live_shas(reopened)
-    # never a mix: every shard serves its old adapter, or every shard its new one
-    assert served in (old, reference_after_forget), point
+    if point == "before_purge_commit":
+        assert served == old
+    elif point in PURGED_POINTS:
+        # from the purge commit on, only adapters untouched by the removed data serve
+        assert served == {k: sha for k, sha in old.items() if k not in affected}
+        assert {r["shard"] for r in records.withdrawn_adapters(reopened.snapshot())} == affected
+    else:
+        assert served == reference_after_forget
     for row in records.live_adapters(reopened.snapshot()):
         assert (reopened.path_of(row["path"]) / "adapter_model.safetensors").is_file()
-    assert len(load_live_set(reopened).rows) == 3
+    # opening collected the crash's leftovers: no file of a withdrawn or replaced adapter
+    assert reopened.collect_garbage() == []
+    assert len(load_live_set(reopened).rows) == len(served)
     resumed = _cli(store, "apply")
     assert resumed.returncode == 0, resumed.stderr
-    final = Store.open(store.root)
-    assert _live_shas(final) == reference_after_forget
-    assert all(r["status"] == "done" for r in list_requests(final))
-    assert audit.verify_store(final)["ok"]
-    # nothing unreferenced (old adapter versions, stale arrays) survives the recovery
-    assert final.collect_garbage() == []
-    assert not np.isnan(load_live_set(final).valid_errors).any()
+    _assert_recovered(store, reference_after_forget)
+
+
+def test_a_second_crash_during_apply_still_recovers(apa_template, tmp_path,
+                                                     reference_after_forget):
+    store = _copy(apa_template, tmp_path)
+    assert _cli(store, "forget", "--user", "user2", "--yes",
+                crash_at="after_purge").returncode == -9
+    assert _cli(store, "apply", crash_at="mid_training").returncode == -9
+    assert _cli(store, "status").returncode == 0
+    assert _cli(store, "audit", "verify").returncode == 0
+    resumed = _cli(store, "apply")
+    assert resumed.returncode == 0, resumed.stderr
+    _assert_recovered(store, reference_after_forget)
+
+
+def test_a_crash_during_a_cancels_rollback_leaves_the_forget_resumable(
+    apa_template, tmp_path, backbone, reference_after_forget, monkeypatch
+):
+    from apa_console.unlearning import forget as forget_pipeline
+
+    class Killed(BaseException):
+        """Stands in for kill -9 inside this process: nothing after it runs."""
+
+    def die_in_rollback(name: str) -> None:
+        if name == "in_rollback":
+            raise Killed
+
+    store = _copy(apa_template, tmp_path)
+    monkeypatch.setattr(forget_pipeline, "_crash_point", die_in_rollback)
+    token = CancelToken()
+    submit(store, Targets(users=["user2"]))
+    with pytest.raises(Killed):
+        apply_pending(store, backbone, progress=lambda e: token.cancel()
+                      if "(train)" in e.task else None, cancel=token)
+    monkeypatch.undo()
+    (request,) = list_requests(Store.open(store.root))
+    assert request["status"] == "running" and request["phase"] == "purged"
+    apply_pending(Store.open(store.root), backbone)
+    _assert_recovered(store, reference_after_forget)
+
+
+def test_a_temp_file_left_by_a_killed_commit_is_removed_on_open(apa_template, tmp_path):
+    store = _copy(apa_template, tmp_path)
+    # what kill -9 just before os.replace leaves: the whole document under a temp name
+    leftover = store.root / ".apa.json.k9x2.tmp"
+    leftover.write_bytes(store.file.read_bytes())
+    (store.root / "arrays" / ".emb-train-1234.npy.abcd.tmp").write_bytes(b"half")
+    Store.open(store.root)
+    assert not list(store.root.rglob("*.tmp"))
+
+
+def test_trace_scan_reads_temp_files_whatever_their_names(apa_template, tmp_path, backbone):
+    store = _copy(apa_template, tmp_path)
+    before_forget = store.file.read_bytes()
+    (receipt,) = _forget(store, backbone, users=["user2"])
+    assert verify_request(store, backbone, receipt["request"])["ok"]
+    # a pre-forget document and a pre-forget embedding array under names no scan expects
+    (store.root / ".apa.json.zz.tmp").write_bytes(before_forget)
+    old_embedding = json.loads(before_forget)["meta"]["1"]["embeddings"]["train"]
+    shutil.copy(apa_template / old_embedding["file"], store.root / "arrays" / "old-cache.bin")
+    traces = verify_request(store, backbone, receipt["request"])["traces"]
+    assert any(".apa.json.zz.tmp: a removed sample id" in t for t in traces)
+    assert any(".apa.json.zz.tmp: a removed sample's text" in t for t in traces)
+    assert any(".apa.json.zz.tmp: a forgotten user or item id" in t for t in traces)
+    assert any("old-cache.bin: a removed sample's hidden-state vector" in t for t in traces)
 
 
 def test_plan_says_when_each_record_is_its_own_user(tmp_path):

@@ -164,8 +164,14 @@ def ensure_validation_cache(
 def check_train(store: Store, overrides: dict[str, Any] | None = None) -> TrainSettings:
     """The settings `train_all` would use, or the one-line error it would raise, without
     loading a model or writing anything."""
-    if not records.shard_rows(store.snapshot()):
+    db = store.snapshot()
+    if not records.shard_rows(db):
         raise ConflictError("no shards yet: run `apa-console partition` first")
+    # a withdrawn adapter is rebuilt by its forget, with its own recorded settings
+    pending = [r["id"] for r in records.open_requests(db)]
+    if pending:
+        raise ConflictError(f"forget requests {', '.join(pending)} are open: run "
+                            "`apa-console apply` first")
     return store_settings(store, overrides)
 
 

@@ -115,6 +115,12 @@ def load_live_set(store: Store) -> LiveSet:
     db = store.snapshot()
     rows = records.live_adapters(db)
     if not rows:
+        withdrawn = records.withdrawn_adapters(db)
+        if withdrawn:
+            pending = sorted({row.get("withdrawn_by") or "?" for row in withdrawn})
+            raise ConflictError(
+                f"every shard adapter is withdrawn until the retrain of {', '.join(pending)} "
+                "lands: run `apa-console apply`")
         raise ConflictError("no trained shard adapters: run `apa-console train` first")
     cached = cached_embeddings(store, "valid")
     valid_ids = cached[0] if cached else []

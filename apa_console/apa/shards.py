@@ -100,6 +100,7 @@ def shard_summary(store: Store) -> dict[str, Any]:
             "size": row["size"],
             "users": len(row["users"]),
             "adapter": adapter["id"] if adapter else None,
+            "serving": records.serving_state(adapter),
             "adapter_sha256": adapter["sha256"] if adapter else None,
             "valid_error": adapter.get("valid_error_mean") if adapter else None,
             "trained": adapter.get("created") if adapter else None,

@@ -221,8 +221,8 @@ def _print_shards(summary: dict, as_json: bool) -> None:
         output.info("no shards yet: run `apa-console partition`")
         return
     output.table(
-        ["shard", "size", "users", "adapter", "sha256", "valid error"],
-        ([s["shard"], s["size"], s["users"], s["adapter"] or "–",
+        ["shard", "size", "users", "adapter", "serving", "sha256", "valid error"],
+        ([s["shard"], s["size"], s["users"], s["adapter"] or "–", s["serving"],
           (s["adapter_sha256"] or "")[:12], _fmt(s["valid_error"], 3)]
          for s in summary["shards"]),
         title=f"{partition.get('method')} partition, K={partition.get('shards')}, "

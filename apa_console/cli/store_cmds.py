@@ -40,6 +40,9 @@ def status(store: StoreOption = None, json: JsonOption = False) -> None:
             ("partition", partition.get("method", "(none)")),
             ("shards", summary["shards"]),
             ("live adapters", summary["live_adapters"]),
+            *[(f"shard {w['shard']}", f"adapter {w['adapter']} withdrawn, retrain pending "
+               f"({w['request']}): run `apa-console apply`")
+              for w in summary["withdrawn_adapters"]],
             ("requests", ", ".join(f"{k}: {v}" for k, v in summary["requests"].items())
              or "none"),
             ("audit entries", summary["audit_entries"]),

@@ -152,8 +152,8 @@ def requests(store: StoreOption = None, json: JsonOption = False) -> None:
         output.info("no requests")
         return
     output.table(
-        ["request", "status", "created", "finished", "shards", "removed"],
-        ([r["id"], r["status"], r.get("created"), r.get("finished") or "–",
+        ["request", "status", "state", "created", "finished", "shards", "removed"],
+        ([r["id"], r["status"], r["state"], r.get("created"), r.get("finished") or "–",
           ",".join(map(str, r.get("affected_shards", []))) or "–",
           " ".join(f"{k} {v}" for k, v in (r.get("removed") or {}).items()) or "–"]
          for r in rows),
@@ -188,11 +188,10 @@ def audit_main(
         else:
             output.stdout.print(output.shown(f"user {user} holds no data in this store"))
         for h in result["requests"]:
-            when = h["finished"] or "not yet"
+            removed = describe.split_summary(h["removed"]) if h["removed"] else "–"
             output.stdout.print(
-                f"  request {h['request']} ({h['status']}): shards "
-                f"{', '.join(map(str, h['shards'])) or '–'}, removed {h['removed'] or '–'}, "
-                f"finished {when}"
+                f"  {h['state']}: shards {', '.join(map(str, h['shards'])) or '–'}, "
+                f"removed {removed}, finished {h['finished'] or 'not yet'}"
             )
         return
     log = audit_core.entries(target)

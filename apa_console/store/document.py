@@ -131,6 +131,7 @@ class Store:
             )
         store = cls(root)
         store.load()  # validates
+        store.tidy()
         return store
 
     def load(self) -> dict:
@@ -184,7 +185,39 @@ class Store:
                 "wait for it to finish (or stop it) and retry"
             ) from None
         try:
+            if self._lock.lock_counter == 1:
+                self.remove_temp_files()
             yield
+        finally:
+            self._lock.release()
+
+    def remove_temp_files(self) -> list[str]:
+        """Delete the temp files of writes a killed writer never finished (the lock holder is
+        the only writer, so any temp file it finds is dead): they can hold a whole earlier
+        apa.json, forgotten data included."""
+        removed = []
+        places = [self.root] + [self.root / managed for managed in MANAGED_DIRS]
+        for place in places:
+            if not place.is_dir():
+                continue
+            found = place.glob(".*.tmp") if place == self.root else place.rglob(".*.tmp")
+            for path in sorted(found):
+                if path.is_file() and not path.is_symlink():
+                    path.unlink()
+                    removed.append(path.relative_to(self.root).as_posix())
+        return removed
+
+    def tidy(self) -> None:
+        """Collect what an interrupted writer left (temp files, unreferenced files), when no
+        writer is running now; a reader never waits for it."""
+        try:
+            self._lock.acquire(timeout=0)
+        except (Timeout, OSError):  # a writer runs, or the store is read-only to us
+            return
+        try:
+            if self._lock.lock_counter == 1:
+                self.remove_temp_files()
+            self.collect_garbage()
         finally:
             self._lock.release()
 

@@ -17,6 +17,9 @@ from apa_console.store.document import now_iso
 SHARD = "shard"
 BASELINE = "baseline"
 LIVE = "live"
+# Trained on data a forget has purged: out of serving at once, files deleted; its seed and
+# settings stay so the retrain can rebuild it, and the swap replaces it.
+WITHDRAWN = "withdrawn"
 RETIRED = "retired"
 REPLACED = "replaced"
 # Forget request states: queued or interrupted requests are open until `apply` finishes them.
@@ -122,6 +125,24 @@ def live_adapters(db: TinyDB, kind: str = SHARD) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda row: (row.get("shard") is None, row.get("shard")))
 
 
+def withdrawn_adapters(db: TinyDB) -> list[dict[str, Any]]:
+    """Shard adapters out of serving until their forget's retrain swaps in, by shard."""
+    rows = [row for row in db.table("adapters")
+            if row.get("status") == WITHDRAWN and row.get("kind") == SHARD]
+    return sorted(rows, key=lambda row: row["shard"])
+
+
+def serving_state(row: dict[str, Any] | None) -> str:
+    """How an adapter row takes part in serving, in the words every screen uses."""
+    if row is None:
+        return "not trained"
+    if row.get("status") == LIVE:
+        return "serving"
+    if row.get("status") == WITHDRAWN:
+        return f"withdrawn, retrain pending ({row.get('withdrawn_by') or '?'})"
+    return str(row.get("status"))
+
+
 def all_live_adapters(db: TinyDB) -> list[dict[str, Any]]:
     return [row for row in db.table("adapters") if row.get("status") == LIVE]
 
@@ -140,16 +161,27 @@ def retire_adapter(db: TinyDB, adapter_id: str) -> None:
     )
 
 
+def withdraw_adapter(db: TinyDB, adapter_id: str, request_id: str) -> None:
+    """Take an adapter trained on purged data out of serving (its files go with the next
+    garbage collection); the retrain's swap marks it replaced."""
+    db.table("adapters").update(
+        {"status": WITHDRAWN, "path": None, "valid_errors": None, "withdrawn": now_iso(),
+         "withdrawn_by": request_id},
+        lambda row: row["id"] == adapter_id,
+    )
+
+
 def update_adapter(db: TinyDB, adapter_id: str, fields: dict[str, Any]) -> None:
     db.table("adapters").update(fields, lambda row: row["id"] == adapter_id)
 
 
 def commit_adapters(db: TinyDB, new_rows: list[dict[str, Any]]) -> None:
-    """Make `new_rows` live, marking what each replaces as replaced (files collected later)."""
+    """Make `new_rows` live, marking what each replaces (live or withdrawn) as replaced
+    (files collected later)."""
     adapters = db.table("adapters")
     for new in new_rows:
         for old in adapters.all():
-            if (old.get("status") == LIVE and old.get("kind") == new["kind"]
+            if (old.get("status") in (LIVE, WITHDRAWN) and old.get("kind") == new["kind"]
                     and old.get("shard") == new["shard"]):
                 adapters.update(
                     {"status": REPLACED, "path": None, "valid_errors": None,

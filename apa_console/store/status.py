@@ -29,6 +29,9 @@ def store_status(store: Store) -> dict[str, Any]:
         "positives": {split: labels.get((split, 1), 0) for split in SPLITS},
         "shards": len(db.table("shards")),
         "live_adapters": len(adapters),
+        "withdrawn_adapters": [
+            {"adapter": row["id"], "shard": row["shard"], "request": row.get("withdrawn_by")}
+            for row in records.withdrawn_adapters(db)],
         "requests": dict(requests),
         "audit_entries": len(db.table("audit")),
     }

@@ -125,9 +125,10 @@ class ApaConsoleApp(App[None]):
         if not self.readonly:
             self.push_screen(ForgetScreen(user_id))
 
-    def start_forget(self, user_id: str) -> ProgressTracker | None:
+    def start_forget(self, user_id: str, queued: set[str]) -> ProgressTracker | None:
+        """Forget `user_id` and the open requests `queued` the operator saw in the plan."""
         return self._start_job(f"forget user {user_id}",
-                               operations.forget_user(self.store, self.models, user_id))
+                               operations.forget_user(self.store, self.models, user_id, queued))
 
     def apply_pending(self) -> None:
         if self.readonly:
@@ -182,10 +183,21 @@ class ApaConsoleApp(App[None]):
 
     async def action_quit(self) -> None:
         if self.job_running and not self._quit_when_idle:
-            # Stop at a clean step boundary: the request stays pending, nothing half-written.
-            self._quit_when_idle = True
-            self.action_cancel_job()
-            self.notify("quitting once the retrain stops (q again to quit now)")
+            assert self.job is not None
+
+            def confirmed(yes: bool | None) -> None:
+                if not yes:
+                    return
+                # Stop at a clean step boundary: the request stays pending, nothing
+                # half-written.
+                self._quit_when_idle = True
+                self.action_cancel_job()
+                self.notify("quitting once the job stops (q again to quit now)")
+
+            self.push_screen(ConfirmModal(
+                f"{self.job.title} is running. Quitting cancels it at its next "
+                "step; a forget stays pending for `apa-console apply`. Quit?",
+                title="Quit while a job runs"), confirmed)
             return
         self.exit()
 

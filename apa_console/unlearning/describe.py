@@ -31,8 +31,9 @@ def plan_lines(plan: dict[str, Any]) -> list[str]:
     else:
         users = plan.get("users", [])
         lines = [
-            f"Forget {label}: {total} samples ({split_summary(counts)}) "
+            f"Forget {label}: {plural(total, 'sample')} ({split_summary(counts)}) "
             f"of {plural(len(users), 'user')}",
+            *queued_lines(plan),
             f"retrain {len(plan['adapters_to_retrain'])} of "
             f"{plural(plan['total_shards'], 'shard adapter')} · "
             f"estimated {seconds(plan['estimate_s'])}",
@@ -41,6 +42,20 @@ def plan_lines(plan: dict[str, Any]) -> list[str]:
         lines.append("note: this dataset was imported without user ids, so each record is "
                      "its own user and --user removes that one record")
     lines += [f"{already} was already forgotten" for already in plan["already_forgotten"]]
+    return lines
+
+
+def queued_lines(plan: dict[str, Any]) -> list[str]:
+    """The open requests a forget also runs: the operator confirms those too."""
+    queued = plan.get("queued") or []
+    if not queued:
+        return []
+    lines = [f"also runs {plural(len(queued), 'open request')} (each gets its own receipt):"]
+    for q in queued:
+        what = (f"{plural(q['samples'], 'sample')} already removed, retrain pending"
+                if q["purged"] else f"removes {plural(q['samples'], 'sample')}")
+        lines.append(f"  {q['request']}: {q['label'] or 'forgotten subject'}"
+                     f", {what}, shards {', '.join(map(str, q['shards'])) or '–'}")
     return lines
 
 

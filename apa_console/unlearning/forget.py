@@ -4,9 +4,10 @@ Two commits carry every forget, so a crash (even kill -9) at any moment leaves t
 one of three states, all of which open and serve:
 1. before the purge commit: nothing changed (stray files are garbage-collected);
 2. purged, not swapped: the samples are gone from the manifests, the validation pool, the
-   test split and every cached array; the *old* adapters keep serving (with their
-   validation-error columns of removed samples dropped); the request is `running` or
-   `pending` and `apply_pending` resumes it;
+   test split and every cached array; the affected shards' adapters are withdrawn and
+   deleted, so APA serves only the unaffected ones (with their validation-error columns of
+   removed samples dropped); the request is `running` or `pending` and `apply_pending`
+   resumes it;
 3. swapped: all new adapters live at once, the receipt written, the request `done`.
 Retraining uses the shard adapter's own recorded seed, settings and engine version on the
 shard's remaining manifest, so the result is what training the shard from scratch without
@@ -15,8 +16,6 @@ the data gives — bit for bit on the same machine, which `verify.verify_request
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 from typing import Any
 
@@ -33,14 +32,10 @@ from apa_console.progress import (
 from apa_console.store import records
 from apa_console.store.document import Store, now_iso
 from apa_console.unlearning import audit_log
+from apa_console.unlearning.crash_points import crash_point
 from apa_console.unlearning.purge import adapter_ref, purge
 
-CRASH_ENV = "APA_CRASH_AT"  # test hook: kill -9 this process at the named point
-
-
-def _crash_point(name: str) -> None:
-    if os.environ.get(CRASH_ENV) == name:
-        os.kill(os.getpid(), signal.SIGKILL)
+_crash_point = crash_point  # a module attribute, so tests can pause here instead
 
 
 def remove_leftovers(store: Store) -> list[str]:
@@ -56,12 +51,17 @@ def apply_pending(
     *,
     progress: ProgressCallback = ignore_progress,
     cancel: CancelToken = NEVER_CANCELLED,
+    only: set[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Process every open request: purge, retrain each affected shard once, swap all new
-    adapters in one commit, write receipts. Returns the receipts."""
+    """Process every open request (or those of `only`, the ones an operator confirmed):
+    purge, retrain each affected shard once, swap all new adapters in one commit, write
+    receipts. Returns the receipts."""
+    def chosen(rows: list[dict]) -> list[dict]:
+        return [r for r in rows if only is None or r["id"] in only]
+
     with store.locked():
         store.collect_garbage()
-        requests = records.open_requests(store.snapshot())
+        requests = chosen(records.open_requests(store.snapshot()))
         if not requests:
             return []
         started = time.monotonic()
@@ -71,11 +71,12 @@ def apply_pending(
             purge(store, queued)
             progress(ProgressEvent(task="purge", step=1, total=1, message="samples removed"))
         _crash_point("after_purge")
-        requests = records.open_requests(store.snapshot())
+        requests = chosen(records.open_requests(store.snapshot()))
         shards = sorted({k for r in requests for k in r.get("affected_shards", [])})
         try:
             new_rows, retired = _retrain_shards(store, backbone, shards, progress, cancel)
         except BaseException:
+            _crash_point("in_rollback")
             with store.transaction() as db:
                 for r in requests:
                     records.update_request(db, r["id"], {"status": records.PENDING})
@@ -90,7 +91,8 @@ def apply_pending(
 
 def _retrain_shards(store, backbone, shards, progress, cancel):
     db = store.snapshot()
-    live = {row["shard"]: row for row in records.live_adapters(db)}
+    live = {row["shard"]: row for row in
+            records.withdrawn_adapters(db) + records.live_adapters(db)}
     rows = {row["shard"]: row for row in records.shard_rows(db)}
     valid = split_samples(store, "valid")
     new_rows, retired = [], []
@@ -111,13 +113,21 @@ def _retrain_shards(store, backbone, shards, progress, cancel):
             store, backbone, kind=records.SHARD, shard=k, sample_ids=rows[k]["sample_ids"],
             settings=TrainSettings.from_dict(adapter["settings"]),
             version=records.next_adapter_version(store.snapshot(), records.SHARD, k),
-            valid=valid, progress=progress, cancel=cancel,
+            valid=valid, progress=_crash_mid_training(progress), cancel=cancel,
         ))
         _crash_point("after_first_retrain")
     elapsed = time.monotonic() - overall_start
     progress(ProgressEvent(task="overall", step=len(shards), total=len(shards),
                            message=f"{len(shards)} shards in {elapsed:.1f}s"))
     return new_rows, retired
+
+
+def _crash_mid_training(progress: ProgressCallback) -> ProgressCallback:
+    def forward(event: ProgressEvent) -> None:
+        if event.task.endswith("(train)") and event.step >= 1:
+            _crash_point("mid_training")
+        progress(event)
+    return forward
 
 
 def _receipt(db, request: dict, after: dict[int, dict], finished: str, started: float) -> dict:

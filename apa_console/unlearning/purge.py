@@ -2,8 +2,9 @@
 
 After it, no served prediction depends on the removed data: shard manifests, the
 validation pool and its error-table columns, the cached embeddings and the shard centres
-no longer hold it, and the all-data Retraining baseline is retired. The shard adapters
-trained on it keep serving until `forget` swaps in their retrained versions.
+no longer hold it; the shard adapters trained on it are withdrawn (APA serves the others
+until the retrained versions swap in) and the all-data Retraining baseline is retired.
+Their files are deleted right after the commit.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from apa_console.samples import SPLITS, Sample
 from apa_console.store import records
 from apa_console.store.document import Store, get_meta, now_iso, update_meta
 from apa_console.unlearning import audit_log
+from apa_console.unlearning.crash_points import crash_point
 from apa_console.unlearning.targets import Targets, covered_samples
 
 
@@ -89,7 +91,10 @@ def _drop_error_columns(store: Store, db: TinyDB, removal: _Removal) -> None:
     if keep is None or keep.all():
         return
     valid_ids = removal.embeddings.get("valid", {}).get("ids", [])
+    withdrawn = {k for shards in removal.affected.values() for k in shards}
     for row in records.live_adapters(db) + records.live_adapters(db, records.BASELINE):
+        if row.get("kind") == records.SHARD and row["shard"] in withdrawn:
+            continue  # leaves serving in this commit
         errors = store.read_array(row["valid_errors"])[keep]
         removal.error_updates[row["id"]] = {
             "valid_errors": store.write_array(f"verr-{row['id']}", errors),
@@ -124,7 +129,9 @@ def _shrink_shards(store: Store, db: TinyDB, removal: _Removal) -> None:
 
 def _commit(db: TinyDB, requests: list[dict], removal: _Removal) -> None:
     salt = audit_log.store_salt(db)
-    live = {row["shard"]: row for row in records.live_adapters(db)}
+    # an adapter an earlier, interrupted forget withdrew is still the shard's "before"
+    live = {row["shard"]: row for row in
+            records.withdrawn_adapters(db) + records.live_adapters(db)}
     records.remove_samples(db, set(removal.samples), SPLITS)
     for shard, update in removal.shard_updates.items():
         records.update_shard(db, shard, update)
@@ -154,6 +161,10 @@ def _commit(db: TinyDB, requests: list[dict], removal: _Removal) -> None:
             "adapters_before": [adapter_ref(live[k]) | {"shard": k} for k in shards if k in live],
             "baseline_retired": retired_baseline,
         })
+        for k in shards:
+            if k in live and live[k]["status"] == records.LIVE:
+                records.withdraw_adapter(db, live[k]["id"], request["id"])
+                live[k] = live[k] | {"status": records.WITHDRAWN}
         audit_log.append(db, "forget.purged", {"request": request["id"],
                                                "subjects": request["subjects"],
                                                "shards": shards})
@@ -164,8 +175,10 @@ def purge(store: Store, requests: list[dict]) -> None:
     db = store.snapshot()
     removal = _covered(db, requests)
     _drop_embedding_rows(store, db, removal)
-    _drop_error_columns(store, db, removal)
     _shrink_shards(store, db, removal)
+    _drop_error_columns(store, db, removal)
+    crash_point("before_purge_commit")
     with store.transaction() as db:
         _commit(db, requests, removal)
+    crash_point("before_purge_collect")  # the withdrawn adapters' files are still on disk
     store.collect_garbage()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from apa_console.errors import NotFoundError
 from apa_console.samples import SPLITS
 from apa_console.store import records
 from apa_console.store.document import Store, get_meta, now_iso
@@ -18,16 +19,24 @@ def _retrain_estimate(adapter: dict | None, new_size: int) -> float:
 
 
 def plan(store: Store, targets: Targets) -> dict[str, Any]:
-    """What forgetting `targets` would do, without doing it."""
+    """What forgetting `targets` would do, without doing it.
+
+    A forget also runs every request already open (queued, or interrupted after its
+    purge), so the plan covers them too: `queued` lists them, and the shard table and the
+    estimate are for everything that will run.
+    """
     db = store.snapshot()
     samples, already = covered_samples(db, targets)
-    removed_ids = {s.id for s in samples}
-    live = {row["shard"]: row for row in records.live_adapters(db)}
+    queued = _open_request_plans(db)
+    removed_ids = {s.id for s in samples}.union(*(q["sample_ids"] for q in queued))
+    pending_retrain = {k for q in queued for k in q["shards"]}
+    live = {row["shard"]: row for row in
+            records.withdrawn_adapters(db) + records.live_adapters(db)}
     shard_rows = records.shard_rows(db)
     shards = []
     for row in shard_rows:
         hit = [sid for sid in row["sample_ids"] if sid in removed_ids]
-        if not hit:
+        if not hit and row["shard"] not in pending_retrain:
             continue
         remaining = row["size"] - len(hit)
         adapter = live.get(row["shard"])
@@ -46,11 +55,38 @@ def plan(store: Store, targets: Targets) -> dict[str, Any]:
         "already_forgotten": already,
         "samples": counts,
         "users": sorted({s.user_id for s in samples}),
+        "queued": [{key: q[key] for key in
+                    ("request", "status", "purged", "label", "samples", "shards")}
+                   for q in queued],
         "shards": shards,
         "adapters_to_retrain": [s["adapter"] for s in shards if s["action"] == "retrain"],
         "estimate_s": sum(s["estimate_s"] for s in shards),
         "total_shards": len(shard_rows),
     }
+
+
+def _open_request_plans(db) -> list[dict[str, Any]]:
+    """Each open request: what it still removes (nothing once purged) and the shards it
+    still has to retrain."""
+    out = []
+    shard_of = records.sample_shards(db)
+    for request in records.open_requests(db):
+        purged = request.get("phase") == "purged"
+        try:
+            found = [] if purged else covered_samples(
+                db, Targets.from_dict(request["targets"]))[0]
+        except NotFoundError:  # its subjects went with another request's purge
+            found = []
+        shards = (request.get("affected_shards", []) if purged
+                  else sorted({shard_of[s.id] for s in found if s.id in shard_of}))
+        out.append({
+            "request": request["id"], "status": request["status"], "purged": purged,
+            "label": Targets.from_dict(request.get("targets") or {}).label(),
+            "samples": (sum((request.get("removed") or {}).values()) if purged
+                        else len(found)),
+            "sample_ids": {s.id for s in found}, "shards": shards,
+        })
+    return out
 
 
 def submit(store: Store, targets: Targets) -> dict[str, Any]:
@@ -75,9 +111,28 @@ def submit(store: Store, targets: Targets) -> dict[str, Any]:
 
 
 def list_requests(store: Store) -> list[dict[str, Any]]:
-    return records.request_rows(store.snapshot())
+    """Every request, each with its `state` in words."""
+    db = store.snapshot()
+    withdrawn = records.withdrawn_adapters(db)
+    return [row | {"state": request_state(row, withdrawn)} for row in records.request_rows(db)]
 
 
 def open_requests(store: Store) -> list[dict[str, Any]]:
     """Queued requests and those a crash or cancel interrupted: `apply` finishes them."""
     return records.open_requests(store.snapshot())
+
+
+def request_state(request: dict[str, Any], withdrawn: list[dict[str, Any]]) -> str:
+    """Where a request stands, in the operator's words: what is gone and what still runs."""
+    if request.get("status") == records.DONE:
+        return f"forgotten: data removed, adapters swapped ({request['id']})"
+    if request.get("phase") != "purged":
+        return f"queued, nothing removed yet ({request['id']}): run `apa-console apply`"
+    mine = [row for row in withdrawn if row["shard"] in request.get("affected_shards", [])]
+    if not mine:
+        return f"removed from data, swap pending ({request['id']}): run `apa-console apply`"
+    shards = ", ".join(str(row["shard"]) for row in mine)
+    noun = "shard" if len(mine) == 1 else "shards"
+    verb = "adapter" if len(mine) == 1 else "adapters"
+    return (f"removed from data; {noun} {shards}'s {verb} withdrawn, retrain pending "
+            f"({request['id']})")

@@ -8,6 +8,7 @@ from apa_console.errors import NotFoundError
 from apa_console.store import records
 from apa_console.store.document import Store
 from apa_console.unlearning import audit_log
+from apa_console.unlearning.requests import request_state
 
 
 def user_audit(store: Store, user: str) -> dict[str, Any]:
@@ -18,13 +19,16 @@ def user_audit(store: Store, user: str) -> dict[str, Any]:
     for row in records.user_sample_rows(db, user):
         key = f"shard {shard_of[row['id']]}" if row["id"] in shard_of else row["split"]
         held[key] = held.get(key, 0) + 1
+    withdrawn = records.withdrawn_adapters(db)
     history = [
-        {"request": row["id"], "status": row["status"], "created": row.get("created"),
-         "finished": row.get("finished"), "shards": row.get("affected_shards", []),
-         "removed": row.get("removed")}
+        {"request": row["id"], "status": row["status"], "phase": row.get("phase"),
+         "created": row.get("created"), "finished": row.get("finished"),
+         "shards": row.get("affected_shards", []), "removed": row.get("removed"),
+         "state": request_state(row, withdrawn)}
         for row in records.request_rows(db) if fingerprint in row.get("subjects", [])
     ]
     if not held and not history:
         raise NotFoundError(f"the store has no record of user {user!r}, now or forgotten")
     return {"user_fingerprint": fingerprint, "holds": held, "present": bool(held),
             "requests": history}
+

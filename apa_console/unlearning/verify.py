@@ -3,6 +3,7 @@ the store for the removed samples' ids, texts and hidden-state vectors."""
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import tempfile
@@ -19,6 +20,7 @@ from apa_console.store.document import MODELS_DIR, Store
 from apa_console.unlearning import audit_log
 
 _TOKEN = re.compile(rb"[A-Za-z0-9_:.\-]{2,64}")
+_NPY_MAGIC = b"\x93NUMPY"
 
 
 def verify_request(
@@ -56,41 +58,87 @@ def verify_request(
               and result.manifest_hash == adapter["manifest_hash"])
         checks.append({"shard": k, "ok": ok, "live_sha256": adapter["sha256"],
                        "retrained_sha256": result.weights_sha256})
-    traces = scan_for_traces(store, request.get("removed_fingerprints", {}))
+    traces = scan_for_traces(store, request.get("removed_fingerprints", {}),
+                             request.get("subjects", []))
     return {"request": request_id, "shards": checks, "traces": traces,
             "ok": all(c["ok"] for c in checks) and not traces}
 
 
-def scan_for_traces(store: Store, fingerprints: dict[str, list[str]]) -> list[str]:
-    """Files (and what was found) that still hold a removed sample's id, text or vector."""
+def scan_for_traces(store: Store, fingerprints: dict[str, list[str]],
+                    subjects: list[str] | None = None) -> list[str]:
+    """Files (and what was found) that still hold a removed sample's id, text or vector, or
+    a forgotten subject's id. Every file counts, hidden and temporary ones included: each
+    is read for id-like tokens, parsed as JSON whatever its name, and read as an array
+    when it starts like one."""
     salt = audit_log.store_salt(store.snapshot())
     ids = set(fingerprints.get("samples", []))
     texts = set(fingerprints.get("texts", []))
     vectors = set(fingerprints.get("vectors", []))
+    subject_set = set(subjects or [])
     found = []
     for path in sorted(p for p in store.root.rglob("*") if p.is_file()):
         relative = path.relative_to(store.root).as_posix()
         if relative.startswith(f"{MODELS_DIR}/"):
             continue  # the base model's cache: written before any data, never by a user
         data = path.read_bytes()
-        if any(audit_log.fingerprint(salt, "sample", t.decode()) in ids
-               for t in set(_TOKEN.findall(data))):
+        tokens = {t.decode() for t in _TOKEN.findall(data)}
+        if any(audit_log.fingerprint(salt, "sample", t) in ids for t in tokens):
             found.append(f"{relative}: a removed sample id")
-        if path.suffix == ".json":
+        document = _json_or_none(data)
+        strings = _json_strings(document) if document is not None else []
+        # Ids as short as "42" occur by chance elsewhere: a forgotten user or item is looked
+        # for where the store writes such ids, under their JSON keys.
+        if subject_set and document is not None and any(
+            audit_log.fingerprint(salt, kind, value) in subject_set
+            for kind, value in _subject_values(document)
+        ):
+            found.append(f"{relative}: a forgotten user or item id")
+        if any(audit_log.fingerprint(salt, "text", s) in texts for s in strings):
+            found.append(f"{relative}: a removed sample's text")
+        if vectors and data.startswith(_NPY_MAGIC):
             try:
-                strings = _json_strings(json.loads(data))
+                array = np.load(io.BytesIO(data), allow_pickle=False)
             except ValueError:
-                strings = []
-            if any(audit_log.fingerprint(salt, "text", s) in texts for s in strings):
-                found.append(f"{relative}: a removed sample's text")
-        if path.suffix == ".npy" and vectors:
-            array = np.load(path, allow_pickle=False)
-            if array.ndim == 2 and any(
+                array = None
+            if array is not None and array.ndim == 2 and any(
                 audit_log.fingerprint(salt, "vector", row.astype(np.float32).tobytes().hex())
                 in vectors for row in array
             ):
                 found.append(f"{relative}: a removed sample's hidden-state vector")
     return found
+
+
+_SUBJECT_KEYS = {"user_id": "user", "user": "user", "users": "user", "target_item": "item",
+                 "item": "item"}
+
+
+def _json_or_none(data: bytes) -> Any:
+    if data.lstrip()[:1] not in (b"{", b"["):
+        return None
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _subject_values(document: Any) -> list[tuple[str, str]]:
+    """(kind, id) for every user or item id the document holds under a key naming one;
+    the users table's own `id` counts as a user id."""
+    out, stack = [], [document]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            for key, value in item.items():
+                kind = _SUBJECT_KEYS.get(key)
+                values = value if isinstance(value, list) else [value]
+                if kind:
+                    out.extend((kind, v) for v in values if isinstance(v, str))
+                stack.append(value)
+            if "counts" in item and isinstance(item.get("id"), str):  # a users-table row
+                out.append(("user", item["id"]))
+    return out
 
 
 def _json_strings(value: Any) -> list[str]:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from apa_console.engine.backbone import Backbone
+from apa_console.errors import ConflictError
 from apa_console.progress import (
     NEVER_CANCELLED,
     CancelToken,
@@ -45,6 +46,19 @@ def plan(store: Store, targets: Targets) -> dict[str, Any]:
     return requests.plan(store, targets)
 
 
+def same_queue(plan: dict[str, Any], confirmed: set[str]) -> None:
+    """Refuse when the open requests differ from those the operator confirmed (another
+    process queued or applied one since the plan was shown)."""
+    now = {q["request"] for q in plan["queued"]}
+    if now != confirmed:
+        added, gone = sorted(now - confirmed), sorted(confirmed - now)
+        change = "; ".join(part for part in (
+            f"{', '.join(added)} queued" if added else "",
+            f"{', '.join(gone)} finished" if gone else "") if part)
+        raise ConflictError(f"the open requests changed since the plan was shown ({change}); "
+                            "nothing was changed: review the plan again")
+
+
 def forget(
     store: Store,
     targets: Targets,
@@ -56,7 +70,8 @@ def forget(
     cancel: CancelToken = NEVER_CANCELLED,
 ) -> ForgetOutcome:
     """Plan; let `confirm(plan)` refuse by raising; record the request; unless `queue`,
-    apply every open request (so the store ends with none pending).
+    apply it together with the open requests the plan listed (what the operator confirmed,
+    nothing queued after the plan was shown).
 
     The request is committed before any model work, so a cancel or crash leaves it
     pending for `apply`.
@@ -77,7 +92,9 @@ def forget(
     if queue:
         outcome.queued = True
         return outcome
-    outcome.receipts = apply_pending(store, model, progress=progress, cancel=cancel).receipts
+    confirmed = {request["id"]} | {q["request"] for q in the_plan["queued"]}
+    outcome.receipts = apply_pending(store, model, progress=progress, cancel=cancel,
+                                     only=confirmed).receipts
     return outcome
 
 
@@ -87,11 +104,13 @@ def apply_pending(
     *,
     progress: ProgressCallback = ignore_progress,
     cancel: CancelToken = NEVER_CANCELLED,
+    only: set[str] | None = None,
 ) -> ForgetOutcome:
-    """Process every open request; with none, only delete files an interrupted run left."""
+    """Process every open request (or those in `only`); with none, only delete files an
+    interrupted run left."""
     if not requests.open_requests(store):
         return ForgetOutcome(None, leftovers_removed=forget_pipeline.remove_leftovers(store))
     with model() as backbone:
         receipts = forget_pipeline.apply_pending(store, backbone, progress=progress,
-                                                 cancel=cancel)
+                                                 cancel=cancel, only=only)
     return ForgetOutcome(None, receipts=receipts)

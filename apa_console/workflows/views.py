@@ -43,6 +43,7 @@ def request_summary(request: dict[str, Any]) -> dict[str, Any]:
         "status": request.get("status"),
         "open": request.get("status") in records.OPEN_REQUEST_STATES,
         "phase": request.get("phase"),
+        "state": request.get("state"),
         "subject": request_subject(request),
         "created": request.get("created"),
         "finished": request.get("finished"),
@@ -76,7 +77,8 @@ def overview(store: Store) -> dict[str, Any]:
         "status": store_status(store),
         "shards": shard_summary(store),
         "adapters": [adapter_summary(row) for row in records.live_adapters(db)],
-        "open_requests": [request_summary(r) for r in records.open_requests(db)],
+        "open_requests": [request_summary(r) for r in list_requests(store)
+                          if r.get("status") in records.OPEN_REQUEST_STATES],
         "evaluation": meta.get("last_evaluation"),
         "aggregation": meta.get("aggregation"),
     }
@@ -159,7 +161,8 @@ def shard_views(store: Store, typical: int = TYPICAL_SAMPLES) -> dict[str, Any]:
     adapter versions it has had, and its most typical samples."""
     db = store.snapshot()
     adapters = records.adapter_rows(db)
-    live = {row["shard"]: row for row in records.live_adapters(db)}
+    live = {row["shard"]: row for row in
+            records.withdrawn_adapters(db) + records.live_adapters(db)}
     samples = {row["id"]: row for row in records.sample_rows(db)}
     train = cached_embeddings(store, "train")
     shards = []
@@ -172,10 +175,19 @@ def shard_views(store: Store, typical: int = TYPICAL_SAMPLES) -> dict[str, Any]:
             "size": row["size"],
             "users": len(row["users"]),
             "adapter": adapter_summary(adapter) if adapter else None,
+            "serving": records.serving_state(adapter),
             "versions": len(versions),
             "typical": _typical_samples(store, row, train, samples, typical),
         })
     return {"partition": get_meta(db).get("partition"), "shards": shards}
+
+
+def request_state(store: Store, request_id: str) -> str:
+    """One request's state in words (what is removed, what is withdrawn, what is pending)."""
+    for row in list_requests(store):
+        if row["id"] == request_id:
+            return row["state"]
+    return f"no request {request_id}"
 
 
 def requests_view(store: Store) -> list[dict[str, Any]]:

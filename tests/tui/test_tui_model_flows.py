@@ -173,7 +173,7 @@ async def test_cancel_mid_forget_leaves_the_request_pending_and_apply_finishes_i
         cancel_pressed.set()
         await settle(pilot)
         assert tracker.state == "cancelled"
-        assert "stays pending" in text_of(pilot, "#forget-result")
+        assert "retrain pending" in text_of(pilot, "#forget-result")
         [request] = unlearning_requests.list_requests(trained_store)
         assert request["status"] == "pending" and request["id"] == tracker.request_id
         assert request["phase"] == "purged"

@@ -208,7 +208,7 @@ async def test_quit_during_a_job_cancels_it_first_and_leaves_the_request_queued(
     async with app.run_test() as pilot:
         app.models._use_lock.acquire()  # the job will wait for the model
         try:
-            tracker = app.start_forget("user3")
+            tracker = app.start_forget("user3", set())
             await wait_until(pilot, lambda: tracker.request_id is not None,
                              what="the request to be recorded")
             await pilot.press("q")

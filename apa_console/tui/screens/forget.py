@@ -21,6 +21,7 @@ from apa_console.units import plural, terminal_safe
 from apa_console.unlearning import describe
 from apa_console.unlearning.targets import Targets
 from apa_console.workflows import forget as forgetting
+from apa_console.workflows import views
 
 
 def plan_text(plan: dict[str, Any]) -> Text:
@@ -103,8 +104,12 @@ class ForgetScreen(ConsoleScreen):
         assert self.plan is not None
         samples = sum(self.plan["samples"].values())
         retrain = len(self.plan["adapters_to_retrain"])
-        consequence = (f"This removes {samples} samples of user {self.user_id} from the store "
-                       f"and retrains {plural(retrain, 'shard adapter')}. It cannot be undone.")
+        queued = [q["request"] for q in self.plan["queued"]]
+        also = (f" It also runs the open {plural(len(queued), 'request')} "
+                f"{', '.join(queued)}." if queued else "")
+        consequence = (f"This removes {plural(samples, 'sample')} of user {self.user_id} from "
+                       f"the store and retrains {plural(retrain, 'shard adapter')}.{also} "
+                       "It cannot be undone.")
         self.app.push_screen(TypeToConfirm(self.user_id, consequence, "Forget",
                                            title=self.title),
                              self._confirmed)
@@ -113,7 +118,9 @@ class ForgetScreen(ConsoleScreen):
         if not confirmed:
             self.notify("nothing was changed")
             return
-        self.tracker = self.app.start_forget(self.user_id)
+        assert self.plan is not None
+        self.tracker = self.app.start_forget(
+            self.user_id, {q["request"] for q in self.plan["queued"]})
         if self.tracker is not None:
             # the plan's summary stays; the per-shard progress takes the table's place
             self.query_one("#plan-shards").display = False
@@ -132,9 +139,11 @@ class ForgetScreen(ConsoleScreen):
             result.update(outcome_text(tracker.result))
             result.display = True
         elif tracker.state == CANCELLED:
+            state = (views.request_state(self.app.store, tracker.request_id)
+                     if tracker.request_id else "nothing was recorded")
             result.update(Text(
-                f"cancelled; request {tracker.request_id or '–'} stays pending "
-                "(Requests & audit, a: apply)", style="yellow"))
+                f"cancelled: {state}.\nResume with a on Requests & audit, or run "
+                "`apa-console apply`.", style="yellow"))
             result.display = True
         self.refresh_bindings()
 

@@ -48,7 +48,7 @@ class ConfirmModal(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog") as dialog:
             dialog.border_title = escape(terminal_safe(self.heading))
-            yield Static(self.question)
+            yield Static(Text(terminal_safe(self.question)))
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Yes", variant="warning", id="yes")
                 yield Button("No", id="no")

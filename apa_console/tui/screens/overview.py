@@ -63,6 +63,10 @@ def _describe_store(data: dict[str, Any]) -> Table:
         grid.add_row("shards", "– (run `apa-console partition`)")
     grid.add_row("requests", _describe_requests(data["open_requests"],
                                                 status.get("requests", {})))
+    for withdrawn in status.get("withdrawn_adapters", []):
+        grid.add_row(f"shard {withdrawn['shard']}",
+                     Text(f"adapter withdrawn, retrain pending ({withdrawn['request']})",
+                          style="yellow"))
     return grid
 
 

@@ -73,7 +73,9 @@ class RequestsScreen(ConsoleScreen):
                        when(r["finished"])))
             for r in requests
         ])
-        table.border_subtitle = f"{len(requests)} total · {self.open_requests} open"
+        states = "; ".join(r["state"] for r in requests if r["open"] and r["state"])
+        table.border_subtitle = (f"{len(requests)} total · {self.open_requests} open"
+                                 + (f" · {states}" if states else ""))
         audit = data["audit"]
         self.query_one("#chain", Static).update(chain_status(audit["verification"]))
         refill(self.query_one("#audit", DataTable), [

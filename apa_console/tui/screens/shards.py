@@ -27,6 +27,8 @@ def _adapter_details(shard: dict[str, Any]) -> Table:
         grid.add_row("adapter", "none live (train the shard, or it is empty)")
         return grid
     grid.add_row("adapter", f"{adapter['id']} (v{adapter['version']} of {shard['versions']})")
+    grid.add_row("serving", Text(shard["serving"],
+                                 style="" if shard["serving"] == "serving" else "yellow"))
     grid.add_row("sha256", (adapter["sha256"] or "")[:16] + "…")
     grid.add_row("retrained", when(adapter["created"]))
     grid.add_row("took", f"{seconds(adapter['wall_time_s'])} · {adapter['sample_count']} samples")
@@ -54,7 +56,8 @@ class ShardsScreen(ConsoleScreen):
     def on_mount(self) -> None:
         table = self.query_one("#shards", DataTable)
         table.border_title = "Shards"
-        table.add_columns("shard", "size", "users", "adapter", "sha256", "valid err")
+        table.add_columns("shard", "size", "users", "adapter", "serving", "sha256",
+                          "valid err")
         self.query_one("#shard-adapter").border_title = "Adapter"
         typical = self.query_one("#typical", DataTable)
         typical.border_title = "Most typical samples"
@@ -73,6 +76,7 @@ class ShardsScreen(ConsoleScreen):
         refill(table, [
             (str(s["shard"]), (str(s["shard"]), str(s["size"]), str(s["users"]),
                                s["adapter"]["id"] if s["adapter"] else "–",
+                               s["serving"],
                                (s["adapter"]["sha256"] or "")[:10] if s["adapter"] else "–",
                                number(s["adapter"]["valid_error_mean"]) if s["adapter"] else "–"))
             for s in data["shards"]
