@@ -16,7 +16,7 @@ from textual.widgets import Button, Input
 from apa_console.store.document import Store
 from apa_console.tui.screens.forget import ForgetScreen
 from apa_console.tui.screens.help import HelpScreen
-from apa_console.tui.screens.modals import ErrorModal, TypeToConfirm
+from apa_console.tui.screens.modals import ConfirmModal, ErrorModal, TypeToConfirm
 from apa_console.tui.screens.overview import OverviewScreen
 from apa_console.tui.screens.requests import RequestsScreen
 from apa_console.tui.screens.shards import ShardsScreen
@@ -203,15 +203,26 @@ async def test_cli_writes_from_another_process_refresh_the_open_screen(display_s
         assert "2 open (r0002, r0003)" in text_of(pilot, "#store-summary")
 
 
-async def test_quit_during_a_job_cancels_it_first_and_leaves_the_request_queued(display_store):
+async def test_quit_during_a_job_asks_then_cancels_it_and_leaves_the_request_queued(
+    display_store
+):
     app = console(display_store)
     async with app.run_test() as pilot:
         app.models._use_lock.acquire()  # the job will wait for the model
         try:
-            tracker = app.start_forget("user3", set())
+            tracker = app.start_forget("user3", {"r0002"})
             await wait_until(pilot, lambda: tracker.request_id is not None,
                              what="the request to be recorded")
             await pilot.press("q")
+            await pilot.pause()
+            assert isinstance(app.screen, ConfirmModal) and not tracker.cancel.cancelled
+            await pilot.press("escape")  # changed their mind: the job goes on
+            await pilot.pause()
+            assert not tracker.cancel.cancelled and app.is_running
+            await pilot.press("q")
+            await pilot.pause()
+            await pilot.press("y")
+            await pilot.pause()
             assert tracker.cancel.cancelled
             await settle(pilot)
         finally:

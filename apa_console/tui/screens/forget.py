@@ -105,8 +105,8 @@ class ForgetScreen(ConsoleScreen):
         samples = sum(self.plan["samples"].values())
         retrain = len(self.plan["adapters_to_retrain"])
         queued = [q["request"] for q in self.plan["queued"]]
-        also = (f" It also runs the open {plural(len(queued), 'request')} "
-                f"{', '.join(queued)}." if queued else "")
+        noun = "request" if len(queued) == 1 else "requests"
+        also = f" It also runs the open {noun} {', '.join(queued)}." if queued else ""
         consequence = (f"This removes {plural(samples, 'sample')} of user {self.user_id} from "
                        f"the store and retrains {plural(retrain, 'shard adapter')}.{also} "
                        "It cannot be undone.")
