@@ -63,7 +63,7 @@ def verify_request(
 
 def scan_for_traces(store: Store, fingerprints: dict[str, list[str]]) -> list[str]:
     """Files (and what was found) that still hold a removed sample's id, text or vector."""
-    salt = audit_log.store_salt(store.snapshot())
+    names = audit_log.pseudonyms(store.snapshot())
     ids = set(fingerprints.get("samples", []))
     texts = set(fingerprints.get("texts", []))
     vectors = set(fingerprints.get("vectors", []))
@@ -73,7 +73,7 @@ def scan_for_traces(store: Store, fingerprints: dict[str, list[str]]) -> list[st
         if relative.startswith(f"{MODELS_DIR}/"):
             continue  # the base model's cache: written before any data, never by a user
         data = path.read_bytes()
-        if any(audit_log.fingerprint(salt, "sample", t.decode()) in ids
+        if any(names.fingerprint("sample", t.decode()) in ids
                for t in set(_TOKEN.findall(data))):
             found.append(f"{relative}: a removed sample id")
         if path.suffix == ".json":
@@ -81,12 +81,12 @@ def scan_for_traces(store: Store, fingerprints: dict[str, list[str]]) -> list[st
                 strings = _json_strings(json.loads(data))
             except ValueError:
                 strings = []
-            if any(audit_log.fingerprint(salt, "text", s) in texts for s in strings):
+            if any(names.fingerprint("text", s) in texts for s in strings):
                 found.append(f"{relative}: a removed sample's text")
         if path.suffix == ".npy" and vectors:
             array = np.load(path, allow_pickle=False)
             if array.ndim == 2 and any(
-                audit_log.fingerprint(salt, "vector", row.astype(np.float32).tobytes().hex())
+                names.fingerprint("vector", row.astype(np.float32).tobytes().hex())
                 in vectors for row in array
             ):
                 found.append(f"{relative}: a removed sample's hidden-state vector")
