@@ -339,3 +339,28 @@ def test_a_legacy_salted_store_still_forgets_and_verifies(trained_template, tmp_
     _audit_rows(document)[0][1]["data"]["request"] = "r9999"
     _write(store, document)
     _assert_fails(store, fragment="does not match its hash")
+
+
+def test_a_downgrade_to_the_legacy_scheme_is_caught_by_the_anchored_head(forgotten_template,
+                                                                          tmp_path):
+    """Without the key, an attacker could rewrite meta as a legacy store and re-hash the chain
+    with sha256: verify then reports an unauthenticated chain, and the anchored head fails."""
+    root, receipt = forgotten_template
+    store = _copy(root, tmp_path)
+    document = _document(store)
+    meta = document["meta"]["1"]
+    for field in ("store_id", "key_id", "pseudonyms"):
+        meta.pop(field)
+    meta["salt"] = "ee" * 16
+    prev = "0" * 64
+    rows = _audit_rows(document)
+    del document["audit"][rows[-1][0]]  # drop the last entry too
+    for _, entry in rows[:-1]:
+        body = json.dumps({k: entry[k] for k in ("seq", "time", "event", "data")},
+                          sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        entry["prev"], entry["hash"] = prev, hashlib.sha256((prev + body).encode()).hexdigest()
+        prev = entry["hash"]
+    _write(store, document)
+    plain = _verify(store)
+    assert "UNAUTHENTICATED" in plain.stdout
+    _assert_fails(store, "--expect-head", receipt["audit_head"], fragment="anchored head")
