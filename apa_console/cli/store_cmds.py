@@ -5,8 +5,8 @@ from __future__ import annotations
 from apa_console.cli import output
 from apa_console.cli.common import JsonOption, StoreOption, new_typer, open_store
 from apa_console.store import status as status_core
-from apa_console.store.document import Store
 from apa_console.store.audit import key_file
+from apa_console.store.document import Store
 
 app = new_typer("Create a store and summarise it.")
 

@@ -19,7 +19,7 @@ from apa_console.engine.adapter_format import ADAPTER_WEIGHTS
 from apa_console.fileio import sha256_file
 from apa_console.store import audit, keys, records
 from apa_console.store.audit import GENESIS, append, head  # noqa: F401  (the log's API)
-from apa_console.store.document import Store, get_meta
+from apa_console.store.document import Store
 
 LEGACY_NOTE = ("this store predates keyed pseudonyms: its chain is plain sha256 (anyone "
                "with the store can rewrite it) and its salted fingerprints can be "
@@ -99,7 +99,3 @@ def verify_store(store: Store, expect_head: str | None = None) -> dict[str, Any]
             "scheme": sealer.scheme, "authenticated": sealer.keyed,
             "anchor": anchor, "adapters": adapters, "notes": notes,
             "problems": problems, "ok": not problems}
-
-
-def legacy_store(store: Store) -> bool:
-    return not keys.is_keyed(get_meta(store.snapshot()))

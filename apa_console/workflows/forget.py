@@ -16,9 +16,8 @@ from apa_console.progress import (
     ignore_progress,
 )
 from apa_console.store.document import Store
-from apa_console.unlearning import audit_log
+from apa_console.unlearning import audit_log, requests
 from apa_console.unlearning import forget as forget_pipeline
-from apa_console.unlearning import requests
 from apa_console.unlearning.targets import Targets
 
 # Front-ends load the model their own way (the TUI shares one across jobs): a context

@@ -17,8 +17,8 @@ import numpy as np
 from store_fixtures import make_store
 
 from apa_console.apa.partition import shard_centre
-from apa_console.store.document import Store, update_meta
 from apa_console.store import audit
+from apa_console.store.document import Store, update_meta
 from apa_console.store.keys import legacy_fingerprint
 
 SALT = "5a" * 16
@@ -90,7 +90,8 @@ def build_display_store(path: Path) -> Store:
     times = clock()
     with mock.patch.object(audit, "now_iso", times), store.transaction() as db:
         update_meta(
-            db, salt=SALT, pseudonyms=None, store_id=None, key_id=None, created="2026-01-01T09:00:00Z", embeddings=embeddings,
+            db, salt=SALT, pseudonyms=None, store_id=None, key_id=None,
+            created="2026-01-01T09:00:00Z", embeddings=embeddings,
             model={"name": "tiny-llama", "source": "/nonexistent/tiny-llama",
                    "fingerprint": "0" * 64, "architecture": "LlamaForCausalLM",
                    "hidden_size": 64, "layers": 2, "parameters": 105_664,
