@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,11 @@ from tiny_model import build_tiny_model  # tests/ is on sys.path (rootless test 
 # Tests compare numbers to float32 references; the bf16 tests ask for bfloat16 by name. Set
 # before any test imports the engine, and inherited by the CLI processes tests start.
 os.environ["APA_DTYPE"] = "float32"
+# Store keys live outside the store directory: keep the tests' keys out of ~/.config, in one
+# directory for the session (CLI processes the tests start inherit it).
+_KEY_DIR = tempfile.mkdtemp(prefix="apa-test-keys-")
+os.environ["APA_KEY_DIR"] = _KEY_DIR
+atexit.register(shutil.rmtree, _KEY_DIR, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -29,7 +29,7 @@ from apa_console.progress import (
     ignore_progress,
 )
 from apa_console.samples import Sample
-from apa_console.store import records
+from apa_console.store import audit, records
 from apa_console.store.document import Store, get_meta, now_iso, update_meta
 from apa_console.store.records import BASELINE
 
@@ -147,6 +147,15 @@ def build_adapter(
     }
 
 
+def adapter_entry(row: dict[str, Any]) -> dict[str, Any]:
+    """What the audit log records when an adapter goes live: enough to check its weights
+    (`audit verify`) and to retrain it (seed and settings), and no sample ids."""
+    return {"adapter": row["id"], "kind": row["kind"], "shard": row["shard"],
+            "version": row["version"], "sha256": row["sha256"],
+            "manifest_hash": row["manifest_hash"], "samples": row["sample_count"],
+            "settings": row["settings"]}
+
+
 def ensure_validation_cache(
     store: Store, backbone, *, progress: ProgressCallback = ignore_progress,
     cancel: CancelToken = NEVER_CANCELLED,
@@ -172,6 +181,7 @@ def check_train(store: Store, overrides: dict[str, Any] | None = None) -> TrainS
     if pending:
         raise ConflictError(f"forget requests {', '.join(pending)} are open: run "
                             "`apa-console apply` first")
+    audit.pseudonyms(db)  # every adapter is logged: refuse now if the key is missing
     return store_settings(store, overrides)
 
 
@@ -193,7 +203,9 @@ def train_all(
         settings = check_train(store, overrides).resolved(backbone.device)
         shards = records.shard_rows(store.snapshot())
         with store.transaction() as db:
-            update_meta(db, train_settings=settings.to_dict())
+            if get_meta(db).get("train_settings") != settings.to_dict():
+                update_meta(db, train_settings=settings.to_dict())
+                audit.append(db, "train.settings", {"settings": settings.to_dict()})
         valid = ensure_validation_cache(store, backbone, progress=progress, cancel=cancel)
         live = {row.get("shard"): row for row in records.live_adapters(store.snapshot())}
         valid_hash = ids_hash([s.id for s in valid])
@@ -226,6 +238,7 @@ def train_all(
             )
             with store.transaction() as db:
                 records.commit_adapters(db, [row])
+                audit.append(db, "train.adapter", adapter_entry(row))
             store.collect_garbage()
             trained.append(row)
         progress_overall(progress, len(jobs), len(jobs), started)

@@ -25,7 +25,7 @@ from apa_console.engine.mixture import AdapterFactors, mixture_model, set_row_we
 from apa_console.errors import ConflictError, NotFoundError, UsageError
 from apa_console.progress import NEVER_CANCELLED, CancelToken, ProgressCallback, ignore_progress
 from apa_console.samples import SPLITS, Sample
-from apa_console.store import records
+from apa_console.store import audit, records
 from apa_console.store.document import Store, get_meta, now_iso, update_meta
 from apa_console.store.records import BASELINE
 
@@ -313,4 +313,6 @@ def tune(
         with store.transaction() as db:
             update_meta(db, aggregation={"tau": best["tau"], "neighbours": best["neighbours"],
                                          "validation_auc": best["auc"], "tuned": now_iso()})
+            audit.append(db, "aggregation.tuned", {"tau": best["tau"],
+                                                   "neighbours": best["neighbours"]})
     return {"best": best, "grid": grid}

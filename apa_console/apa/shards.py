@@ -10,7 +10,7 @@ from apa_console.apa.embeddings import embeddings_for
 from apa_console.apa.partition import check_request, default_cap, partition, shard_centre
 from apa_console.errors import ConflictError, UsageError
 from apa_console.progress import NEVER_CANCELLED, CancelToken, ProgressCallback, ignore_progress
-from apa_console.store import records
+from apa_console.store import audit, records
 from apa_console.store.document import Store, get_meta, now_iso, update_meta
 
 
@@ -32,6 +32,7 @@ def _checked(store: Store, method: str, n_shards: int, cap: int | None, force: b
         )
     if records.open_requests(db):
         raise ConflictError("forget requests are pending; run `apa-console apply` first")
+    audit.pseudonyms(db)  # the commit is logged: refuse now, not after embedding
     samples = records.split_samples(db, "train")
     if not samples:
         raise UsageError("the store has no training samples: run `apa-console ingest` first")
@@ -73,17 +74,25 @@ def run_partition(
                 "adapter": None,
             })
         with store.transaction() as db:
+            replaced = len(records.shard_rows(db))
             records.replace_shards(db, rows)
+            retired = []
             for row in records.live_adapters(db):  # trained on shards that no longer exist
                 records.retire_adapter(db, row["id"])
-            update_meta(db, partition={
+                retired.append(row["id"])
+            settings = {
                 "method": method,
                 "shards": n_shards,
                 "cap": result.cap if cap is not None else default_cap(len(samples), n_shards),
                 "seed": seed,
                 "created": now_iso(),
                 "train_samples": len(samples),
-            })
+            }
+            update_meta(db, partition=settings)
+            audit.append(db, "partition", {
+                **{k: v for k, v in settings.items() if k != "created"},
+                "sizes": [row["size"] for row in rows], "force": force,
+                "replaced_shards": replaced, "retired_adapters": retired})
         store.collect_garbage()
     return shard_summary(store)
 

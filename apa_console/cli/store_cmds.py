@@ -5,6 +5,7 @@ from __future__ import annotations
 from apa_console.cli import output
 from apa_console.cli.common import JsonOption, StoreOption, new_typer, open_store
 from apa_console.store import status as status_core
+from apa_console.store.audit import key_file
 from apa_console.store.document import Store
 
 app = new_typer("Create a store and summarise it.")
@@ -12,9 +13,11 @@ app = new_typer("Create a store and summarise it.")
 
 @app.command()
 def init(store: StoreOption = None) -> None:
-    """Create an empty store."""
+    """Create an empty store, and its secret key outside it ($APA_KEY_DIR, default
+    ~/.config/apa-console/keys)."""
     created = Store.create(store)
     output.info(f"created store at {created.root}")
+    output.info(f"its key: {key_file(created)} (back it up apart from the store)")
 
 
 @app.command()

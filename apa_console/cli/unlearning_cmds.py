@@ -115,7 +115,8 @@ def forget(
     if outcome.request is None:
         _print_plan(outcome.plan)
     elif outcome.queued:
-        output.stdout.print(f"queued request {outcome.request}; run `apa-console apply`")
+        output.stdout.print(f"queued request {outcome.request}; run `apa-console apply` · "
+                            f"audit head {outcome.audit_head}")
     for receipt in outcome.receipts:
         _print_receipt(receipt)
 
@@ -202,17 +203,45 @@ def audit_main(
                  ([e["seq"], e["time"], e["event"], e["hash"][:16]] for e in log))
 
 
+@audit_app.command("head")
+def audit_head(store: StoreOption = None, json: JsonOption = False) -> None:
+    """Print the chain's head: record it outside the store, and check it later with
+    `audit verify --expect-head`."""
+    target = open_store(store)
+    head, count = audit_core.current_head(target), len(audit_core.entries(target))
+    if json:
+        output.emit_json({"head": head, "entries": count})
+    else:
+        output.stdout.print(head)
+
+
 @audit_app.command("verify")
-def audit_verify(store: StoreOption = None, json: JsonOption = False) -> None:
-    """Check the hash chain and that every live adapter's weights match their sha256."""
-    result = audit_core.verify_store(open_store(store))
+def audit_verify(
+    expect_head: Annotated[
+        str | None,
+        typer.Option("--expect-head", help="A head recorded earlier (from a receipt or "
+                     "`audit head`): fail unless the chain still holds it."),
+    ] = None,
+    store: StoreOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Check the keyed hash chain, an anchored head, and that every live adapter's weights
+    match their sha256 in the adapters table and in the log."""
+    result = audit_core.verify_store(open_store(store), expect_head=expect_head)
     if json:
         output.emit_json(result)
     else:
+        sealed = "keyed (HMAC-SHA256)" if result["authenticated"] else "UNAUTHENTICATED (sha256)"
         output.stdout.print(
-            f"audit chain: {result['entries']} entries, head {result['head'][:16]} · "
+            f"audit chain: {result['entries']} entries, {sealed} · "
             f"{len(result['adapters'])} live adapters checked"
         )
+        output.stdout.print(f"head {result['head']}")
+        if result["anchor"] is not None:
+            output.stdout.print(f"anchored head found; {result['anchor']['entries_after']} "
+                                "entries follow it")
+        for note in result["notes"]:
+            output.stdout.print(f"  [yellow]note[/yellow] {output.markup_safe(note)}")
         for problem in result["problems"]:
             output.stdout.print(f"  [red]FAIL[/red] {output.markup_safe(problem)}")
         output.stdout.print("[green]PASS[/green]" if result["ok"] else "[red]FAIL[/red]")

@@ -16,7 +16,7 @@ from typing import Any
 
 from apa_console.errors import ConflictError, DataError, UsageError
 from apa_console.samples import SPLITS, Sample
-from apa_console.store import records
+from apa_console.store import audit, records
 from apa_console.store.document import Store, get_meta, now_iso, update_meta
 
 DEFAULT_SIZES = {"train": 1024, "valid": 500, "test": 1000}
@@ -89,8 +89,11 @@ def select(parsed: ParsedDataset, sizes: dict[str, int], seed: int) -> dict[str,
 
 
 def ensure_no_dataset(store: Store) -> None:
-    """Refuse early, before parsing, when the store already holds data."""
-    _refuse_if_holding_data(store.snapshot(), store)
+    """Refuse early, before parsing, when the store already holds data or its key is
+    missing (the commit logs the ingest)."""
+    db = store.snapshot()
+    _refuse_if_holding_data(db, store)
+    audit.pseudonyms(db)
 
 
 def _refuse_if_holding_data(db, store: Store) -> None:
@@ -137,6 +140,10 @@ def write_dataset(
         records.insert_dataset(
             db, [sample.to_record() for split in SPLITS for sample in kept[split]], counts)
         update_meta(db, dataset=dataset)
+        audit.append(db, "ingest", {
+            "dataset": parsed.name,
+            "samples": {split: len(kept[split]) for split in SPLITS},
+            "users": len(counts), "seed": seed})
     return dataset
 
 

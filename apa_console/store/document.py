@@ -30,6 +30,7 @@ from tinydb.table import Table
 
 from apa_console.errors import ConflictError, StoreInvalidError, StoreLockedError
 from apa_console.fileio import atomic_write_bytes
+from apa_console.store import keys
 
 APP_NAME = "apa-console"
 SCHEMA_VERSION = 1
@@ -85,13 +86,14 @@ def _open_db(document: dict, read_only: bool) -> TinyDB:
 
 
 def _empty_document() -> dict:
+    """A new store's document; its key is written outside the store first (`keys`)."""
     document: dict[str, Any] = {name: {} for name in TABLES}
     document["meta"] = {
         "1": {
             "app": APP_NAME,
             "schema_version": SCHEMA_VERSION,
             "created": now_iso(),
-            "salt": os.urandom(16).hex(),
+            **keys.new_store_meta(),
         }
     }
     return document

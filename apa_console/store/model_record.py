@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from apa_console.errors import ConflictError
+from apa_console.store import audit
 from apa_console.store.document import Store, get_meta, update_meta
 
 
@@ -21,6 +22,8 @@ def record_model(store: Store, info: dict[str, Any]) -> dict[str, Any]:
             _refuse_mismatch(store, recorded, info)
             return recorded
         update_meta(db, model=dict(info))
+        audit.append(db, "model.recorded", {"name": info.get("name"),
+                                            "fingerprint": info.get("fingerprint")})
     return dict(info)
 
 

@@ -236,7 +236,13 @@ def done_subjects(db: TinyDB) -> dict[str, dict[str, Any]]:
 
 
 def audit_entries(db: TinyDB) -> list[dict[str, Any]]:
-    return sorted(db.table("audit").all(), key=lambda entry: entry["seq"])
+    """In sequence order; an entry whose seq was tampered into a non-number sorts last (and
+    fails verification) instead of crashing the reader."""
+    def order(entry: dict[str, Any]) -> tuple[int, int]:
+        seq = entry.get("seq")
+        return (0, seq) if isinstance(seq, int) else (1, 0)
+
+    return sorted(db.table("audit").all(), key=order)
 
 
 def insert_audit_entry(db: TinyDB, entry: dict[str, Any]) -> None:

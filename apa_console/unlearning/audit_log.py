@@ -1,92 +1,101 @@
-"""The append-only, hash-chained audit log, and the salted fingerprints it uses instead of
-personal data.
+"""The proof side of the audit log: reading it, the keyed pseudonyms it uses instead of
+personal data, and `audit verify`.
 
-Each entry is {seq, time, event, data, prev, hash} with hash = sha256(prev ‖ canonical JSON
-of seq, time, event, data). Changing, removing or reordering any entry breaks every later
-hash. Subjects (user ids, sample ids, texts) only ever appear as salted sha256 fingerprints,
-so the log keeps no personal data after a forget; the salt is the store's own.
+The chain itself (appending, sealing, checking links) is `store.audit`, so that every layer
+that changes the store can log its change in the same commit; the key is `store.keys`.
+`verify_store` checks the chain, an optional head anchored outside the store, and every
+live adapter's weights against both the adapters table and the authenticated entry that
+made the adapter live (a `train.adapter` entry or a forget receipt), so copying one
+adapter's weights over another and editing the table to match is caught.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Iterable
 from typing import Any
 
 from tinydb import TinyDB
 
 from apa_console.engine.adapter_format import ADAPTER_WEIGHTS
 from apa_console.fileio import sha256_file
-from apa_console.store import records
-from apa_console.store.document import Store, get_meta, now_iso
+from apa_console.store import audit, keys, records
+from apa_console.store.audit import GENESIS, append, head  # noqa: F401  (the log's API)
+from apa_console.store.document import Store
 
-GENESIS = "0" * 64
-
-
-def fingerprint(salt: str, kind: str, value: str) -> str:
-    """Salted sha256 of one subject (kind: "user", "sample", "item", "text", "vector")."""
-    return hashlib.sha256(f"{salt}\x00{kind}\x00{value}".encode()).hexdigest()
+LEGACY_NOTE = ("this store predates keyed pseudonyms: its chain is plain sha256 (anyone "
+               "with the store can rewrite it) and its salted fingerprints can be "
+               "brute-forced from the store alone")
 
 
-def store_salt(db: TinyDB) -> str:
-    return get_meta(db)["salt"]
-
-
-def _entry_hash(prev: str, seq: int, time: str, event: str, data: Any) -> str:
-    body = json.dumps({"seq": seq, "time": time, "event": event, "data": data},
-                      sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256((prev + body).encode()).hexdigest()
-
-
-def append(db: TinyDB, event: str, data: dict[str, Any]) -> dict[str, Any]:
-    """Append one entry inside the caller's transaction (so it commits with the change)."""
-    entries = records.audit_entries(db)
-    prev = entries[-1]["hash"] if entries else GENESIS
-    seq = entries[-1]["seq"] + 1 if entries else 1
-    time = now_iso()
-    entry = {"seq": seq, "time": time, "event": event, "data": data, "prev": prev,
-             "hash": _entry_hash(prev, seq, time, event, data)}
-    records.insert_audit_entry(db, entry)
-    return entry
+def pseudonyms(db: TinyDB) -> keys.Pseudonyms:
+    """The store's pseudonym scheme; StoreInvalidError (exit 5) when its key is missing."""
+    return audit.pseudonyms(db)
 
 
 def entries(store: Store) -> list[dict[str, Any]]:
     return records.audit_entries(store.snapshot())
 
 
-def verify_chain(log: Iterable[dict[str, Any]]) -> list[str]:
-    """Problems found in the chain (empty when intact)."""
-    problems = []
-    prev = GENESIS
-    for expected_seq, entry in enumerate(log, start=1):
-        if entry.get("seq") != expected_seq:
-            problems.append(f"entry {expected_seq}: sequence number {entry.get('seq')}")
-        if entry.get("prev") != prev:
-            problems.append(f"entry {entry.get('seq')}: does not link to the previous entry")
-        recomputed = _entry_hash(entry.get("prev", ""), entry.get("seq"), entry.get("time"),
-                                 entry.get("event"), entry.get("data"))
-        if recomputed != entry.get("hash"):
-            problems.append(f"entry {entry.get('seq')}: content does not match its hash")
-        prev = entry.get("hash", "")
-    return problems
+def current_head(store: Store) -> str:
+    return audit.head(store.snapshot())
 
 
-def verify_store(store: Store) -> dict[str, Any]:
-    """`audit verify`: the chain is intact and every live adapter's weights match their
-    recorded sha256."""
-    log = entries(store)
-    problems = verify_chain(log)
+def adapter_claims(log: list[dict[str, Any]]) -> dict[str, str]:
+    """adapter id → the sha256 the log recorded when it went live."""
+    claims: dict[str, str] = {}
+    for entry in log:
+        data = entry.get("data") if isinstance(entry.get("data"), dict) else {}
+        if entry.get("event") == "train.adapter" and data.get("sha256"):
+            claims[str(data.get("adapter"))] = data["sha256"]
+        receipt = data.get("receipt") if isinstance(data.get("receipt"), dict) else {}
+        for change in receipt.get("adapters", []) if entry.get("event") == "forget.done" else []:
+            after = change.get("after") if isinstance(change, dict) else None
+            if isinstance(after, dict) and after.get("sha256"):
+                claims[str(after.get("id"))] = after["sha256"]
+    return claims
+
+
+def verify_store(store: Store, expect_head: str | None = None) -> dict[str, Any]:
+    """`audit verify`: the chain is intact (and authentic, for keyed stores); `expect_head`,
+    a head recorded earlier, is still in it; every live adapter's weights match the sha256
+    in the adapters table and in the log entry that made it live."""
+    db = store.snapshot()
+    sealer = audit.pseudonyms(db)  # before anything else: no key, no verification
+    log = records.audit_entries(db)
+    problems = audit.verify_chain(log, sealer)
+    notes = [] if sealer.keyed else [LEGACY_NOTE]
+    anchor = None
+    if expect_head is not None:
+        index = audit.find_anchor(log, expect_head)
+        if index is None:
+            problems.append(f"anchored head {expect_head.strip()[:16]}… is not in the chain: "
+                            "entries were removed or the log was rewritten")
+        else:
+            anchor = {"head": expect_head.strip(), "entries_after": len(log) - 1 - index}
+    claims = adapter_claims(log)
     adapters = []
-    for row in records.all_live_adapters(store.snapshot()):
+    for row in records.all_live_adapters(db):
         weights = store.path_of(row["path"]) / ADAPTER_WEIGHTS
         actual = sha256_file(weights) if weights.is_file() else None
+        logged = claims.get(row["id"])
         ok = actual == row["sha256"]
-        adapters.append({"adapter": row["id"], "sha256": row["sha256"], "ok": ok})
         if not ok:
             problems.append(
                 f"adapter {row['id']}: weights {'missing' if actual is None else 'changed'}"
                 f" ({weights})"
             )
+        if logged is None:
+            if sealer.keyed:
+                ok = False
+                problems.append(f"adapter {row['id']}: no audit entry made it live")
+            else:
+                notes.append(f"adapter {row['id']}: trained before the log recorded adapters")
+        elif logged != row["sha256"] or logged != actual:
+            ok = False
+            problems.append(f"adapter {row['id']}: weights do not match the sha256 its audit "
+                            "entry recorded")
+        adapters.append({"adapter": row["id"], "sha256": row["sha256"], "logged": logged,
+                         "ok": ok})
     return {"entries": len(log), "head": log[-1]["hash"] if log else GENESIS,
-            "adapters": adapters, "problems": problems, "ok": not problems}
+            "scheme": sealer.scheme, "authenticated": sealer.keyed,
+            "anchor": anchor, "adapters": adapters, "notes": notes,
+            "problems": problems, "ok": not problems}

@@ -77,6 +77,9 @@ def receipt_lines(receipt: dict[str, Any]) -> list[str]:
     if receipt.get("baseline_retired"):
         lines.append(f"  {receipt['baseline_retired']} (all-data baseline) retired: it held "
                      "the removed data; `apa-console train --retrain-baseline` rebuilds it")
-    lines.append("  subjects (salted sha256): "
+    lines.append("  subjects (pseudonyms): "
                  + ", ".join(subject[:16] for subject in receipt["subjects"]))
+    if receipt.get("audit_head"):
+        lines.append(f"  audit head {receipt['audit_head']} (record it: `apa-console audit "
+                     "verify --expect-head` checks the log still holds it)")
     return lines

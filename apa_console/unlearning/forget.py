@@ -80,6 +80,8 @@ def apply_pending(
             with store.transaction() as db:
                 for r in requests:
                     records.update_request(db, r["id"], {"status": records.PENDING})
+                audit_log.append(db, "forget.interrupted",
+                                 {"requests": [r["id"] for r in requests], "shards": shards})
             store.collect_garbage()  # the half-built adapter files, never referenced
             raise
         _crash_point("before_swap")
@@ -166,6 +168,10 @@ def _swap_and_receipt(store, requests, new_rows, retired, started) -> list[dict]
             records.update_request(db, request["id"], {
                 "status": records.DONE, "finished": finished, "receipt": receipt,
                 "targets": None})
-            audit_log.append(db, "forget.done", {"request": request["id"], "receipt": receipt})
-            receipts.append(receipt)
+            entry = audit_log.append(db, "forget.done",
+                                     {"request": request["id"], "receipt": receipt})
+            # the head to record outside the store (`audit verify --expect-head`); not part
+            # of the sealed receipt, which cannot name its own entry's hash
+            records.update_request(db, request["id"], {"audit_head": entry["hash"]})
+            receipts.append({**receipt, "audit_head": entry["hash"]})
     return receipts

@@ -21,6 +21,7 @@ from apa_console.prompting import sample_prompt
 from apa_console.samples import SPLITS, Sample
 from apa_console.store import records
 from apa_console.store.document import Store, get_meta, now_iso, update_meta
+from apa_console.store.keys import Pseudonyms
 from apa_console.unlearning import audit_log
 from apa_console.unlearning.crash_points import crash_point
 from apa_console.unlearning.targets import Targets, covered_samples
@@ -45,14 +46,14 @@ def adapter_ref(row: dict) -> dict:
             "manifest_hash": row["manifest_hash"]}
 
 
-def removed_fingerprints(salt: str, samples: Sequence[Sample], vectors: Sequence[np.ndarray]):
-    """Salted fingerprints of every id, text and vector removed: what `verify` scans for."""
+def removed_fingerprints(names: Pseudonyms, samples: Sequence[Sample],
+                         vectors: Sequence[np.ndarray]):
+    """Keyed fingerprints of every id, text and vector removed: what `verify` scans for."""
     return {
-        "samples": [audit_log.fingerprint(salt, "sample", s.id) for s in samples],
-        "texts": sorted({audit_log.fingerprint(salt, "text", text) for s in samples
+        "samples": [names.fingerprint("sample", s.id) for s in samples],
+        "texts": sorted({names.fingerprint("text", text) for s in samples
                          for text in (s.input, sample_prompt(s))}),
-        "vectors": sorted({audit_log.fingerprint(salt, "vector",
-                                                 v.astype(np.float32).tobytes().hex())
+        "vectors": sorted({names.fingerprint("vector", v.astype(np.float32).tobytes().hex())
                            for v in vectors}),
     }
 
@@ -128,7 +129,7 @@ def _shrink_shards(store: Store, db: TinyDB, removal: _Removal) -> None:
 
 
 def _commit(db: TinyDB, requests: list[dict], removal: _Removal) -> None:
-    salt = audit_log.store_salt(db)
+    names = audit_log.pseudonyms(db)
     # an adapter an earlier, interrupted forget withdrew is still the shard's "before"
     live = {row["shard"]: row for row in
             records.withdrawn_adapters(db) + records.live_adapters(db)}
@@ -157,7 +158,7 @@ def _commit(db: TinyDB, requests: list[dict], removal: _Removal) -> None:
             "status": records.RUNNING, "phase": "purged", "started": now_iso(),
             "affected_shards": shards,
             "removed": {split: sum(1 for s in mine if s.split == split) for split in SPLITS},
-            "removed_fingerprints": removed_fingerprints(salt, mine, vectors),
+            "removed_fingerprints": removed_fingerprints(names, mine, vectors),
             "adapters_before": [adapter_ref(live[k]) | {"shard": k} for k in shards if k in live],
             "baseline_retired": retired_baseline,
         })

@@ -95,14 +95,13 @@ def submit(store: Store, targets: Targets) -> dict[str, Any]:
         samples, already = covered_samples(db, targets)
         if not samples:
             return {"request": None, "already_forgotten": already}
-        salt = audit_log.store_salt(db)
         request = {
             "id": records.next_request_id(db),
             "status": records.PENDING,
             "phase": "queued",
             "created": now_iso(),
             "targets": targets.to_dict(),  # plain ids only until done (needed to resume)
-            "subjects": targets.fingerprints(salt),
+            "subjects": targets.fingerprints(audit_log.pseudonyms(db)),
         }
         records.insert_request(db, request)
         audit_log.append(db, "forget.requested", {"request": request["id"],

@@ -9,6 +9,7 @@ from tinydb import TinyDB
 from apa_console.errors import NotFoundError, UsageError
 from apa_console.samples import Sample
 from apa_console.store import records
+from apa_console.store.keys import Pseudonyms
 from apa_console.unlearning import audit_log
 
 
@@ -30,10 +31,10 @@ class Targets:
         return cls(users=list(data.get("users", [])), samples=list(data.get("samples", [])),
                    items=list(data.get("items", [])))
 
-    def fingerprints(self, salt: str) -> list[str]:
-        return ([audit_log.fingerprint(salt, "user", u) for u in self.users]
-                + [audit_log.fingerprint(salt, "sample", s) for s in self.samples]
-                + [audit_log.fingerprint(salt, "item", i) for i in self.items])
+    def fingerprints(self, names: Pseudonyms) -> list[str]:
+        return ([names.fingerprint("user", u) for u in self.users]
+                + [names.fingerprint("sample", s) for s in self.samples]
+                + [names.fingerprint("item", i) for i in self.items])
 
     def label(self) -> str:
         parts = [f"user {u}" for u in self.users] + [f"sample {s}" for s in self.samples]
@@ -48,14 +49,18 @@ def covered_samples(db: TinyDB, targets: Targets) -> tuple[list[Sample], list[st
     """
     if targets.is_empty():
         raise UsageError("nothing to forget: give --user, --sample or --item")
-    salt = audit_log.store_salt(db)
     done = records.done_subjects(db)
+    names: Pseudonyms | None = None  # the key is loaded only when a pseudonym is needed
     rows = records.sample_rows(db)
     chosen: dict[str, dict] = {}
     already: list[str] = []
 
     def forgotten(kind: str, value: str) -> bool:
-        if audit_log.fingerprint(salt, kind, value) in done:
+        nonlocal names
+        if not done:
+            return False
+        names = names or audit_log.pseudonyms(db)
+        if names.fingerprint(kind, value) in done:
             already.append(f"{kind} {value}")
             return True
         return False

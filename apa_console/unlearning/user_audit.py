@@ -13,7 +13,9 @@ from apa_console.unlearning.requests import request_state
 
 def user_audit(store: Store, user: str) -> dict[str, Any]:
     db = store.snapshot()
-    fingerprint = audit_log.fingerprint(audit_log.store_salt(db), "user", user)
+    requests = records.request_rows(db)
+    # the key is needed only to match the user against requests' pseudonyms
+    fingerprint = audit_log.pseudonyms(db).fingerprint("user", user) if requests else None
     shard_of = records.sample_shards(db)
     held: dict[str, int] = {}
     for row in records.user_sample_rows(db, user):
@@ -25,7 +27,7 @@ def user_audit(store: Store, user: str) -> dict[str, Any]:
          "created": row.get("created"), "finished": row.get("finished"),
          "shards": row.get("affected_shards", []), "removed": row.get("removed"),
          "state": request_state(row, withdrawn)}
-        for row in records.request_rows(db) if fingerprint in row.get("subjects", [])
+        for row in requests if fingerprint in row.get("subjects", [])
     ]
     if not held and not history:
         raise NotFoundError(f"the store has no record of user {user!r}, now or forgotten")

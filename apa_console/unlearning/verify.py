@@ -70,7 +70,7 @@ def scan_for_traces(store: Store, fingerprints: dict[str, list[str]],
     a forgotten subject's id. Every file counts, hidden and temporary ones included: each
     is read for id-like tokens, parsed as JSON whatever its name, and read as an array
     when it starts like one."""
-    salt = audit_log.store_salt(store.snapshot())
+    names = audit_log.pseudonyms(store.snapshot())
     ids = set(fingerprints.get("samples", []))
     texts = set(fingerprints.get("texts", []))
     vectors = set(fingerprints.get("vectors", []))
@@ -82,18 +82,18 @@ def scan_for_traces(store: Store, fingerprints: dict[str, list[str]],
             continue  # the base model's cache: written before any data, never by a user
         data = path.read_bytes()
         tokens = {t.decode() for t in _TOKEN.findall(data)}
-        if any(audit_log.fingerprint(salt, "sample", t) in ids for t in tokens):
+        if any(names.fingerprint("sample", t) in ids for t in tokens):
             found.append(f"{relative}: a removed sample id")
         document = _json_or_none(data)
         strings = _json_strings(document) if document is not None else []
         # Ids as short as "42" occur by chance elsewhere: a forgotten user or item is looked
         # for where the store writes such ids, under their JSON keys.
         if subject_set and document is not None and any(
-            audit_log.fingerprint(salt, kind, value) in subject_set
+            names.fingerprint(kind, value) in subject_set
             for kind, value in _subject_values(document)
         ):
             found.append(f"{relative}: a forgotten user or item id")
-        if any(audit_log.fingerprint(salt, "text", s) in texts for s in strings):
+        if any(names.fingerprint("text", s) in texts for s in strings):
             found.append(f"{relative}: a removed sample's text")
         if vectors and data.startswith(_NPY_MAGIC):
             try:
@@ -101,7 +101,7 @@ def scan_for_traces(store: Store, fingerprints: dict[str, list[str]],
             except ValueError:
                 array = None
             if array is not None and array.ndim == 2 and any(
-                audit_log.fingerprint(salt, "vector", row.astype(np.float32).tobytes().hex())
+                names.fingerprint("vector", row.astype(np.float32).tobytes().hex())
                 in vectors for row in array
             ):
                 found.append(f"{relative}: a removed sample's hidden-state vector")

@@ -17,8 +17,8 @@ from apa_console.progress import (
     ignore_progress,
 )
 from apa_console.store.document import Store
+from apa_console.unlearning import audit_log, requests
 from apa_console.unlearning import forget as forget_pipeline
-from apa_console.unlearning import requests
 from apa_console.unlearning.targets import Targets
 
 # Front-ends load the model their own way (the TUI shares one across jobs): a context
@@ -34,11 +34,14 @@ class ForgetOutcome:
     receipts: list[dict[str, Any]] = field(default_factory=list)  # every request applied
     already_forgotten: list[str] = field(default_factory=list)
     leftovers_removed: list[str] = field(default_factory=list)
+    # the audit chain's head after this call changed the store: record it outside the store
+    audit_head: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         status = None if self.request is None else ("pending" if self.queued else "done")
         return {"plan": self.plan, "request": self.request, "status": status,
-                "receipts": self.receipts, "already_forgotten": self.already_forgotten}
+                "receipts": self.receipts, "already_forgotten": self.already_forgotten,
+                "audit_head": self.audit_head}
 
 
 def plan(store: Store, targets: Targets) -> dict[str, Any]:
@@ -91,10 +94,11 @@ def forget(
                            request=request["id"]))
     if queue:
         outcome.queued = True
+        outcome.audit_head = audit_log.current_head(store)
         return outcome
     confirmed = {request["id"]} | {q["request"] for q in the_plan["queued"]}
-    outcome.receipts = apply_pending(store, model, progress=progress, cancel=cancel,
-                                     only=confirmed).receipts
+    applied = apply_pending(store, model, progress=progress, cancel=cancel, only=confirmed)
+    outcome.receipts, outcome.audit_head = applied.receipts, applied.audit_head
     return outcome
 
 
@@ -113,4 +117,4 @@ def apply_pending(
     with model() as backbone:
         receipts = forget_pipeline.apply_pending(store, backbone, progress=progress,
                                                  cancel=cancel, only=only)
-    return ForgetOutcome(None, receipts=receipts)
+    return ForgetOutcome(None, receipts=receipts, audit_head=audit_log.current_head(store))

@@ -1,6 +1,8 @@
 """A store that looks fully built — shards, adapters with histories, requests, an audit
 chain, an evaluation — written straight through the store API, with every timestamp, salt
-and hash fixed, so screenshots of it are the same on every run. No model is needed: the
+and hash fixed, so screenshots of it are the same on every run. It uses the legacy salted
+scheme (salt in meta, no key outside the store) because a random key would change the
+hashes on screen. No model is needed: the
 screens only read these rows (the adapter "weights" are stand-in bytes whose sha256 the
 rows record, so audit verification passes)."""
 
@@ -15,8 +17,9 @@ import numpy as np
 from store_fixtures import make_store
 
 from apa_console.apa.partition import shard_centre
+from apa_console.store import audit
 from apa_console.store.document import Store, update_meta
-from apa_console.unlearning import audit_log as audit
+from apa_console.store.keys import legacy_fingerprint
 
 SALT = "5a" * 16
 FORGOTTEN_USER = "user9"  # a user the done request removed (no longer in the store)
@@ -87,7 +90,8 @@ def build_display_store(path: Path) -> Store:
     times = clock()
     with mock.patch.object(audit, "now_iso", times), store.transaction() as db:
         update_meta(
-            db, salt=SALT, created="2026-01-01T09:00:00Z", embeddings=embeddings,
+            db, salt=SALT, pseudonyms=None, store_id=None, key_id=None,
+            created="2026-01-01T09:00:00Z", embeddings=embeddings,
             model={"name": "tiny-llama", "source": "/nonexistent/tiny-llama",
                    "fingerprint": "0" * 64, "architecture": "LlamaForCausalLM",
                    "hidden_size": 64, "layers": 2, "parameters": 105_664,
@@ -113,8 +117,8 @@ def build_display_store(path: Path) -> Store:
         )
         db.table("shards").insert_multiple(shard_rows)
         db.table("adapters").insert_multiple(adapters)
-        done_fp = audit.fingerprint(SALT, "user", FORGOTTEN_USER)
-        pending_fp = audit.fingerprint(SALT, "user", PENDING_USER)
+        done_fp = legacy_fingerprint(SALT, "user", FORGOTTEN_USER)
+        pending_fp = legacy_fingerprint(SALT, "user", PENDING_USER)
         audit.append(db, "partition", {"method": "apa", "shards": N_SHARDS})
         audit.append(db, "forget.requested", {"request": "r0001", "subjects": [done_fp]})
         audit.append(db, "forget.purged", {"request": "r0001", "subjects": [done_fp],
