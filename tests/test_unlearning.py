@@ -526,3 +526,29 @@ def test_plan_says_when_each_record_is_its_own_user(tmp_path):
     with store.transaction() as db:
         update_meta(db, dataset={"name": "tallrec-json", "users_are_records": True})
     assert plan(store, Targets(users=["user0"]))["users_are_records"] is True
+
+
+def test_no_plain_hash_over_a_forgotten_manifest_survives(apa_template, tmp_path, backbone):
+    """A plain hash of a list that held a removed id lets anyone test guessed ids against
+    it: only keyed versions of the pre-forget manifests and validation lists may remain."""
+    from apa_console.apa.adapters import ids_hash
+    from apa_console.engine.training import manifest_hash
+
+    store = _copy(apa_template, tmp_path)
+    db = store.snapshot()
+    hit = {row["shard"] for row in plan(store, Targets(users=["user3"]))["shards"]}
+    old_hashes = {manifest_hash(row["sample_ids"]) for row in records.shard_rows(db)
+                  if row["shard"] in hit}
+    old_hashes.add(manifest_hash([s.id for s in records.split_samples(db, "train")]))
+    old_hashes.add(ids_hash([s.id for s in records.split_samples(db, "valid")]))
+    token = CancelToken()
+    token.cancel()
+    submit(store, Targets(users=["user3"]))  # training and validation samples
+    with pytest.raises(CancelledError):  # the purged, withdrawn state is checked too
+        apply_pending(store, backbone, cancel=token)
+    for state in ("purged", "done"):
+        if state == "done":
+            apply_pending(store, backbone)
+        for path in (p for p in store.root.rglob("*") if p.is_file()):
+            data = path.read_bytes()
+            assert not [h for h in old_hashes if h.encode() in data], (state, path)

@@ -147,13 +147,15 @@ def build_adapter(
     }
 
 
-def adapter_entry(row: dict[str, Any]) -> dict[str, Any]:
+def adapter_entry(row: dict[str, Any], names) -> dict[str, Any]:
     """What the audit log records when an adapter goes live: enough to check its weights
-    (`audit verify`) and to retrain it (seed and settings), and no sample ids."""
+    (`audit verify`) and to retrain it (seed and settings), and no sample ids. The manifest
+    hash is keyed: a plain one would let anyone test a guessed sample id against it after
+    that sample is forgotten."""
     return {"adapter": row["id"], "kind": row["kind"], "shard": row["shard"],
             "version": row["version"], "sha256": row["sha256"],
-            "manifest_hash": row["manifest_hash"], "samples": row["sample_count"],
-            "settings": row["settings"]}
+            "manifest": names.fingerprint("manifest", row["manifest_hash"]),
+            "samples": row["sample_count"], "settings": row["settings"]}
 
 
 def ensure_validation_cache(
@@ -238,7 +240,7 @@ def train_all(
             )
             with store.transaction() as db:
                 records.commit_adapters(db, [row])
-                audit.append(db, "train.adapter", adapter_entry(row))
+                audit.append(db, "train.adapter", adapter_entry(row, audit.pseudonyms(db)))
             store.collect_garbage()
             trained.append(row)
         progress_overall(progress, len(jobs), len(jobs), started)

@@ -46,6 +46,21 @@ def adapter_ref(row: dict) -> dict:
             "manifest_hash": row["manifest_hash"]}
 
 
+def _forgotten_ref(row: dict, names) -> dict:
+    """An adapter trained on removed data, as receipts keep it: its manifest hash keyed, since
+    a plain hash over a list that held the removed ids lets anyone test guessed ids."""
+    return {"id": row["id"], "version": row["version"], "sha256": row["sha256"],
+            "manifest": names.fingerprint("manifest", row["manifest_hash"])}
+
+
+def _scrub(db: TinyDB, row: dict, names) -> None:
+    """Withdrawn and retired rows keep no plain hash over lists that held removed ids."""
+    if row.get("manifest_hash"):
+        records.update_adapter(db, row["id"], {
+            "manifest_hash": None, "valid_ids_hash": None,
+            "manifest": names.fingerprint("manifest", row["manifest_hash"])})
+
+
 def removed_fingerprints(names: Pseudonyms, samples: Sequence[Sample],
                          vectors: Sequence[np.ndarray]):
     """Keyed fingerprints of every id, text and vector removed: what `verify` scans for."""
@@ -145,6 +160,7 @@ def _commit(db: TinyDB, requests: list[dict], removal: _Removal) -> None:
         for row in records.live_adapters(db, records.BASELINE):
             retired_baseline = row["id"]
             records.retire_adapter(db, row["id"])
+            _scrub(db, row, names)
     partition = dict(get_meta(db).get("partition") or {})
     if partition:
         partition["train_samples"] = sum(len(r["sample_ids"]) for r in records.shard_rows(db))
@@ -159,12 +175,14 @@ def _commit(db: TinyDB, requests: list[dict], removal: _Removal) -> None:
             "affected_shards": shards,
             "removed": {split: sum(1 for s in mine if s.split == split) for split in SPLITS},
             "removed_fingerprints": removed_fingerprints(names, mine, vectors),
-            "adapters_before": [adapter_ref(live[k]) | {"shard": k} for k in shards if k in live],
+            "adapters_before": [_forgotten_ref(live[k], names) | {"shard": k}
+                                for k in shards if k in live],
             "baseline_retired": retired_baseline,
         })
         for k in shards:
             if k in live and live[k]["status"] == records.LIVE:
                 records.withdraw_adapter(db, live[k]["id"], request["id"])
+                _scrub(db, live[k], names)
                 live[k] = live[k] | {"status": records.WITHDRAWN}
         audit_log.append(db, "forget.purged", {"request": request["id"],
                                                "subjects": request["subjects"],
