@@ -153,12 +153,15 @@ def requests(store: StoreOption = None, json: JsonOption = False) -> None:
         output.info("no requests")
         return
     output.table(
-        ["request", "status", "state", "created", "finished", "shards", "removed"],
-        ([r["id"], r["status"], r["state"], r.get("created"), r.get("finished") or "–",
+        ["request", "status", "created", "finished", "shards", "removed"],
+        ([r["id"], r["status"], r.get("created"), r.get("finished") or "–",
           ",".join(map(str, r.get("affected_shards", []))) or "–",
           " ".join(f"{k} {v}" for k, v in (r.get("removed") or {}).items()) or "–"]
          for r in rows),
     )
+    for r in rows:
+        if r["status"] != "done":
+            output.stdout.print(output.shown(r["state"]))
 
 audit_app = new_typer("Where a user's data is, the hash-chained log, and its checks.")
 audit_app.info.invoke_without_command = True
