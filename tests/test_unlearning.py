@@ -342,7 +342,7 @@ def test_cli_bad_input_changes_nothing(apa_template, tmp_path):
     cases = [
         (("forget", "--user", "nobody", "--yes"), 3, "no user"),
         (("forget", "--yes"), 2, "nothing to forget"),
-        (("forget", "--user", "user1"), 2, "confirmation"),  # wrong text typed
+        (("forget", "--user", "user1"), 2, "not 'user1': nothing was changed"),  # mistyped
         (("verify", "--request", "r9999"), 3, "no request"),
         (("score", "--strategy", "best"), 2, "--strategy"),
         (("score", "--user", "nobody"), 3, "no user"),

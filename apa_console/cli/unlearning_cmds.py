@@ -54,7 +54,7 @@ def _confirm(targets: Targets) -> None:
     except (EOFError, typer.Abort):
         raise UsageError("confirmation needed: pass --yes (no terminal to ask on)") from None
     if typed.strip() != expected:
-        raise UsageError("confirmation did not match; nothing was changed")
+        raise UsageError(f"typed {typed.strip()!r}, not {expected!r}: nothing was changed")
 
 
 def _model(store, model, device):
