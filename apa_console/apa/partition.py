@@ -18,25 +18,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import Enum
 
 import numpy as np
-from sklearn.cluster import KMeans
 
+from apa_console.apa.choices import METHODS, PartitionMethod  # noqa: F401 (re-exported)
 from apa_console.errors import UsageError
 
-
-class PartitionMethod(str, Enum):
-    """APA's semantic partition (by sample or by user) and the baselines."""
-
-    APA = "apa"
-    APA_USER = "apa-user"
-    RANDOM = "random"
-    USER = "user"
-    BEKM = "bekm"
-
-
-METHODS = tuple(method.value for method in PartitionMethod)
 BALANCED_ITERATIONS = 10  # RecEraser/GraphEraser refine anchors a fixed number of rounds
 
 
@@ -108,6 +95,8 @@ def _user_groups(users: Sequence[str]) -> tuple[list[str], list[np.ndarray]]:
 
 
 def _kmeans_centres(embeddings: np.ndarray, n_shards: int, seed: int) -> np.ndarray:
+    from sklearn.cluster import KMeans  # scikit-learn loads in ~1 s: only when used
+
     model = KMeans(n_clusters=n_shards, random_state=seed, n_init=10)
     model.fit(embeddings.astype(np.float64))
     return model.cluster_centers_

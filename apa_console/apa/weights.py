@@ -11,24 +11,10 @@ The engine's `mixture` layers apply the weights in one forward pass.
 
 from __future__ import annotations
 
-from enum import Enum
-
 import numpy as np
 
+from apa_console.apa.choices import STRATEGIES, Strategy  # noqa: F401 (re-exported)
 from apa_console.errors import UsageError
-
-
-class Strategy(str, Enum):
-    """How adapter weights are chosen per sample."""
-
-    ADAPTIVE = "adaptive"
-    AVERAGE = "average"
-    MAJOR = "major"
-    SEMANTIC = "semantic"
-
-
-STRATEGIES = tuple(strategy.value for strategy in Strategy)
-
 
 DEFAULT_TAU = 500.0
 DEFAULT_NEIGHBOURS = 20

@@ -24,9 +24,10 @@ from apa_console.unlearning import describe
 from apa_console.unlearning import requests as requests_core
 from apa_console.unlearning.targets import Targets
 from apa_console.unlearning.user_audit import user_audit
-from apa_console.unlearning.verify import verify_request
-from apa_console.workflows import forget as forgetting
 from apa_console.workflows.model import open_backbone
+
+# `forget`, `apply` and `verify` import their core (torch, numpy) when they run, so `requests`,
+# `audit` and `--help` start without it.
 
 
 def _print_plan(plan: dict) -> None:
@@ -90,6 +91,8 @@ def forget(
 ) -> None:
     """Forget users, samples or items: remove their samples and retrain only the affected
     shards' adapters, then write a receipt."""
+    from apa_console.workflows import forget as forgetting
+
     targets = Targets(users=user or [], samples=sample or [], items=item or [])
     target = open_store(store)
     if dry_run:
@@ -126,6 +129,8 @@ def apply(
     json: JsonOption = False,
 ) -> None:
     """Process every pending forget request (each affected shard retrains once)."""
+    from apa_console.workflows import forget as forgetting
+
     target = open_store(store)
     with live_progress(quiet=json) as (bars, cancel):
         outcome = forgetting.apply_pending(target, _model(target, model, device),
@@ -233,6 +238,8 @@ def verify(
 ) -> None:
     """Retrain the request's shards from their current manifests, check bit-identity with
     the live adapters, and scan the store for traces of the removed samples."""
+    from apa_console.unlearning.verify import verify_request
+
     target = open_store(store)
     backbone = open_backbone(target, model, device)
     with live_progress(quiet=json) as (bars, cancel):

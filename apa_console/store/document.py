@@ -19,10 +19,9 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
-from typing import Any
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from filelock import FileLock, Timeout
 from tinydb import TinyDB
 from tinydb.storages import Storage
@@ -30,6 +29,9 @@ from tinydb.table import Table
 
 from apa_console.errors import ConflictError, StoreInvalidError, StoreLockedError
 from apa_console.fileio import atomic_write_bytes
+
+if TYPE_CHECKING:  # numpy is imported by the two methods that need it (fast CLI start)
+    import numpy as np
 
 APP_NAME = "apa-console"
 SCHEMA_VERSION = 1
@@ -216,10 +218,38 @@ class Store:
     # -- files beside apa.json -----------------------------------------------------------
 
     def path_of(self, relative: str) -> Path:
-        return self.root / relative
+        """The file or folder a store-relative path names.
+
+        Paths come from apa.json, so they are untrusted: one that is not a plain relative
+        path inside the store (absolute, `..`, empty, a NUL byte), or that passes through a
+        symlink, or a folder holding one, means the store was tampered with (exit 5)."""
+        if not isinstance(relative, str) or not relative.strip() or "\x00" in relative:
+            raise StoreInvalidError(f"{self.file} is corrupt: bad file path {relative!r}")
+        parts = PurePosixPath(relative).parts
+        if PurePosixPath(relative).is_absolute() or "\\" in relative or ".." in parts:
+            raise StoreInvalidError(
+                f"{self.file} is corrupt: path {relative!r} leads outside the store"
+            )
+        path = self.root
+        for part in parts:
+            path = path / part
+            if path.is_symlink():
+                raise StoreInvalidError(
+                    f"{path} is a symlink; a store holds only its own files (remove the link)"
+                )
+        if path.is_dir():
+            for child in path.iterdir():
+                if child.is_symlink():
+                    raise StoreInvalidError(
+                        f"{child} is a symlink; a store holds only its own files "
+                        "(remove the link)"
+                    )
+        return path
 
     def write_array(self, kind: str, array: np.ndarray) -> str:
         """Save an array under a content-addressed name; returns the store-relative path."""
+        import numpy as np
+
         buffer = io.BytesIO()
         np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
         data = buffer.getvalue()
@@ -230,12 +260,24 @@ class Store:
         return relative
 
     def read_array(self, relative: str) -> np.ndarray:
+        """A numeric array the store references; missing, truncated or garbage → exit 5."""
+        import numpy as np
+
+        path = self.path_of(relative)
         try:
-            return np.load(self.path_of(relative), allow_pickle=False)
+            array = np.load(path, allow_pickle=False)
         except FileNotFoundError:
+            raise StoreInvalidError(f"{path} is referenced by the store but missing") from None
+        except IsADirectoryError:
+            raise StoreInvalidError(f"{path} is referenced as an array but is a folder") from None
+        except (OSError, ValueError, EOFError) as exc:  # truncated, garbage, pickled objects
             raise StoreInvalidError(
-                f"{self.path_of(relative)} is referenced by the store but missing"
+                f"{path} is corrupt (not a readable array: {exc}); restore the store from a "
+                "backup"
             ) from None
+        if not isinstance(array, np.ndarray) or array.dtype.kind not in "fiub":
+            raise StoreInvalidError(f"{path} is corrupt (not a numeric array)")
+        return array
 
     def models_dir(self) -> Path:
         return self.root / MODELS_DIR
