@@ -52,7 +52,7 @@ def partition(
     from apa_console.apa import shards as sharding
 
     target = open_store(store)
-    sharding.check_partition(target, method.value, shards, max_size, force)
+    sharding.check_partition(target, method.value, shards, max_size, force, seed)
     backbone = open_backbone(target, model, device, record=True)
     with live_progress(quiet=json) as (bars, cancel):
         summary = sharding.run_partition(
@@ -139,7 +139,7 @@ def score(
     neighbours: Annotated[
         int | None, typer.Option("--neighbours", "-n", min=1, help="Validation neighbours n.")
     ] = None,
-    limit: Annotated[int, typer.Option(help="Rows to print (human output).")] = 20,
+    limit: Annotated[int, typer.Option(min=0, help="Rows to print (human output).")] = 20,
     store: StoreOption = None,
     model: ModelOption = None,
     device: DeviceOption = None,
@@ -147,9 +147,12 @@ def score(
 ) -> None:
     """Score samples with the per-sample merged adapter: P(Yes), label, weights, AUC."""
     from apa_console.apa import serving
+    from apa_console.apa.weights import check_aggregation
 
     target = open_store(store)
+    check_aggregation(tau, neighbours)
     samples = serving.samples_to_score(target, split=split, user=user)
+    serving.check_servable(target)
     backbone = open_backbone(target, model, device)
     with live_progress(quiet=json) as (bars, cancel):
         report = serving.score_apa(target, backbone, samples, strategy=strategy.value,
@@ -188,6 +191,7 @@ def compare(
     from apa_console.apa import serving
 
     target = open_store(store)
+    serving.check_servable(target)
     backbone = open_backbone(target, model, device)
     with live_progress(quiet=json) as (bars, cancel):
         result = serving.compare(target, backbone, split=split, strategy=strategy.value,

@@ -61,9 +61,13 @@ def label_counts(samples: list[Sample]) -> dict[str, int]:
 
 
 def check_sizes(sizes: dict[str, int]) -> dict[str, int]:
+    """Refuse negative sizes, and all-zero ones: an ingest that keeps no samples would still
+    record a dataset, and the store would refuse every later ingest."""
     for split, size in sizes.items():
         if size < 0:
             raise UsageError(f"--{split}-size must be 0 or more, got {size}")
+    if not any(sizes.get(split) for split in SPLITS):
+        raise UsageError("--train-size, --valid-size and --test-size are all 0: nothing to keep")
     return {split: int(sizes[split]) for split in SPLITS}
 
 
@@ -118,6 +122,8 @@ def write_dataset(
     """Keep the requested samples per split and commit them; returns the dataset meta."""
     sizes = check_sizes(sizes)
     kept = select(parsed, sizes, seed)
+    if not any(kept.values()):
+        raise DataError(f"{parsed.source} holds no samples for the requested splits")
     counts = user_counts(kept)
     dataset = {
         "name": parsed.name,

@@ -29,6 +29,7 @@ from tinydb.table import Table
 
 from apa_console.errors import ConflictError, StoreInvalidError, StoreLockedError
 from apa_console.fileio import atomic_write_bytes
+from apa_console.store.schema import RecordError, check_document
 
 if TYPE_CHECKING:  # numpy is imported by the two methods that need it (fast CLI start)
     import numpy as np
@@ -167,6 +168,12 @@ class Store:
             if not isinstance(document.get(name, {}), dict):
                 raise StoreInvalidError(f"{self.file} is corrupt (table {name!r} is malformed)")
             document.setdefault(name, {})
+        try:  # every record has the shape its readers assume (schema.py says why here)
+            check_document(document)
+        except RecordError as exc:
+            raise StoreInvalidError(
+                f"{self.file} is corrupt ({exc}); restore it from a backup"
+            ) from None
         return document
 
     # -- reading and writing -------------------------------------------------------------
@@ -259,8 +266,11 @@ class Store:
             atomic_write_bytes(target, data)
         return relative
 
-    def read_array(self, relative: str) -> np.ndarray:
-        """A numeric array the store references; missing, truncated or garbage → exit 5."""
+    def read_array(
+        self, relative: str, ndim: int | None = None, rows: int | None = None
+    ) -> np.ndarray:
+        """A numeric array the store references; missing, truncated, garbage, or not of the
+        `ndim` dimensions and `rows` rows its record implies → exit 5."""
         import numpy as np
 
         path = self.path_of(relative)
@@ -277,6 +287,12 @@ class Store:
             ) from None
         if not isinstance(array, np.ndarray) or array.dtype.kind not in "fiub":
             raise StoreInvalidError(f"{path} is corrupt (not a numeric array)")
+        if (ndim is not None and array.ndim != ndim) or (
+            rows is not None and (array.ndim == 0 or array.shape[0] != rows)
+        ):
+            raise StoreInvalidError(
+                f"{path} is corrupt (shape {array.shape} does not match its record)"
+            )
         return array
 
     def models_dir(self) -> Path:
