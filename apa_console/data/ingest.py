@@ -21,6 +21,7 @@ from apa_console.store.document import Store, get_meta, now_iso, update_meta
 
 DEFAULT_SIZES = {"train": 1024, "valid": 500, "test": 1000}
 DEFAULT_SEED = 0
+MAX_ID_LENGTH = 256  # user and item ids: longer is a malformed file, not an id
 
 
 def sample_id(order: int) -> str:
@@ -124,6 +125,12 @@ def write_dataset(
     kept = select(parsed, sizes, seed)
     if not any(kept.values()):
         raise DataError(f"{parsed.source} holds no samples for the requested splits")
+    for sample in (s for split in SPLITS for s in kept[split]):
+        if len(sample.user_id) > MAX_ID_LENGTH:
+            raise DataError(
+                f"{parsed.source}: user id longer than {MAX_ID_LENGTH} characters "
+                f"({sample.user_id[:40]}…)"
+            )
     counts = user_counts(kept)
     dataset = {
         "name": parsed.name,
