@@ -18,7 +18,7 @@ from apa_console.cli.common import (
     open_store,
 )
 from apa_console.cli.progress_view import live_progress
-from apa_console.errors import ExitCode, UsageError, VerificationError
+from apa_console.errors import UsageError, VerificationError
 from apa_console.unlearning import audit_log as audit_core
 from apa_console.unlearning import describe
 from apa_console.unlearning import requests as requests_core
@@ -222,8 +222,11 @@ def audit_verify(store: StoreOption = None, json: JsonOption = False) -> None:
         for problem in result["problems"]:
             output.stdout.print(f"  [red]FAIL[/red] {output.markup_safe(problem)}")
         output.stdout.print("[green]PASS[/green]" if result["ok"] else "[red]FAIL[/red]")
-    if not result["ok"]:
-        raise typer.Exit(int(ExitCode.VERIFY_FAILED))
+    if not result["ok"]:  # the report above; the verdict as the one error line
+        raise VerificationError(
+            f"audit verification failed: {len(result['problems'])} problem(s), first: "
+            f"{result['problems'][0]}"
+        )
 
 app.add_typer(audit_app, name="audit")
 
