@@ -22,7 +22,6 @@ from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from filelock import FileLock, Timeout
 from tinydb import TinyDB
 from tinydb.storages import Storage
 from tinydb.table import Table
@@ -106,7 +105,17 @@ class Store:
     def __init__(self, root: Path):
         self.root = Path(root)
         self.file = self.root / STORE_FILE
-        self._lock = FileLock(str(self.root / LOCK_FILE))
+        self._file_lock = None
+
+    @property
+    def _lock(self):
+        """The OS file lock, made on first use (filelock pulls in asyncio: slow to import,
+        and read-only commands never need it)."""
+        if self._file_lock is None:
+            from filelock import FileLock
+
+            self._file_lock = FileLock(str(self.root / LOCK_FILE))
+        return self._file_lock
 
     # -- opening -------------------------------------------------------------------------
 
@@ -185,6 +194,8 @@ class Store:
     @contextmanager
     def locked(self, wait_s: float = 2.0) -> Iterator[None]:
         """Hold the single-writer lock (re-entrant within one thread)."""
+        from filelock import Timeout
+
         try:
             self._lock.acquire(timeout=wait_s)
         except Timeout:
