@@ -178,7 +178,7 @@ WRONG = {"label": 7, "split": "holdout", "history": [{"item": 1}], "order": "1",
          "seq": "1", "embeddings": ["arrays/x.npy"], "partition": "apa", "model": 3,
          "train_settings": [1]}
 REQUIRED_ONLY = {"history", "centre", "targets", "affected_shards", "valid_errors", "embeddings",
-                 "partition", "train_settings"}  # these may be absent
+                 "partition", "train_settings", "model"}  # these may be absent
 COMMANDS = (["status"], ["users"], ["shards"], ["requests"], ["audit"], ["audit", "verify"],
             ["score"], ["forget", "--user", "user1", "--dry-run"])
 
@@ -437,3 +437,13 @@ def test_malformed_movielens_input_exits_6(empty, tmp_path, name):
     (source / "u.item").write_bytes(b"1|A (1990)|01-Jan-1990||http://x|0\n")
     (source / "u.data").write_text(MOVIELENS_CASES[name])
     assert_refused(store, ["ingest", "movielens", str(source)], DATA)
+
+
+def test_a_store_with_adapters_but_no_recorded_model_exits_5_before_loading_one(trained,
+                                                                                  tmp_path):
+    store = copy_of(trained, tmp_path)
+    document = json.loads((store / "apa.json").read_text())
+    del document["meta"]["1"]["model"]
+    (store / "apa.json").write_text(json.dumps(document))
+    assert_refused(store, ["score", "--json"], STORE, "records no model")
+    assert not (store / "models").exists()

@@ -198,11 +198,6 @@ def check_document(document: dict[str, Any]) -> None:
         rows = document.get(table, {})
         for doc_id, record in rows.items():
             check_record(table, doc_id, record, fields)
-    meta = document["meta"]["1"]
-    if not meta.get("model") and document.get("adapters"):
-        # adapters only mean something on the model they were trained on; without it a
-        # command would load the default model and apply them to it
-        raise RecordError("meta record 1 has no model but the store holds adapters")
     live_files = ("path", "valid_errors")
     for doc_id, row in document.get("adapters", {}).items():
         if row["status"] == "live" and not all(_str(row.get(key)) for key in live_files):

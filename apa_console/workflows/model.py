@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from apa_console.errors import StoreInvalidError
+from apa_console.store import records
 from apa_console.store.document import STORE_FILE, Store, get_meta, resolve_store_path
 from apa_console.store.model_record import check_model, record_model
 
@@ -52,6 +53,13 @@ def open_backbone(
     without a model records this one (the commands that build shards and adapters do)."""
     from apa_console.engine.backbone import Backbone
 
+    if model is None and not _recorded_model(store) and records.adapter_rows(store.snapshot()):
+        # adapters mean something only on the model they were trained on: loading the
+        # default one (and building its cache in the store) would serve them on another
+        raise StoreInvalidError(
+            f"{store.file} records no model but holds adapters; pass --model with the "
+            "model they were trained on, or restore the store"
+        )
     backbone = Backbone.load(
         _requested_model(store, model), device, cache_root=cache_root_for(store),
         before_weights=lambda identity: check_model(store, identity),
