@@ -40,3 +40,35 @@ def test_the_tui_package_does_import_textual():
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                             timeout=300)
     assert result.stdout.strip() == "True", result.stderr
+
+
+HEAVY = ("torch", "transformers", "peft", "sklearn", "scipy", "textual", "numpy")
+START_PROBE = r"""
+import json, sys
+from typer.testing import CliRunner
+from apa_console.cli.app import app
+store = sys.argv[1]
+codes = {}
+for args in (["--help"], ["init", "--store", store], ["status", "--store", store],
+             ["users", "--store", store], ["audit", "--store", store],
+             ["requests", "--store", store], ["statuss"]):
+    codes[" ".join(args[:1])] = CliRunner().invoke(app, args).exit_code
+heavy = sorted({m.split(".")[0] for m in sys.modules} & set(sys.argv[2].split(",")))
+print(json.dumps({"codes": codes, "heavy": heavy}))
+"""
+
+
+def test_the_cli_starts_without_heavy_libraries(tmp_path):
+    """`--help`, a typo and the light commands (status, users, audit, requests) run in a fresh
+    interpreter without importing torch, transformers, peft, scikit-learn, numpy or Textual:
+    those take seconds to load, and are imported only by the commands that use them (the
+    start times themselves are measured by `python -m benchmarks.cli_start`)."""
+    result = subprocess.run(
+        [sys.executable, "-c", START_PROBE, str(tmp_path / "store"), ",".join(HEAVY)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["codes"] == {"--help": 0, "init": 0, "status": 0, "users": 0, "audit": 0,
+                               "requests": 0, "statuss": 2}
+    assert report["heavy"] == []

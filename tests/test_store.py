@@ -159,7 +159,7 @@ def test_garbage_collection_removes_only_unreferenced_arrays(store):
     stray.parent.mkdir(parents=True)
     stray.write_bytes(b"from a crash")
     with store.transaction() as db:
-        update_meta(db, embeddings={"file": kept})
+        update_meta(db, embeddings={"train": {"file": kept, "ids": ["a", "b", "c", "d"]}})
 
     removed = store.collect_garbage()
     assert sorted(removed) == sorted([dropped, "arrays/nested/left-over.npy"])
@@ -167,7 +167,7 @@ def test_garbage_collection_removes_only_unreferenced_arrays(store):
     assert not store.path_of(dropped).exists() and not stray.parent.exists()
 
     with store.transaction() as db:
-        update_meta(db, embeddings=None)
+        update_meta(db, embeddings={})
     assert store.collect_garbage() == [kept]
     with pytest.raises(StoreInvalidError, match="missing"):
         store.read_array(kept)

@@ -20,7 +20,7 @@ from apa_console.apa.metrics import auc
 from apa_console.engine.mixture import AdapterFactors, mixture_model, set_row_weights
 from apa_console.engine.training import TrainSettings, manifest_hash, train_adapter
 from apa_console.engine.versions import CURRENT_ENGINE_VERSION
-from apa_console.errors import ConflictError
+from apa_console.errors import ConflictError, StoreInvalidError, UsageError
 from apa_console.progress import (
     NEVER_CANCELLED,
     CancelToken,
@@ -38,14 +38,42 @@ def ids_hash(ids: list[str]) -> str:
     return hashlib.sha256(json.dumps(ids).encode()).hexdigest()
 
 
+def recorded_settings(data: Any, where: str) -> TrainSettings:
+    """Training settings read back from the store. They were valid when written, so a value
+    that is not means the record was damaged: exit 5, not a usage error."""
+    try:
+        return TrainSettings.from_dict(data)
+    except (UsageError, TypeError, ValueError, OverflowError, AttributeError) as exc:
+        raise StoreInvalidError(
+            f"the training settings of {where} are corrupt ({exc}); restore the store from a "
+            "backup"
+        ) from None
+
+
 def store_settings(store: Store, overrides: dict[str, Any] | None = None) -> TrainSettings:
     """The store's training settings: recorded ones (or defaults) with `overrides` applied."""
     recorded = get_meta(store.snapshot()).get("train_settings")
-    base = TrainSettings.from_dict(recorded) if recorded else TrainSettings()
+    base = recorded_settings(recorded, "the store") if recorded else TrainSettings()
     chosen = {k: v for k, v in (overrides or {}).items() if v is not None}
     # settings a store recorded keep their values; new adapters come from today's engine
     return TrainSettings.from_dict(
         {**base.to_dict(), **chosen, "engine_version": CURRENT_ENGINE_VERSION})
+
+
+def load_adapter(store: Store, row: dict[str, Any]) -> AdapterFactors:
+    """A live adapter's weights from the folder its row names. The files are the store's:
+    missing, truncated or garbage ones mean a damaged store (exit 5), not a bug."""
+    from safetensors import SafetensorError
+
+    directory = store.path_of(row["path"])
+    try:
+        return AdapterFactors.load(directory)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, SafetensorError) as exc:
+        raise StoreInvalidError(
+            f"adapter {row['id']} in {directory} is missing or corrupt "
+            f"({type(exc).__name__}: {exc}); retrain it (`apa-console train`) or restore "
+            "the store"
+        ) from None
 
 
 def score_with_adapter(
@@ -214,7 +242,7 @@ def train_all(
 
         def up_to_date(row: dict | None, ids: list[str]) -> bool:
             return bool(row and row["manifest_hash"] == manifest_hash(ids)
-                        and TrainSettings.from_dict(row["settings"]).trains_like(
+                        and recorded_settings(row["settings"], row["id"]).trains_like(
                             settings, backbone.device))
 
         jobs: list[tuple[str, int | None, list[str]]] = []

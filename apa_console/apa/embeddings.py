@@ -23,7 +23,7 @@ def cached_embeddings(store: Store, split: str) -> tuple[list[str], np.ndarray] 
     entry = get_meta(store.snapshot()).get("embeddings", {}).get(split)
     if not entry:
         return None
-    return list(entry["ids"]), store.read_array(entry["file"])
+    return list(entry["ids"]), store.read_array(entry["file"], ndim=2, rows=len(entry["ids"]))
 
 
 def embeddings_for(

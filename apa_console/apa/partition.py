@@ -18,25 +18,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import Enum
 
 import numpy as np
-from sklearn.cluster import KMeans
 
+from apa_console.apa.choices import METHODS, PartitionMethod  # noqa: F401 (re-exported)
 from apa_console.errors import UsageError
 
-
-class PartitionMethod(str, Enum):
-    """APA's semantic partition (by sample or by user) and the baselines."""
-
-    APA = "apa"
-    APA_USER = "apa-user"
-    RANDOM = "random"
-    USER = "user"
-    BEKM = "bekm"
-
-
-METHODS = tuple(method.value for method in PartitionMethod)
 BALANCED_ITERATIONS = 10  # RecEraser/GraphEraser refine anchors a fixed number of rounds
 
 
@@ -108,6 +95,8 @@ def _user_groups(users: Sequence[str]) -> tuple[list[str], list[np.ndarray]]:
 
 
 def _kmeans_centres(embeddings: np.ndarray, n_shards: int, seed: int) -> np.ndarray:
+    from sklearn.cluster import KMeans  # scikit-learn loads in ~1 s: only when used
+
     model = KMeans(n_clusters=n_shards, random_state=seed, n_init=10)
     model.fit(embeddings.astype(np.float64))
     return model.cluster_centers_
@@ -132,8 +121,11 @@ def _balanced_kmeans(
             if len(members):
                 anchors[k] = members.mean(axis=0)
     return owner
+MAX_SEED = 2**32 - 1  # K-means' random_state takes no more
+
+
 def check_request(
-    method: str, n_items: int, n_shards: int, cap: int | None
+    method: str, n_items: int, n_shards: int, cap: int | None, seed: int = 0
 ) -> tuple[str, int]:
     """The method's name and the shard cap, or a one-line UsageError: checked before any
     work, so a refused partition writes nothing."""
@@ -145,6 +137,8 @@ def check_request(
         ) from None
     if n_shards < 1:
         raise UsageError("--shards must be at least 1")
+    if not 0 <= seed <= MAX_SEED:
+        raise UsageError(f"--seed must be in [0, {MAX_SEED}], got {seed}")
     if n_items < n_shards:
         raise UsageError(f"cannot split {n_items} training samples into {n_shards} shards")
     if cap is None:
@@ -167,7 +161,7 @@ def partition(
 ) -> Partition:
     """Split rows 0..N-1 into `n_shards` shards. See the module docstring for the methods."""
     n_items = len(users)
-    method, cap = check_request(method, n_items, n_shards, cap)
+    method, cap = check_request(method, n_items, n_shards, cap, seed)
     if embeddings.shape[0] != n_items:
         raise ValueError("embeddings and users must describe the same samples")
     if method == "random":

@@ -10,19 +10,20 @@ from typing import Any
 
 import numpy as np
 
-from apa_console.apa.adapters import ids_hash, score_with_adapter
+from apa_console.apa.adapters import ids_hash, load_adapter, score_with_adapter
 from apa_console.apa.embeddings import cached_embeddings, embeddings_for, split_samples
 from apa_console.apa.metrics import auc
 from apa_console.apa.weights import (
     DEFAULT_NEIGHBOURS,
     DEFAULT_TAU,
     aggregation_weights,
+    check_aggregation,
     neighbour_errors,
     softmax_rows,
 )
 from apa_console.engine.backbone import SCORE_BATCH_SIZE
 from apa_console.engine.mixture import AdapterFactors, mixture_model, set_row_weights
-from apa_console.errors import ConflictError, NotFoundError, UsageError
+from apa_console.errors import ConflictError, NotFoundError, StoreInvalidError, UsageError
 from apa_console.progress import NEVER_CANCELLED, CancelToken, ProgressCallback, ignore_progress
 from apa_console.samples import SPLITS, Sample
 from apa_console.store import audit, records
@@ -110,11 +111,11 @@ class LiveSet:
         return [row["id"] for row in self.rows]
 
 
-def load_live_set(store: Store) -> LiveSet:
-    """The serving state: live shard adapters, their validation errors and the pool."""
+def check_servable(store: Store) -> None:
+    """Refuse scoring a store without live shard adapters before any model loads (loading
+    one would build its cache in the store for nothing)."""
     db = store.snapshot()
-    rows = records.live_adapters(db)
-    if not rows:
+    if not records.live_adapters(db):
         withdrawn = records.withdrawn_adapters(db)
         if withdrawn:
             pending = sorted({row.get("withdrawn_by") or "?" for row in withdrawn})
@@ -122,6 +123,13 @@ def load_live_set(store: Store) -> LiveSet:
                 f"every shard adapter is withdrawn until the retrain of {', '.join(pending)} "
                 "lands: run `apa-console apply`")
         raise ConflictError("no trained shard adapters: run `apa-console train` first")
+
+
+def load_live_set(store: Store) -> LiveSet:
+    """The serving state: live shard adapters, their validation errors and the pool."""
+    check_servable(store)
+    db = store.snapshot()
+    rows = records.live_adapters(db)
     cached = cached_embeddings(store, "valid")
     valid_ids = cached[0] if cached else []
     for row in rows:
@@ -132,15 +140,28 @@ def load_live_set(store: Store) -> LiveSet:
     labels_by_id = {s.id: s.label for s in records.split_samples(db, "valid")}
     shards = {r["shard"]: r for r in records.shard_rows(db)}
     centre_files = [shards.get(row["shard"], {}).get("centre") for row in rows]
+    dim = cached[1].shape[1] if cached else None
     return LiveSet(
         rows=rows,
-        factors=[AdapterFactors.load(store.path_of(row["path"])) for row in rows],
+        factors=[load_adapter(store, row) for row in rows],
         valid_embeddings=cached[1] if cached else np.zeros((0, 1), dtype=np.float32),
-        valid_errors=np.stack([store.read_array(row["valid_errors"]) for row in rows]),
+        valid_errors=np.stack([store.read_array(row["valid_errors"], ndim=1, rows=len(valid_ids))
+                               for row in rows]),
         valid_labels=np.array([labels_by_id[i] for i in valid_ids], dtype=np.float64),
-        centres=(np.stack([store.read_array(f) for f in centre_files])
+        centres=(np.stack([_centre(store, f, dim) for f in centre_files])
                  if all(centre_files) else None),
     )
+
+
+def _centre(store: Store, relative: str, dim: int | None) -> np.ndarray:
+    """A shard's centre vector, the same width as the cached hidden states."""
+    centre = store.read_array(relative).reshape(-1)
+    if dim is not None and centre.shape[0] != dim:
+        raise StoreInvalidError(
+            f"{store.path_of(relative)} is corrupt (a centre of {centre.shape[0]} values, "
+            f"the embeddings have {dim})"
+        )
+    return centre
 
 
 def _sample_vectors(store, backbone, samples, use_cache, progress, cancel) -> np.ndarray:
@@ -161,6 +182,7 @@ def score_apa(
     adapter mixture. `use_cache=False` recomputes the samples' embeddings (the paper's
     "without precomputation" timing)."""
     samples = list(samples)
+    check_aggregation(tau, neighbours)
     default_tau, default_n = aggregation_defaults(store)
     tau = default_tau if tau is None else tau
     neighbours = default_n if neighbours is None else neighbours
@@ -230,7 +252,7 @@ def score_baseline(
     started = time.perf_counter()
     p_yes = score_with_adapter(
         backbone, backbone.prompts_for(list(samples)),
-        AdapterFactors.load(store.path_of(rows[0]["path"])), progress=progress, cancel=cancel,
+        load_adapter(store, rows[0]), progress=progress, cancel=cancel,
         task="Retraining",
     )
     return ScoreReport(

@@ -15,13 +15,15 @@ from apa_console.store.document import Store, get_meta, now_iso, update_meta
 
 
 def check_partition(
-    store: Store, method: str, n_shards: int, cap: int | None = None, force: bool = False
+    store: Store, method: str, n_shards: int, cap: int | None = None, force: bool = False,
+    seed: int = 0,
 ) -> None:
     """Refuse (one line) what `run_partition` would refuse, before any model loads."""
-    _checked(store, method, n_shards, cap, force)
+    _checked(store, method, n_shards, cap, force, seed)
 
 
-def _checked(store: Store, method: str, n_shards: int, cap: int | None, force: bool):
+def _checked(store: Store, method: str, n_shards: int, cap: int | None, force: bool,
+             seed: int = 0):
     db = store.snapshot()
     existing = records.shard_rows(db)
     if existing and not force:
@@ -36,7 +38,7 @@ def _checked(store: Store, method: str, n_shards: int, cap: int | None, force: b
     samples = records.split_samples(db, "train")
     if not samples:
         raise UsageError("the store has no training samples: run `apa-console ingest` first")
-    method, _ = check_request(method, len(samples), n_shards, cap)
+    method, _ = check_request(method, len(samples), n_shards, cap, seed)
     return samples, method
 
 
@@ -54,7 +56,7 @@ def run_partition(
     """Embed the training samples, split them, and record the shards (replacing none unless
     `force`: re-partitioning retires every trained shard adapter)."""
     with store.locked():
-        samples, method = _checked(store, method, n_shards, cap, force)
+        samples, method = _checked(store, method, n_shards, cap, force, seed)
         vectors = embeddings_for(
             store, backbone, samples, split="train", save=True, progress=progress, cancel=cancel
         )

@@ -11,27 +11,27 @@ The engine's `mixture` layers apply the weights in one forward pass.
 
 from __future__ import annotations
 
-from enum import Enum
+import math
 
 import numpy as np
 
+from apa_console.apa.choices import STRATEGIES, Strategy  # noqa: F401 (re-exported)
 from apa_console.errors import UsageError
-
-
-class Strategy(str, Enum):
-    """How adapter weights are chosen per sample."""
-
-    ADAPTIVE = "adaptive"
-    AVERAGE = "average"
-    MAJOR = "major"
-    SEMANTIC = "semantic"
-
-
-STRATEGIES = tuple(strategy.value for strategy in Strategy)
-
 
 DEFAULT_TAU = 500.0
 DEFAULT_NEIGHBOURS = 20
+
+
+MAX_TAU = 1e6  # beyond this softmax(−τ·error) is one-hot already, and overflows soon after
+MAX_NEIGHBOURS = 1_000_000
+
+
+def check_aggregation(tau: float | None, neighbours: int | None) -> None:
+    """Refuse a temperature or neighbour count that would give meaningless weights."""
+    if tau is not None and not (math.isfinite(tau) and 0 <= tau <= MAX_TAU):
+        raise UsageError(f"--tau must be a number in [0, {MAX_TAU:g}], got {tau}")
+    if neighbours is not None and not 1 <= neighbours <= MAX_NEIGHBOURS:
+        raise UsageError(f"--neighbours must be in [1, {MAX_NEIGHBOURS}], got {neighbours}")
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:

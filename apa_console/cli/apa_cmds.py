@@ -6,11 +6,7 @@ from typing import Annotated
 
 import typer
 
-from apa_console.apa import serving
-from apa_console.apa import shards as sharding
-from apa_console.apa.adapters import check_train, train_all
-from apa_console.apa.partition import PartitionMethod
-from apa_console.apa.weights import Strategy
+from apa_console.apa.choices import PartitionMethod, Strategy
 from apa_console.cli import output
 from apa_console.cli.common import (
     DeviceOption,
@@ -21,9 +17,11 @@ from apa_console.cli.common import (
     open_store,
 )
 from apa_console.cli.progress_view import live_progress
-from apa_console.engine.devices import ComputeDtype
-from apa_console.engine.mixture import MixtureLevel
+from apa_console.engine.choices import ComputeDtype, MixtureLevel
 from apa_console.workflows.model import open_backbone
+
+# The core behind these commands (numpy, scikit-learn, torch) is imported inside each command,
+# so `--help` and the light commands start in a fraction of a second.
 
 
 def _fmt(value, digits: int = 4) -> str:
@@ -51,8 +49,10 @@ def partition(
 ) -> None:
     """Split the training samples into K shards (APA's semantic balanced partition or a
     baseline)."""
+    from apa_console.apa import shards as sharding
+
     target = open_store(store)
-    sharding.check_partition(target, method.value, shards, max_size, force)
+    sharding.check_partition(target, method.value, shards, max_size, force, seed)
     backbone = open_backbone(target, model, device, record=True)
     with live_progress(quiet=json) as (bars, cancel):
         summary = sharding.run_partition(
@@ -65,6 +65,8 @@ def partition(
 @app.command("shards")
 def shards_cmd(store: StoreOption = None, json: JsonOption = False) -> None:
     """List the shards with balance statistics and their adapters."""
+    from apa_console.apa import shards as sharding
+
     _print_shards(sharding.shard_summary(open_store(store)), json)
 
 
@@ -98,6 +100,8 @@ def train(
 ) -> None:
     """Train every shard's adapter (resumable: up-to-date adapters are skipped), then
     cache each adapter's validation errors."""
+    from apa_console.apa.adapters import check_train, train_all
+
     target = open_store(store)
     overrides = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed,
                  "group_by_length": group_by_length, "share_prefix": share_prefix,
@@ -135,15 +139,20 @@ def score(
     neighbours: Annotated[
         int | None, typer.Option("--neighbours", "-n", min=1, help="Validation neighbours n.")
     ] = None,
-    limit: Annotated[int, typer.Option(help="Rows to print (human output).")] = 20,
+    limit: Annotated[int, typer.Option(min=0, help="Rows to print (human output).")] = 20,
     store: StoreOption = None,
     model: ModelOption = None,
     device: DeviceOption = None,
     json: JsonOption = False,
 ) -> None:
     """Score samples with the per-sample merged adapter: P(Yes), label, weights, AUC."""
+    from apa_console.apa import serving
+    from apa_console.apa.weights import check_aggregation
+
     target = open_store(store)
+    check_aggregation(tau, neighbours)
     samples = serving.samples_to_score(target, split=split, user=user)
+    serving.check_servable(target)
     backbone = open_backbone(target, model, device)
     with live_progress(quiet=json) as (bars, cancel):
         report = serving.score_apa(target, backbone, samples, strategy=strategy.value,
@@ -179,7 +188,10 @@ def compare(
     json: JsonOption = False,
 ) -> None:
     """Retraining vs SISA vs APA(D) vs APA(ND): the paper's Table I columns."""
+    from apa_console.apa import serving
+
     target = open_store(store)
+    serving.check_servable(target)
     backbone = open_backbone(target, model, device)
     with live_progress(quiet=json) as (bars, cancel):
         result = serving.compare(target, backbone, split=split, strategy=strategy.value,
@@ -201,6 +213,8 @@ def compare(
 @app.command()
 def tune(store: StoreOption = None, json: JsonOption = False) -> None:
     """Search τ and n on the validation pool (leave-one-out) and store the best."""
+    from apa_console.apa import serving
+
     result = serving.tune(open_store(store))
     if json:
         output.emit_json(result)

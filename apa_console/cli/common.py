@@ -11,9 +11,10 @@ import typer
 from typer.core import TyperGroup
 
 try:  # typer >= 0.29 vendors click; older releases use click itself
-    from typer._click.exceptions import ClickException
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError
 except ImportError:  # pragma: no cover
     from click import ClickException
+    from click.exceptions import NoArgsIsHelpError
 
 from apa_console.cli.output import error_line
 from apa_console.errors import ApaError, ExitCode
@@ -55,14 +56,33 @@ def debug_enabled() -> bool:
     return os.environ.get("APA_DEBUG", "") not in ("", "0")
 
 
+def _usage_exit(exc: ClickException) -> typer.Exit:
+    """A bad option, argument or command name as one line (Click draws a usage box)."""
+    ctx = getattr(exc, "ctx", None)
+    hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+    error_line(" ".join(exc.format_message().split()) + hint)
+    return typer.Exit(exc.exit_code)
+
+
 class ApaGroup(TyperGroup):
     """Maps known failures to one stderr line and their documented exit code."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        # the top-level options are parsed here, outside `invoke`
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except NoArgsIsHelpError:
+            raise
+        except ClickException as exc:
+            raise _usage_exit(exc) from None
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except (typer.Exit, typer.Abort, ClickException):
+        except (typer.Exit, typer.Abort, NoArgsIsHelpError):
             raise
+        except ClickException as exc:
+            raise _usage_exit(exc) from None
         except ApaError as exc:
             if debug_enabled():
                 traceback.print_exc()

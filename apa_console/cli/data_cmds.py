@@ -14,6 +14,7 @@ from apa_console.data import (
     DEFAULT_SEED,
     DEFAULT_SIZES,
     ParsedDataset,
+    check_sizes,
     ensure_no_dataset,
     export_tallrec,
     generate_demo,
@@ -44,6 +45,7 @@ def _ingest(
     as_json: bool,
 ) -> None:
     store = open_store(store_path)
+    check_sizes(sizes)
     ensure_no_dataset(store)  # refuse before spending time parsing
     parsed = load()
     dataset = write_dataset(store, parsed, sizes, seed)

@@ -18,15 +18,16 @@ from apa_console.cli.common import (
     open_store,
 )
 from apa_console.cli.progress_view import live_progress
-from apa_console.errors import ExitCode, UsageError, VerificationError
+from apa_console.errors import UsageError, VerificationError
 from apa_console.unlearning import audit_log as audit_core
 from apa_console.unlearning import describe
 from apa_console.unlearning import requests as requests_core
 from apa_console.unlearning.targets import Targets
 from apa_console.unlearning.user_audit import user_audit
-from apa_console.unlearning.verify import verify_request
-from apa_console.workflows import forget as forgetting
 from apa_console.workflows.model import open_backbone
+
+# `forget`, `apply` and `verify` import their core (torch, numpy) when they run, so `requests`,
+# `audit` and `--help` start without it.
 
 
 def _print_plan(plan: dict) -> None:
@@ -90,6 +91,8 @@ def forget(
 ) -> None:
     """Forget users, samples or items: remove their samples and retrain only the affected
     shards' adapters, then write a receipt."""
+    from apa_console.workflows import forget as forgetting
+
     targets = Targets(users=user or [], samples=sample or [], items=item or [])
     target = open_store(store)
     if dry_run:
@@ -127,6 +130,8 @@ def apply(
     json: JsonOption = False,
 ) -> None:
     """Process every pending forget request (each affected shard retrains once)."""
+    from apa_console.workflows import forget as forgetting
+
     target = open_store(store)
     with live_progress(quiet=json) as (bars, cancel):
         outcome = forgetting.apply_pending(target, _model(target, model, device),
@@ -248,8 +253,11 @@ def audit_verify(
         for problem in result["problems"]:
             output.stdout.print(f"  [red]FAIL[/red] {output.markup_safe(problem)}")
         output.stdout.print("[green]PASS[/green]" if result["ok"] else "[red]FAIL[/red]")
-    if not result["ok"]:
-        raise typer.Exit(int(ExitCode.VERIFY_FAILED))
+    if not result["ok"]:  # the report above; the verdict as the one error line
+        raise VerificationError(
+            f"audit verification failed: {len(result['problems'])} problem(s), first: "
+            f"{result['problems'][0]}"
+        )
 
 app.add_typer(audit_app, name="audit")
 
@@ -264,6 +272,8 @@ def verify(
 ) -> None:
     """Retrain the request's shards from their current manifests, check bit-identity with
     the live adapters, and scan the store for traces of the removed samples."""
+    from apa_console.unlearning.verify import verify_request
+
     target = open_store(store)
     backbone = open_backbone(target, model, device)
     with live_progress(quiet=json) as (bars, cancel):

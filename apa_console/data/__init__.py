@@ -7,6 +7,7 @@ from apa_console.data.ingest import (
     DEFAULT_SEED,
     DEFAULT_SIZES,
     ParsedDataset,
+    check_sizes,
     ensure_no_dataset,
     write_dataset,
 )
@@ -17,6 +18,7 @@ __all__ = [
     "DEFAULT_SEED",
     "DEFAULT_SIZES",
     "ParsedDataset",
+    "check_sizes",
     "ensure_no_dataset",
     "export_tallrec",
     "generate_demo",

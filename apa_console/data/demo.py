@@ -85,9 +85,12 @@ def _user_ratings(generator: random.Random, catalog: list[dict[str, str]]) -> tu
     return liked_genres, ratings
 
 
+MAX_USERS = 100_000  # a demo, not a load test: a typo of 2**70 would never finish
+
+
 def generate_demo(users: int = DEFAULT_USERS, seed: int = DEFAULT_SEED) -> ParsedDataset:
-    if users < 1:
-        raise UsageError(f"--users must be at least 1, got {users}")
+    if not 1 <= users <= MAX_USERS:
+        raise UsageError(f"--users must be in [1, {MAX_USERS}], got {users}")
     generator = random.Random(seed)
     catalog = build_catalog()
     samples: dict[str, list[Sample]] = {"train": [], "valid": [], "test": []}

@@ -21,6 +21,7 @@ from apa_console.store.document import Store, get_meta, now_iso, update_meta
 
 DEFAULT_SIZES = {"train": 1024, "valid": 500, "test": 1000}
 DEFAULT_SEED = 0
+MAX_ID_LENGTH = 256  # user and item ids: longer is a malformed file, not an id
 
 
 def sample_id(order: int) -> str:
@@ -61,9 +62,13 @@ def label_counts(samples: list[Sample]) -> dict[str, int]:
 
 
 def check_sizes(sizes: dict[str, int]) -> dict[str, int]:
+    """Refuse negative sizes, and all-zero ones: an ingest that keeps no samples would still
+    record a dataset, and the store would refuse every later ingest."""
     for split, size in sizes.items():
         if size < 0:
             raise UsageError(f"--{split}-size must be 0 or more, got {size}")
+    if not any(sizes.get(split) for split in SPLITS):
+        raise UsageError("--train-size, --valid-size and --test-size are all 0: nothing to keep")
     return {split: int(sizes[split]) for split in SPLITS}
 
 
@@ -121,6 +126,14 @@ def write_dataset(
     """Keep the requested samples per split and commit them; returns the dataset meta."""
     sizes = check_sizes(sizes)
     kept = select(parsed, sizes, seed)
+    if not any(kept.values()):
+        raise DataError(f"{parsed.source} holds no samples for the requested splits")
+    for sample in (s for split in SPLITS for s in kept[split]):
+        if len(sample.user_id) > MAX_ID_LENGTH:
+            raise DataError(
+                f"{parsed.source}: user id longer than {MAX_ID_LENGTH} characters "
+                f"({sample.user_id[:40]}…)"
+            )
     counts = user_counts(kept)
     dataset = {
         "name": parsed.name,

@@ -19,6 +19,7 @@ from apa_console.errors import ConflictError, DataError
 from apa_console.fileio import atomic_write_bytes
 from apa_console.samples import SPLITS, HistoryEntry, Sample
 
+MAX_ID_LENGTH = 256
 SPLIT_FILES = {split: f"{split}.json" for split in SPLITS}
 ANSWERS = {"Yes.": 1, "No.": 0}
 
@@ -96,6 +97,12 @@ def iter_json_list(path: Path, text: str):
             element, end = decoder.raw_decode(text, position)
         except json.JSONDecodeError as exc:
             raise DataError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from None
+        except ValueError as exc:  # a number too long to convert (Python's digit limit)
+            raise DataError(f"{path}:{line_at(position)}: invalid JSON ({exc})") from None
+        except RecursionError:
+            raise DataError(
+                f"{path}:{line_at(position)}: invalid JSON (nested too deeply)"
+            ) from None
         yield line_at(position), element
         position = skip_space(end)
         if position < len(text) and text[position] == ",":
@@ -143,8 +150,15 @@ def parse_record(path: Path, line: int, record: Any) -> dict[str, Any]:
             '"User Preference: …\\nUser Unpreference: …\\nWhether the user will like …" text'
         )
     user_id = record.get("user_id")
-    if user_id is not None and (not isinstance(user_id, (str, int)) or str(user_id) == ""):
-        raise DataError(f"{path}:{line}: user_id must be a non-empty string or integer")
+    if user_id is not None and not (
+        (isinstance(user_id, str) and 0 < len(user_id) <= MAX_ID_LENGTH)
+        or (isinstance(user_id, int) and not isinstance(user_id, bool)
+            and abs(user_id) < 2**63)
+    ):
+        raise DataError(
+            f"{path}:{line}: user_id must be a string of 1 to {MAX_ID_LENGTH} characters "
+            "or a 64-bit integer"
+        )
     history = [
         HistoryEntry(item=title, title=title, liked=liked)
         for group, liked in (("liked", True), ("disliked", False))

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-from enum import Enum
 from functools import cache
 from pathlib import Path
 
 import torch
 
+from apa_console.engine.choices import ComputeDtype  # noqa: F401 (re-exported)
 from apa_console.engine.memory import keep_freed_memory_for_reuse
 from apa_console.errors import UsageError
 
@@ -25,13 +25,6 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 DTYPE_ENV = "APA_DTYPE"  # forces the default compute dtype (the tests pin float32)
 _CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
-
-class ComputeDtype(str, Enum):
-    """A training setting's choice of compute dtype; `auto` is the fastest one here."""
-
-    AUTO = "auto"
-    FLOAT32 = "float32"
-    BFLOAT16 = "bfloat16"
 
 _CPUINFO = Path("/proc/cpuinfo")
 

@@ -13,7 +13,6 @@ import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 
 import numpy as np
@@ -22,17 +21,8 @@ from safetensors.torch import load_file
 from torch import nn
 
 from apa_console.engine.adapter_format import ADAPTER_CONFIG, ADAPTER_WEIGHTS
+from apa_console.engine.choices import LEVELS, MixtureLevel  # noqa: F401 (re-exported)
 from apa_console.errors import UsageError
-
-
-class MixtureLevel(str, Enum):
-    """Where adapters are mixed: their factors A and B (D) or their products B·A (ND)."""
-
-    D = "D"
-    ND = "ND"
-
-
-LEVELS = tuple(level.value for level in MixtureLevel)
 
 
 @dataclass

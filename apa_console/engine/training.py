@@ -106,22 +106,31 @@ class TrainSettings:
     engine_version: int = CURRENT_ENGINE_VERSION  # versions.py: what older adapters imply
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "target_modules", tuple(self.target_modules))
-        problems = []
-        if self.rank < 1:
-            problems.append("rank must be >= 1")
-        if self.epochs < 1:
-            problems.append("epochs must be >= 1")
-        if self.batch_size < 1:
-            problems.append("batch_size must be >= 1")
-        if self.lr <= 0:
-            problems.append("lr must be > 0")
+        if isinstance(self.target_modules, (list, tuple)):
+            object.__setattr__(self, "target_modules", tuple(self.target_modules))
+        problems = _type_problems(self)
+        if problems:  # the range checks below assume numbers
+            raise UsageError("invalid training settings: " + "; ".join(problems))
+        if not 1 <= self.rank <= MAX_RANK:
+            problems.append(f"rank must be in [1, {MAX_RANK}]")
+        if not 1 <= self.epochs <= MAX_EPOCHS:
+            problems.append(f"epochs must be in [1, {MAX_EPOCHS}]")
+        if not 1 <= self.batch_size <= MAX_BATCH_SIZE:
+            problems.append(f"batch_size must be in [1, {MAX_BATCH_SIZE}]")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            problems.append("lr must be a finite number > 0")
+        if not (math.isfinite(self.alpha) and self.alpha > 0):
+            problems.append("alpha must be a finite number > 0")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            problems.append("weight_decay must be a finite number >= 0")
+        if not 0 <= self.seed <= MAX_SEED:
+            problems.append(f"seed must be in [0, {MAX_SEED}]")
         if not 0 <= self.dropout < 1:
             problems.append("dropout must be in [0, 1)")
         if not 0 <= self.warmup < 1:
             problems.append("warmup must be a fraction in [0, 1)")
-        if self.max_length < 8:
-            problems.append("max_length must be >= 8")
+        if not 8 <= self.max_length <= MAX_LENGTH:
+            problems.append(f"max_length must be in [8, {MAX_LENGTH}]")
         if self.attention not in ATTENTION_KERNELS:
             problems.append(f"attention must be one of {', '.join(ATTENTION_KERNELS)}")
         if self.dtype not in (None, "auto", *DTYPES):
@@ -171,6 +180,39 @@ class TrainSettings:
 
 
 ATTENTION_KERNELS = ("auto", "sdpa", "eager")
+# Bounds that keep a mistyped number from being recorded (it would break every later train).
+MAX_SEED = 2**32 - 1
+MAX_EPOCHS = 1000
+MAX_BATCH_SIZE = 65536
+MAX_RANK = 4096
+MAX_LENGTH = 1 << 20
+_INT_SETTINGS = ("rank", "epochs", "batch_size", "max_length", "seed", "engine_version")
+_REAL_SETTINGS = ("alpha", "dropout", "lr", "warmup", "weight_decay")
+_BOOL_SETTINGS = ("group_by_length", "share_prefix")
+
+
+def _type_problems(settings: TrainSettings) -> list[str]:
+    """Settings of the wrong type (from a damaged record or a caller's typo)."""
+    problems = []
+    for name in _INT_SETTINGS:
+        value = getattr(settings, name)
+        if not isinstance(value, int) or isinstance(value, bool):
+            problems.append(f"{name} must be an integer")
+    for name in _REAL_SETTINGS:
+        value = getattr(settings, name)
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            problems.append(f"{name} must be a number")
+    for name in _BOOL_SETTINGS:
+        if not isinstance(getattr(settings, name), bool):
+            problems.append(f"{name} must be true or false")
+    if not (isinstance(settings.target_modules, tuple)
+            and all(isinstance(module, str) for module in settings.target_modules)):
+        problems.append("target_modules must be module names")
+    for name in ("dtype", "attention", "dropout_sampler"):
+        value = getattr(settings, name)
+        if not (isinstance(value, str) or (name == "dtype" and value is None)):
+            problems.append(f"{name} must be a name")
+    return problems
 # Rows are sorted by length within windows of this many batches of the shuffled order.
 LENGTH_GROUP_BATCHES = 16
 

@@ -19,11 +19,9 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
-from typing import Any
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-from filelock import FileLock, Timeout
 from tinydb import TinyDB
 from tinydb.storages import Storage
 from tinydb.table import Table
@@ -31,6 +29,10 @@ from tinydb.table import Table
 from apa_console.errors import ConflictError, StoreInvalidError, StoreLockedError
 from apa_console.fileio import atomic_write_bytes
 from apa_console.store import keys
+from apa_console.store.schema import RecordError, check_document
+
+if TYPE_CHECKING:  # numpy is imported by the two methods that need it (fast CLI start)
+    import numpy as np
 
 APP_NAME = "apa-console"
 SCHEMA_VERSION = 1
@@ -105,7 +107,17 @@ class Store:
     def __init__(self, root: Path):
         self.root = Path(root)
         self.file = self.root / STORE_FILE
-        self._lock = FileLock(str(self.root / LOCK_FILE))
+        self._file_lock = None
+
+    @property
+    def _lock(self):
+        """The OS file lock, made on first use (filelock pulls in asyncio: slow to import,
+        and read-only commands never need it)."""
+        if self._file_lock is None:
+            from filelock import FileLock
+
+            self._file_lock = FileLock(str(self.root / LOCK_FILE))
+        return self._file_lock
 
     # -- opening -------------------------------------------------------------------------
 
@@ -132,8 +144,7 @@ class Store:
                 f"no store at {root}: run `apa-console init --store {root}` first"
             )
         store = cls(root)
-        store.load()  # validates
-        store.tidy()
+        store.tidy(store.load())  # load validates
         return store
 
     def load(self) -> dict:
@@ -168,6 +179,12 @@ class Store:
             if not isinstance(document.get(name, {}), dict):
                 raise StoreInvalidError(f"{self.file} is corrupt (table {name!r} is malformed)")
             document.setdefault(name, {})
+        try:  # every record has the shape its readers assume (schema.py says why here)
+            check_document(document)
+        except RecordError as exc:
+            raise StoreInvalidError(
+                f"{self.file} is corrupt ({exc}); restore it from a backup"
+            ) from None
         return document
 
     # -- reading and writing -------------------------------------------------------------
@@ -179,6 +196,8 @@ class Store:
     @contextmanager
     def locked(self, wait_s: float = 2.0) -> Iterator[None]:
         """Hold the single-writer lock (re-entrant within one thread)."""
+        from filelock import Timeout
+
         try:
             self._lock.acquire(timeout=wait_s)
         except Timeout:
@@ -198,20 +217,28 @@ class Store:
         the only writer, so any temp file it finds is dead): they can hold a whole earlier
         apa.json, forgotten data included."""
         removed = []
-        places = [self.root] + [self.root / managed for managed in MANAGED_DIRS]
-        for place in places:
-            if not place.is_dir():
-                continue
-            found = place.glob(".*.tmp") if place == self.root else place.rglob(".*.tmp")
-            for path in sorted(found):
-                if path.is_file() and not path.is_symlink():
-                    path.unlink()
-                    removed.append(path.relative_to(self.root).as_posix())
+        for path in self._temp_files():
+            path.unlink()
+            removed.append(path.relative_to(self.root).as_posix())
         return removed
 
-    def tidy(self) -> None:
-        """Collect what an interrupted writer left (temp files, unreferenced files), when no
-        writer is running now; a reader never waits for it."""
+    def _temp_files(self) -> list[Path]:
+        found = list(self.root.glob(".*.tmp"))
+        for managed in MANAGED_DIRS:
+            found += (self.root / managed).rglob(".*.tmp")
+        return sorted(p for p in found if p.is_file() and not p.is_symlink())
+
+    def tidy(self, document: dict | None = None) -> None:
+        """Collect what an interrupted writer left (temp files, unreferenced files), when
+        there is any and no writer runs now; a reader never waits for it."""
+        document = self.load() if document is None else document
+        # With a damaged reference, what looks unreferenced may be the file it meant: keep
+        # everything for the operator's repair (the command will refuse the damage itself).
+        collect = self._references_intact(document) and bool(self._unreferenced(document))
+        if not self._temp_files() and not collect:
+            return  # the common case costs a directory listing, not the lock's import
+        from filelock import Timeout
+
         try:
             self._lock.acquire(timeout=0)
         except (Timeout, OSError):  # a writer runs, or the store is read-only to us
@@ -219,9 +246,27 @@ class Store:
         try:
             if self._lock.lock_counter == 1:
                 self.remove_temp_files()
-            self.collect_garbage()
+            if collect:
+                self.collect_garbage()
         finally:
             self._lock.release()
+
+    def _references_intact(self, document: dict) -> bool:
+        """Every file field names an existing file under a managed folder."""
+        embeddings = ((document.get("meta", {}).get("1", {}).get("embeddings") or {})
+                      .values())
+        fields = ([entry.get("file") for entry in embeddings]
+                  + [row.get("centre") for row in document.get("shards", {}).values()]
+                  + [row.get(key) for row in document.get("adapters", {}).values()
+                     for key in ("path", "valid_errors")])
+        prefixes = tuple(f"{managed}/" for managed in MANAGED_DIRS)
+        refs = [ref for ref in fields if ref is not None]
+        if not all(isinstance(ref, str) and ref.startswith(prefixes) for ref in refs):
+            return False
+        try:
+            return all(self.path_of(ref).exists() for ref in referenced_paths(document))
+        except StoreInvalidError:
+            return False
 
     @contextmanager
     def transaction(self, wait_s: float = 2.0) -> Iterator[TinyDB]:
@@ -251,10 +296,38 @@ class Store:
     # -- files beside apa.json -----------------------------------------------------------
 
     def path_of(self, relative: str) -> Path:
-        return self.root / relative
+        """The file or folder a store-relative path names.
+
+        Paths come from apa.json, so they are untrusted: one that is not a plain relative
+        path inside the store (absolute, `..`, empty, a NUL byte), or that passes through a
+        symlink, or a folder holding one, means the store was tampered with (exit 5)."""
+        if not isinstance(relative, str) or not relative.strip() or "\x00" in relative:
+            raise StoreInvalidError(f"{self.file} is corrupt: bad file path {relative!r}")
+        parts = PurePosixPath(relative).parts
+        if PurePosixPath(relative).is_absolute() or "\\" in relative or ".." in parts:
+            raise StoreInvalidError(
+                f"{self.file} is corrupt: path {relative!r} leads outside the store"
+            )
+        path = self.root
+        for part in parts:
+            path = path / part
+            if path.is_symlink():
+                raise StoreInvalidError(
+                    f"{path} is a symlink; a store holds only its own files (remove the link)"
+                )
+        if path.is_dir():
+            for child in path.iterdir():
+                if child.is_symlink():
+                    raise StoreInvalidError(
+                        f"{child} is a symlink; a store holds only its own files "
+                        "(remove the link)"
+                    )
+        return path
 
     def write_array(self, kind: str, array: np.ndarray) -> str:
         """Save an array under a content-addressed name; returns the store-relative path."""
+        import numpy as np
+
         buffer = io.BytesIO()
         np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
         data = buffer.getvalue()
@@ -264,13 +337,34 @@ class Store:
             atomic_write_bytes(target, data)
         return relative
 
-    def read_array(self, relative: str) -> np.ndarray:
+    def read_array(
+        self, relative: str, ndim: int | None = None, rows: int | None = None
+    ) -> np.ndarray:
+        """A numeric array the store references; missing, truncated, garbage, or not of the
+        `ndim` dimensions and `rows` rows its record implies → exit 5."""
+        import numpy as np
+
+        path = self.path_of(relative)
         try:
-            return np.load(self.path_of(relative), allow_pickle=False)
+            array = np.load(path, allow_pickle=False)
         except FileNotFoundError:
+            raise StoreInvalidError(f"{path} is referenced by the store but missing") from None
+        except IsADirectoryError:
+            raise StoreInvalidError(f"{path} is referenced as an array but is a folder") from None
+        except (OSError, ValueError, EOFError) as exc:  # truncated, garbage, pickled objects
             raise StoreInvalidError(
-                f"{self.path_of(relative)} is referenced by the store but missing"
+                f"{path} is corrupt (not a readable array: {exc}); restore the store from a "
+                "backup"
             ) from None
+        if not isinstance(array, np.ndarray) or array.dtype.kind not in "fiub":
+            raise StoreInvalidError(f"{path} is corrupt (not a numeric array)")
+        if (ndim is not None and array.ndim != ndim) or (
+            rows is not None and (array.ndim == 0 or array.shape[0] != rows)
+        ):
+            raise StoreInvalidError(
+                f"{path} is corrupt (shape {array.shape} does not match its record)"
+            )
+        return array
 
     def models_dir(self) -> Path:
         return self.root / MODELS_DIR
@@ -281,23 +375,30 @@ class Store:
         Safe to run at any time by the lock holder; it is how a crash's leftovers and the
         files of forgotten data disappear.
         """
-        referenced = referenced_paths(self.load())
         removed: list[str] = []
+        for path in self._unreferenced(self.load()):
+            path.unlink()
+            removed.append(path.relative_to(self.root).as_posix())
         for managed in MANAGED_DIRS:
-            base = self.root / managed
-            if not base.exists():
-                continue
-            for path in sorted(base.rglob("*")):
-                if not path.is_file():
-                    continue
-                relative = path.relative_to(self.root).as_posix()
-                if not any(relative == ref or relative.startswith(ref + "/") for ref in referenced):
-                    path.unlink()
-                    removed.append(relative)
-            for directory in sorted(base.rglob("*"), reverse=True):
+            for directory in sorted((self.root / managed).rglob("*"), reverse=True):
                 if directory.is_dir() and not any(directory.iterdir()):
                     directory.rmdir()
         return removed
+
+    def _unreferenced(self, document: dict) -> list[Path]:
+        """Files in the managed folders that `document` does not reference (a file counts as
+        referenced when it or a folder above it is)."""
+        referenced = referenced_paths(document)
+        found = []
+        for managed in MANAGED_DIRS:
+            for path in sorted((self.root / managed).rglob("*")):
+                if not path.is_file():
+                    continue
+                relative = PurePosixPath(path.relative_to(self.root).as_posix())
+                names = {relative.as_posix()} | {parent.as_posix() for parent in relative.parents}
+                if not names & referenced:
+                    found.append(path)
+        return found
 
 
 def referenced_paths(document: Any) -> set[str]:

@@ -19,9 +19,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from apa_console.apa.adapters import build_adapter
+from apa_console.apa.adapters import build_adapter, recorded_settings
 from apa_console.apa.embeddings import split_samples
-from apa_console.engine.training import TrainSettings, manifest_hash
+from apa_console.engine.training import manifest_hash
 from apa_console.progress import (
     NEVER_CANCELLED,
     CancelToken,
@@ -113,7 +113,7 @@ def _retrain_shards(store, backbone, shards, progress, cancel):
             continue  # already trained on exactly the remaining data
         new_rows.append(build_adapter(
             store, backbone, kind=records.SHARD, shard=k, sample_ids=rows[k]["sample_ids"],
-            settings=TrainSettings.from_dict(adapter["settings"]),
+            settings=recorded_settings(adapter["settings"], adapter["id"]),
             version=records.next_adapter_version(store.snapshot(), records.SHARD, k),
             valid=valid, progress=_crash_mid_training(progress), cancel=cancel,
         ))

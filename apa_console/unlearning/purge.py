@@ -87,7 +87,7 @@ def _drop_embedding_rows(store: Store, db: TinyDB, removal: _Removal) -> None:
     """New content-addressed arrays without the removed rows (the commit switches to them)."""
     embeddings = dict(get_meta(db).get("embeddings", {}))
     for split, entry in embeddings.items():
-        array = store.read_array(entry["file"])
+        array = store.read_array(entry["file"], ndim=2, rows=len(entry["ids"]))
         keep = np.array([sid not in removal.samples for sid in entry["ids"]], dtype=bool)
         removal.removed_vectors.update(
             (sid, row) for sid, row, k in zip(entry["ids"], array, keep) if not k
@@ -111,7 +111,7 @@ def _drop_error_columns(store: Store, db: TinyDB, removal: _Removal) -> None:
     for row in records.live_adapters(db) + records.live_adapters(db, records.BASELINE):
         if row.get("kind") == records.SHARD and row["shard"] in withdrawn:
             continue  # leaves serving in this commit
-        errors = store.read_array(row["valid_errors"])[keep]
+        errors = store.read_array(row["valid_errors"], ndim=1, rows=len(keep))[keep]
         removal.error_updates[row["id"]] = {
             "valid_errors": store.write_array(f"verr-{row['id']}", errors),
             "valid_ids_hash": ids_hash(valid_ids),
@@ -122,7 +122,10 @@ def _drop_error_columns(store: Store, db: TinyDB, removal: _Removal) -> None:
 def _shrink_shards(store: Store, db: TinyDB, removal: _Removal) -> None:
     """Each hit shard's remaining manifest, users and centre (from its remaining members)."""
     train = removal.embeddings.get("train")
-    train_vectors = (dict(zip(train["ids"], store.read_array(train["file"]))) if train else {})
+    train_vectors = (
+        dict(zip(train["ids"], store.read_array(train["file"], ndim=2, rows=len(train["ids"]))))
+        if train else {}
+    )
     owner = {r["id"]: r["user_id"] for r in records.sample_rows(db)}
     for row in records.shard_rows(db):
         kept = [sid for sid in row["sample_ids"] if sid not in removal.samples]

@@ -12,11 +12,12 @@ from typing import Any
 
 import numpy as np
 
-from apa_console.engine.training import TrainSettings, train_adapter
-from apa_console.errors import ConflictError, NotFoundError
+from apa_console.apa.adapters import recorded_settings
+from apa_console.engine.training import train_adapter
+from apa_console.errors import ConflictError, NotFoundError, StoreInvalidError
 from apa_console.progress import NEVER_CANCELLED, CancelToken, ProgressCallback, ignore_progress
 from apa_console.store import records
-from apa_console.store.document import MODELS_DIR, Store
+from apa_console.store.document import MODELS_DIR, Store, referenced_paths
 from apa_console.unlearning import audit_log
 
 _TOKEN = re.compile(rb"[A-Za-z0-9_:.\-]{2,64}")
@@ -51,7 +52,7 @@ def verify_request(
             samples = [by_id[sid] for sid in ids]
             result = train_adapter(
                 backbone, backbone.prompts_for(samples), [s.label for s in samples], ids,
-                TrainSettings.from_dict(adapter["settings"]), Path(tmp) / "adapter",
+                recorded_settings(adapter["settings"], adapter["id"]), Path(tmp) / "adapter",
                 progress=progress, cancel=cancel, task=f"shard-{k} (verify)",
             )
         ok = (result.weights_sha256 == adapter["sha256"]
@@ -76,10 +77,17 @@ def scan_for_traces(store: Store, fingerprints: dict[str, list[str]],
     vectors = set(fingerprints.get("vectors", []))
     subject_set = set(subjects or [])
     found = []
-    for path in sorted(p for p in store.root.rglob("*") if p.is_file()):
+    referenced = referenced_paths(store.load())
+    for path in sorted(store.root.rglob("*")):
         relative = path.relative_to(store.root).as_posix()
         if relative.startswith(f"{MODELS_DIR}/"):
             continue  # the base model's cache: written before any data, never by a user
+        if path.is_symlink():  # it could lead to any file, read as if it were the store's
+            raise StoreInvalidError(
+                f"{path} is a symlink; a store holds only its own files (remove the link)"
+            )
+        if not path.is_file():
+            continue
         data = path.read_bytes()
         tokens = {t.decode() for t in _TOKEN.findall(data)}
         if any(names.fingerprint("sample", t) in ids for t in tokens):
@@ -98,8 +106,10 @@ def scan_for_traces(store: Store, fingerprints: dict[str, list[str]],
         if vectors and data.startswith(_NPY_MAGIC):
             try:
                 array = np.load(io.BytesIO(data), allow_pickle=False)
-            except ValueError:
-                array = None
+            except (OSError, ValueError, EOFError):
+                if relative in referenced:  # a file the store relies on is damaged
+                    store.read_array(relative)  # raises its one-line StoreInvalidError
+                array = None  # a stray unreadable file: its bytes were scanned for ids above
             if array is not None and array.ndim == 2 and any(
                 names.fingerprint("vector", row.astype(np.float32).tobytes().hex())
                 in vectors for row in array

@@ -6,14 +6,18 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from apa_console.engine.backbone import Backbone
-from apa_console.engine.devices import available_cores, cpu_threads
-from apa_console.engine.model_files import DEFAULT_MODEL_NAME, model_cache_root
 from apa_console.errors import StoreInvalidError
+from apa_console.store import records
 from apa_console.store.document import STORE_FILE, Store, get_meta, resolve_store_path
 from apa_console.store.model_record import check_model, record_model
+
+if TYPE_CHECKING:
+    from apa_console.engine.backbone import Backbone
+
+# The engine (torch, transformers) is imported by the functions that load a model, not here:
+# every command imports this module, and most never load a model.
 
 
 def _recorded_model(store: Store | None) -> dict[str, Any]:
@@ -22,6 +26,8 @@ def _recorded_model(store: Store | None) -> dict[str, Any]:
 
 def _requested_model(store: Store | None, model: str | os.PathLike | None):
     """`model` if given, else the non-default model the store records, else None (default)."""
+    from apa_console.engine.model_files import DEFAULT_MODEL_NAME
+
     if model is not None:
         return model
     recorded = _recorded_model(store)
@@ -31,6 +37,8 @@ def _requested_model(store: Store | None, model: str | os.PathLike | None):
 
 
 def cache_root_for(store: Store | None) -> Path:
+    from apa_console.engine.model_files import model_cache_root
+
     return model_cache_root(store.models_dir() if store is not None else None)
 
 
@@ -43,6 +51,15 @@ def open_backbone(
     """Load the backbone for `store`: `model` if given (refused when it differs from the
     store's), else the model the store records, else the default. With `record`, a store
     without a model records this one (the commands that build shards and adapters do)."""
+    from apa_console.engine.backbone import Backbone
+
+    if model is None and not _recorded_model(store) and records.adapter_rows(store.snapshot()):
+        # adapters mean something only on the model they were trained on: loading the
+        # default one (and building its cache in the store) would serve them on another
+        raise StoreInvalidError(
+            f"{store.file} records no model but holds adapters; pass --model with the "
+            "model they were trained on, or restore the store"
+        )
     backbone = Backbone.load(
         _requested_model(store, model), device, cache_root=cache_root_for(store),
         before_weights=lambda identity: check_model(store, identity),
@@ -66,6 +83,9 @@ def existing_store(path: str | os.PathLike | None) -> Store | None:
 def model_info(model: str | None, device: str | None, store: Store | None) -> dict[str, Any]:
     """Load the model (creating the cache if missing) and describe it, without refusing one
     the store was not built with (it says so instead)."""
+    from apa_console.engine.backbone import Backbone
+    from apa_console.engine.devices import available_cores, cpu_threads
+
     started = time.perf_counter()
     backbone = Backbone.load(_requested_model(store, model), device,
                              cache_root=cache_root_for(store))

@@ -1,0 +1,24 @@
+"""The engine's named choices (compute dtype, mixture level), in a module that imports nothing
+heavy, so the command line can offer them without loading torch."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class ComputeDtype(str, Enum):
+    """A training setting's choice of compute dtype; `auto` is the fastest one here."""
+
+    AUTO = "auto"
+    FLOAT32 = "float32"
+    BFLOAT16 = "bfloat16"
+
+
+class MixtureLevel(str, Enum):
+    """Where adapters are mixed: their factors A and B (D) or their products B·A (ND)."""
+
+    D = "D"
+    ND = "ND"
+
+
+LEVELS = tuple(level.value for level in MixtureLevel)
