@@ -34,7 +34,7 @@ from apa_console.unlearning.forget import apply_pending
 from apa_console.unlearning.requests import list_requests, plan, submit
 from apa_console.unlearning.targets import Targets
 from apa_console.unlearning.user_audit import user_audit
-from apa_console.unlearning.verify import verify_request
+from apa_console.unlearning.verify import scan_for_traces, verify_request
 
 FAST = {"epochs": 1, "batch_size": 4}
 
@@ -421,6 +421,9 @@ def _assert_recovered(store: Store, reference: dict[int, str]) -> None:
     # nothing unreferenced (old adapter versions, stale arrays, temp files) survives
     assert final.collect_garbage() == [] and not list(final.root.rglob("*.tmp"))
     assert not np.isnan(load_live_set(final).valid_errors).any()
+    for request in list_requests(final):  # and no file holds a removed id, text or vector
+        assert scan_for_traces(final, request["removed_fingerprints"],
+                               request["subjects"]) == []
 
 
 @pytest.mark.parametrize("point", ["before_purge_commit", *PURGED_POINTS, "after_swap"])
@@ -448,6 +451,8 @@ def test_kill_9_leaves_a_serving_store_that_apply_completes(
     # opening collected the crash's leftovers: no file of a withdrawn or replaced adapter
     assert reopened.collect_garbage() == []
     assert len(load_live_set(reopened).rows) == len(served)
+    assert _cli(store, "status").returncode == 0
+    assert audit.verify_store(reopened)["ok"]
     resumed = _cli(store, "apply")
     assert resumed.returncode == 0, resumed.stderr
     _assert_recovered(store, reference_after_forget)
