@@ -8,22 +8,11 @@ from typing import Annotated, Any
 
 import typer
 
+from apa_console import data
 from apa_console.cli import output
 from apa_console.cli.common import JsonOption, StoreOption, new_typer, open_store
-from apa_console.data import (
-    DEFAULT_SEED,
-    DEFAULT_SIZES,
-    ParsedDataset,
-    check_sizes,
-    ensure_no_dataset,
-    export_tallrec,
-    generate_demo,
-    load_bookcrossing,
-    load_movielens,
-    load_tallrec,
-    write_dataset,
-)
 from apa_console.data.demo import DEFAULT_USERS
+from apa_console.data.ingest import DEFAULT_SEED, DEFAULT_SIZES, ParsedDataset
 from apa_console.errors import ConflictError
 from apa_console.samples import SPLITS
 from apa_console.store import catalog
@@ -45,10 +34,10 @@ def _ingest(
     as_json: bool,
 ) -> None:
     store = open_store(store_path)
-    check_sizes(sizes)
-    ensure_no_dataset(store)  # refuse before spending time parsing
+    data.check_sizes(sizes)
+    data.ensure_no_dataset(store)  # refuse before spending time parsing
     parsed = load()
-    dataset = write_dataset(store, parsed, sizes, seed)
+    dataset = data.write_dataset(store, parsed, sizes, seed)
     if as_json:
         output.emit_json(dataset)
     else:
@@ -94,7 +83,7 @@ def ingest_movielens(
 ) -> None:
     """MovieLens-100K (u.data, u.item), preprocessed exactly as TALLRec does."""
     sizes = {"train": train_size, "valid": valid_size, "test": test_size}
-    _ingest(store, lambda: load_movielens(path), sizes, seed, json)
+    _ingest(store, lambda: data.load_movielens(path), sizes, seed, json)
 
 
 @ingest_app.command("tallrec")
@@ -109,7 +98,7 @@ def ingest_tallrec(
 ) -> None:
     """TALLRec JSON (train.json, valid.json, test.json); `user_id` per record if present."""
     sizes = {"train": train_size, "valid": valid_size, "test": test_size}
-    _ingest(store, lambda: load_tallrec(path), sizes, seed, json)
+    _ingest(store, lambda: data.load_tallrec(path), sizes, seed, json)
 
 
 @ingest_app.command("bookcrossing")
@@ -124,7 +113,7 @@ def ingest_bookcrossing(
 ) -> None:
     """Book-Crossing (BX-Book-Ratings.csv, BX-Books.csv)."""
     sizes = {"train": train_size, "valid": valid_size, "test": test_size}
-    _ingest(store, lambda: load_bookcrossing(path), sizes, seed, json)
+    _ingest(store, lambda: data.load_bookcrossing(path), sizes, seed, json)
 
 
 @ingest_app.command("demo")
@@ -141,7 +130,7 @@ def ingest_demo(
 ) -> None:
     """A small generated movie dataset (24 users → 96/48/48 samples by default)."""
     sizes = {"train": train_size, "valid": valid_size, "test": test_size}
-    _ingest(store, lambda: generate_demo(users, seed), sizes, seed, json)
+    _ingest(store, lambda: data.generate_demo(users, seed), sizes, seed, json)
 
 
 @export_app.command("tallrec")
@@ -160,6 +149,6 @@ def export_tallrec_cmd(
     grouped = catalog.samples_by_split(open_store(store))
     if not any(grouped.values()):
         raise ConflictError("the store holds no samples; run `apa-console ingest` first")
-    written = export_tallrec(grouped, directory, overwrite=force, with_user_id=with_user_id)
+    written = data.export_tallrec(grouped, directory, overwrite=force, with_user_id=with_user_id)
     for split, path in written.items():
         output.info(f"wrote {path} ({len(grouped.get(split, []))} samples)")

@@ -6,18 +6,13 @@ from __future__ import annotations
 import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-)
+from typing import TYPE_CHECKING
 
 from apa_console.cli.output import stderr
 from apa_console.progress import CancelToken, ProgressEvent
+
+if TYPE_CHECKING:  # rich.progress is imported by the commands that show progress
+    from rich.progress import Progress, TaskID
 
 
 class ProgressBars:
@@ -58,6 +53,14 @@ def live_progress(quiet: bool = False) -> Iterator[tuple[ProgressBars, CancelTok
     """Bars on stderr once work reports progress; from then on the first Ctrl-C asks the
     core to cancel (it stops at the next step boundary), a second one interrupts at once.
     Before that, Ctrl-C interrupts as usual (e.g. at a confirmation prompt)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
     cancel = CancelToken()
 
     def on_interrupt(signum, frame):

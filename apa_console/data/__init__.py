@@ -1,29 +1,22 @@
 """Dataset loaders. Each parses a whole source into a `ParsedDataset` before the store is
-touched; `ingest.write_dataset` then commits the chosen samples in one transaction."""
+touched; `ingest.write_dataset` then commits the chosen samples in one transaction.
 
-from apa_console.data.bookcrossing import load_bookcrossing
-from apa_console.data.demo import generate_demo
-from apa_console.data.ingest import (
-    DEFAULT_SEED,
-    DEFAULT_SIZES,
-    ParsedDataset,
-    check_sizes,
-    ensure_no_dataset,
-    write_dataset,
-)
-from apa_console.data.movielens import load_movielens
-from apa_console.data.tallrec import export_tallrec, load_tallrec
+Names load on first use (PEP 562), so a command that never ingests never imports a parser.
+"""
 
-__all__ = [
-    "DEFAULT_SEED",
-    "DEFAULT_SIZES",
-    "ParsedDataset",
-    "check_sizes",
-    "ensure_no_dataset",
-    "export_tallrec",
-    "generate_demo",
-    "load_bookcrossing",
-    "load_movielens",
-    "load_tallrec",
-    "write_dataset",
-]
+from importlib import import_module
+from typing import Any
+
+_HOMES = {
+    "DEFAULT_SEED": "ingest", "DEFAULT_SIZES": "ingest", "ParsedDataset": "ingest",
+    "check_sizes": "ingest", "ensure_no_dataset": "ingest", "write_dataset": "ingest",
+    "generate_demo": "demo", "load_bookcrossing": "bookcrossing", "load_movielens": "movielens",
+    "export_tallrec": "tallrec", "load_tallrec": "tallrec",
+}
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f"{__name__}.{_HOMES[name]}"), name)
