@@ -557,3 +557,18 @@ def test_no_plain_hash_over_a_forgotten_manifest_survives(apa_template, tmp_path
         for path in (p for p in store.root.rglob("*") if p.is_file()):
             data = path.read_bytes()
             assert not [h for h in old_hashes if h.encode() in data], (state, path)
+
+
+def test_trace_scan_tells_a_forgotten_numeric_user_from_an_item_with_the_same_id(tmp_path):
+    """MovieLens ids are small numbers shared by users and items: forgetting user "7" must not
+    flag item "7" in other users' samples, and must flag "7" where a user id is written."""
+    store = make_store(tmp_path / "store")
+    with store.transaction() as db:
+        db.table("samples").update({"target_item": "7"}, doc_ids=[1])
+    names = audit.pseudonyms(store.snapshot())
+    subjects = [names.fingerprint("user", "7")]
+    assert scan_for_traces(store, {}, subjects) == []
+    (store.root / "arrays").mkdir()
+    (store.root / "arrays" / ".stale.tmp").write_text('{"rows": [{"user_id": "7"}]}')
+    assert scan_for_traces(store, {}, subjects) == [
+        "arrays/.stale.tmp: a forgotten user or item id"]
