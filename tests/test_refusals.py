@@ -90,7 +90,7 @@ def copy_of(template: Path, tmp_path: Path) -> Path:
 
 NUMBER_CASES = [
     *[(["partition", "--force", "--shards", v]) for v in ("0", "-1", BIG, "abc", "1.5")],
-    *[(["partition", "--force", "--max-size", v]) for v in ("0", "-1", "abc")],
+    *[(["partition", "--force", "--max-size", v]) for v in ("0", "-1", BIG, "abc")],
     *[(["partition", "--force", "--seed", v]) for v in ("-1", BIG, "abc")],
     *[(["train", "--lr", v]) for v in ("nan", "inf", "-inf", "-1", "0", "1e400", "abc")],
     *[(["train", "--seed", v]) for v in ("-1", BIG, "abc")],
@@ -233,6 +233,15 @@ def test_damaged_meta_exits_5(trained, tmp_path, name, change):
     change(document["meta"]["1"])
     (store / "apa.json").write_text(json.dumps(document))
     assert_refused(store, ["status"], STORE, "corrupt")
+
+
+@pytest.mark.parametrize("lr", ["fast", None, float("inf"), -1])
+def test_an_adapters_damaged_settings_exit_5_before_train_writes(trained, tmp_path, lr):
+    store = copy_of(trained, tmp_path)
+    document = json.loads((store / "apa.json").read_text())
+    _first(document, "adapters", _live)["settings"]["lr"] = lr
+    (store / "apa.json").write_text(json.dumps(document))
+    assert_refused(store, ["train", "--epochs", "2"], STORE, "training settings")
 
 
 @pytest.mark.parametrize("lr", ["fast", None, float("inf"), -1])

@@ -212,6 +212,8 @@ def check_train(store: Store, overrides: dict[str, Any] | None = None) -> TrainS
         raise ConflictError(f"forget requests {', '.join(pending)} are open: run "
                             "`apa-console apply` first")
     audit.pseudonyms(db)  # every adapter is logged: refuse now if the key is missing
+    for row in records.live_adapters(db) + records.live_adapters(db, BASELINE):
+        recorded_settings(row["settings"], row["id"])  # damaged: refuse before any write
     return store_settings(store, overrides)
 
 

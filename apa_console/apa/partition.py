@@ -143,6 +143,9 @@ def check_request(
         raise UsageError(f"cannot split {n_items} training samples into {n_shards} shards")
     if cap is None:
         cap = default_cap(n_items, n_shards)
+    if not 1 <= cap <= n_items:  # a cap above the sample count would record a non-limit
+        raise UsageError(f"--max-size must be in [1, {n_items}] (the training samples), "
+                         f"got {cap}")
     if cap * n_shards < n_items:
         raise UsageError(
             f"--max-size {cap} × {n_shards} shards cannot hold {n_items} samples; "
