@@ -572,3 +572,28 @@ def test_trace_scan_tells_a_forgotten_numeric_user_from_an_item_with_the_same_id
     (store.root / "arrays" / ".stale.tmp").write_text('{"rows": [{"user_id": "7"}]}')
     assert scan_for_traces(store, {}, subjects) == [
         "arrays/.stale.tmp: a forgotten user or item id"]
+
+
+def test_a_queued_request_can_be_withdrawn_and_a_purged_one_cannot(apa_template, tmp_path,
+                                                                  backbone):
+    store = _copy(apa_template, tmp_path)
+    before = store.snapshot()
+    assert _invoke(store, "forget", "--user", "user1", "--queue", "--yes").exit_code == 0
+    withdrawn = _invoke(store, "requests", "cancel", "r0001")
+    assert withdrawn.exit_code == 0 and "withdrawn; nothing was removed" in withdrawn.output
+    (request,) = list_requests(store)
+    assert request["status"] == "cancelled" and request["targets"] is None
+    assert request["state"] == "withdrawn before it ran: nothing removed (r0001)"
+    assert records.sample_rows(store.snapshot()) == records.sample_rows(before)
+    assert apply_pending(store, backbone) == []  # nothing left to run
+    assert audit.entries(store)[-1]["event"] == "forget.cancelled"
+    again = _invoke(store, "requests", "cancel", "r0001")
+    assert again.exit_code == 7 and "only a queued request" in again.stderr
+    assert _invoke(store, "requests", "cancel", "r0404").exit_code == 3
+    token = CancelToken()
+    token.cancel()
+    submit(store, Targets(users=["user2"]))
+    with pytest.raises(CancelledError):  # purged, then interrupted: it must finish instead
+        apply_pending(store, backbone, cancel=token)
+    purged = _invoke(store, "requests", "cancel", "r0002")
+    assert purged.exit_code == 7 and "already removed its samples" in purged.stderr

@@ -147,9 +147,16 @@ def apply(
         _print_receipt(receipt)
 
 
-@app.command()
-def requests(store: StoreOption = None, json: JsonOption = False) -> None:
+requests_app = new_typer("Forget requests: list them, or withdraw a queued one.")
+requests_app.info.invoke_without_command = True
+requests_app.info.no_args_is_help = False
+
+
+@requests_app.callback()
+def requests(ctx: typer.Context, store: StoreOption = None, json: JsonOption = False) -> None:
     """List forget requests with status, timings and shards."""
+    if ctx.invoked_subcommand:
+        return
     rows = requests_core.list_requests(open_store(store))
     if json:
         output.emit_json(rows)
@@ -165,8 +172,25 @@ def requests(store: StoreOption = None, json: JsonOption = False) -> None:
          for r in rows),
     )
     for r in rows:
-        if r["status"] != "done":
+        if r["open"]:
             output.stdout.print(output.shown(r["state"]))
+
+
+@requests_app.command("cancel")
+def requests_cancel(
+    request: Annotated[str, typer.Argument(help="Request id, e.g. r0003.")],
+    store: StoreOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Withdraw a queued request before `apply` runs it (nothing was removed yet)."""
+    row = requests_core.cancel(open_store(store), request)
+    if json:
+        output.emit_json(row)
+        return
+    output.stdout.print(output.shown(f"{request}: withdrawn; nothing was removed"))
+
+
+app.add_typer(requests_app, name="requests")
 
 audit_app = new_typer("Where a user's data is, the hash-chained log, and its checks.")
 audit_app.info.invoke_without_command = True

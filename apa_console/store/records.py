@@ -26,6 +26,7 @@ REPLACED = "replaced"
 PENDING = "pending"
 RUNNING = "running"
 DONE = "done"
+CANCELLED = "cancelled"  # withdrawn by the operator before its purge: nothing was removed
 OPEN_REQUEST_STATES = (PENDING, RUNNING)
 
 # -- samples and users ---------------------------------------------------------------------

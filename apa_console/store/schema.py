@@ -23,7 +23,7 @@ from apa_console.samples import SPLITS
 # The status words records.py uses (kept literal here: records imports the document layer).
 ADAPTER_KINDS = ("shard", "baseline")
 ADAPTER_STATES = ("live", "withdrawn", "retired", "replaced")
-REQUEST_STATES = ("pending", "running", "done")
+REQUEST_STATES = ("pending", "running", "done", "cancelled")
 
 
 class RecordError(Exception):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from apa_console.errors import NotFoundError
+from apa_console.errors import ConflictError, NotFoundError
 from apa_console.samples import SPLITS
 from apa_console.store import records
 from apa_console.store.document import Store, get_meta, now_iso
@@ -109,11 +109,33 @@ def submit(store: Store, targets: Targets) -> dict[str, Any]:
     return {"request": request, "already_forgotten": already}
 
 
+def cancel(store: Store, request_id: str) -> dict[str, Any]:
+    """Withdraw a queued request that has not been purged: nothing was removed yet, so
+    nothing needs undoing. Its plain ids go; its pseudonyms stay for the log."""
+    with store.transaction() as db:
+        request = records.find_request(db, request_id)
+        if request is None:
+            raise NotFoundError(f"no request {request_id!r} (see `apa-console requests`)")
+        if request["status"] not in records.OPEN_REQUEST_STATES:
+            raise ConflictError(f"request {request_id} is {request['status']}; only a queued "
+                                "request can be withdrawn")
+        if request.get("phase") == "purged":
+            raise ConflictError(f"request {request_id} has already removed its samples; "
+                                "run `apa-console apply` to finish it")
+        records.update_request(db, request_id, {"status": records.CANCELLED,
+                                                "finished": now_iso(), "targets": None})
+        audit_log.append(db, "forget.cancelled", {"request": request_id,
+                                                  "subjects": request["subjects"]})
+    return records.find_request(store.snapshot(), request_id)
+
+
 def list_requests(store: Store) -> list[dict[str, Any]]:
     """Every request, each with its `state` in words."""
     db = store.snapshot()
     withdrawn = records.withdrawn_adapters(db)
-    return [row | {"state": request_state(row, withdrawn)} for row in records.request_rows(db)]
+    return [row | {"state": request_state(row, withdrawn),
+                   "open": row.get("status") in records.OPEN_REQUEST_STATES}
+            for row in records.request_rows(db)]
 
 
 def open_requests(store: Store) -> list[dict[str, Any]]:
@@ -125,6 +147,8 @@ def request_state(request: dict[str, Any], withdrawn: list[dict[str, Any]]) -> s
     """Where a request stands, in the operator's words: what is gone and what still runs."""
     if request.get("status") == records.DONE:
         return f"forgotten: data removed, adapters swapped ({request['id']})"
+    if request.get("status") == records.CANCELLED:
+        return f"withdrawn before it ran: nothing removed ({request['id']})"
     if request.get("phase") != "purged":
         return f"queued, nothing removed yet ({request['id']}): run `apa-console apply`"
     mine = [row for row in withdrawn if row["shard"] in request.get("affected_shards", [])]

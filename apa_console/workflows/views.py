@@ -190,6 +190,19 @@ def request_state(store: Store, request_id: str) -> str:
     return f"no request {request_id}"
 
 
+def request_detail(store: Store, request_id: str) -> dict[str, Any]:
+    """One request: its summary and state, its receipt (adapters before → after with their
+    hashes) and every audit entry about it."""
+    row = next((r for r in list_requests(store) if r["id"] == request_id), None)
+    if row is None:
+        raise NotFoundError(f"no request {request_id!r} (see `apa-console requests`)")
+    entries = [{"seq": e.get("seq"), "time": e.get("time"), "event": e.get("event"),
+                "hash": e.get("hash", "")}
+               for e in audit.entries(store) if (e.get("data") or {}).get("request") == request_id]
+    return {"summary": request_summary(row), "receipt": row.get("receipt"),
+            "started": row.get("started"), "audit": entries}
+
+
 def requests_view(store: Store) -> list[dict[str, Any]]:
     return [request_summary(r) for r in list_requests(store)]
 

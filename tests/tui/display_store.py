@@ -126,9 +126,15 @@ def build_display_store(path: Path) -> Store:
         audit.append(db, "forget.requested", {"request": "r0001", "subjects": [done_fp]})
         audit.append(db, "forget.purged", {"request": "r0001", "subjects": [done_fp],
                                            "shards": [0]})
+        before, after = (next(a for a in adapters if a["id"] == name)
+                         for name in ("shard-0-v1", "shard-0-v2"))
         receipt = {"request": "r0001", "subjects": [done_fp], "shards": [0],
-                   "adapters": [{"shard": 0, "before": {"id": "shard-0-v1"},
-                                 "after": {"id": "shard-0-v2"}}]}
+                   "removed": {"train": 2, "valid": 1, "test": 1},
+                   "adapters": [{"shard": 0,
+                                 "before": {"id": before["id"], "sha256": before["sha256"]},
+                                 "after": {"id": after["id"], "sha256": after["sha256"]}}],
+                   "baseline_retired": None, "started": "2026-01-03T10:00:05Z",
+                   "finished": "2026-01-03T10:00:12Z", "wall_s": 7.0}
         audit.append(db, "forget.done", {"request": "r0001", "receipt": receipt})
         audit.append(db, "forget.requested", {"request": "r0002", "subjects": [pending_fp]})
         db.table("requests").insert_multiple([

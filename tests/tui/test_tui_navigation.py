@@ -244,3 +244,38 @@ async def test_an_empty_store_renders_every_section_without_errors(tmp_path):
         await pilot.press("1")
         await settle(pilot)
         assert "ingest" in text_of(pilot, "#store-summary")
+
+
+async def test_enter_opens_a_request_with_its_receipt_and_x_withdraws_a_queued_one(
+    display_store
+):
+    from apa_console.tui.screens.request_detail import RequestScreen
+
+    async with console(display_store).run_test(size=(120, 40)) as pilot:
+        await pilot.press("4")
+        await settle(pilot)
+        assert isinstance(pilot.app.screen, RequestsScreen)
+        audit_seqs = row_keys(pilot, "#audit")
+        assert audit_seqs == sorted(audit_seqs, key=int, reverse=True)  # newest first
+        await pilot.press("enter")  # r0001, done: its receipt and audit entries
+        await settle(pilot)
+        assert isinstance(pilot.app.screen, RequestScreen)
+        assert "forgotten: data removed" in text_of(pilot, "#request-summary")
+        assert "receipt r0001" in text_of(pilot, "#request-receipt")
+        assert row_keys(pilot, "#request-audit") == ["2", "3", "4"]
+        await pilot.press("escape")
+        await settle(pilot)
+        await pilot.press("down", "x")  # r0002 is queued: withdraw it, after a confirmation
+        await pilot.pause()
+        assert isinstance(pilot.app.screen, ConfirmModal)
+        await pilot.press("y")
+        await settle(pilot)
+    statuses = {r["id"]: r["status"] for r in unlearning_requests.list_requests(display_store)}
+    assert statuses == {"r0001": "done", "r0002": "cancelled"}
+    assert PENDING_USER in {u["id"] for u in views_users(display_store)}  # nothing removed
+
+
+def views_users(store):
+    from apa_console.workflows import views
+
+    return views.user_rows(store)

@@ -94,3 +94,13 @@ def test_forget_typed_confirmation(snap_compare, display_store):
 def test_help(snap_compare, display_store):
     assert snap_compare(console(display_store), terminal_size=(80, 30),
                         run_before=prepare("question_mark"))
+
+
+def test_request_detail(snap_compare, display_store):
+    assert snap_compare(console(display_store), terminal_size=NARROW,
+                        run_before=prepare("4", "enter"))
+
+
+def test_request_detail_wide(snap_compare, display_store):
+    assert snap_compare(console(display_store), terminal_size=(120, 40),
+                        run_before=prepare("4", "enter"))

@@ -28,7 +28,10 @@ KEYS = (
     ("Overview", (("s", "score the test split"),)),
     ("Score", (("r", "score again"),)),
     ("Forget", (("f", "confirm (type the user id)"), ("c", "cancel the retrain"))),
-    ("Requests & audit", (("a", "apply pending requests"), ("v", "verify the chain again"))),
+    ("Requests & audit", (("enter", "open a request: state, receipt, its audit entries"),
+                          ("a", "apply pending requests"),
+                          ("x", "withdraw a queued request (before it removes anything)"),
+                          ("v", "verify the chain again"))),
 )
 
 

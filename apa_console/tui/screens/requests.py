@@ -10,12 +10,16 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
+from apa_console.errors import ApaError
 from apa_console.store.document import Store
-from apa_console.tui.screens.base import ConsoleScreen, refill
+from apa_console.tui.screens.base import ConsoleScreen, refill, selected_key
+from apa_console.tui.screens.modals import ConfirmModal
+from apa_console.tui.screens.request_detail import RequestScreen
 from apa_console.units import shard_list, split_counts, when
+from apa_console.unlearning import requests as requests_core
 from apa_console.workflows import views
 
-STATUS_STYLE = {"done": "green", "pending": "yellow", "running": "cyan"}
+STATUS_STYLE = {"done": "green", "pending": "yellow", "running": "cyan", "cancelled": "dim"}
 
 
 def chain_status(verification: dict[str, Any]) -> Text:
@@ -37,12 +41,14 @@ class RequestsScreen(ConsoleScreen):
     TITLE = "Requests & audit"
     BINDINGS = [
         Binding("a", "apply_pending", "Apply pending"),
+        Binding("x", "withdraw", "Withdraw queued"),
         Binding("v", "verify", "Verify"),
     ]
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.open_requests = 0
+        self._requests: dict[str, dict[str, Any]] = {}
 
     def compose_body(self) -> ComposeResult:
         yield DataTable(id="requests", classes="panel", cursor_type="row")
@@ -65,6 +71,7 @@ class RequestsScreen(ConsoleScreen):
 
     def show(self, data: dict[str, Any]) -> None:
         requests = data["requests"]
+        self._requests = {r["id"]: r for r in requests}
         self.open_requests = sum(1 for r in requests if r["open"])
         table = self.query_one("#requests", DataTable)
         refill(table, [
@@ -82,9 +89,45 @@ class RequestsScreen(ConsoleScreen):
             (str(e["seq"]), (str(e["seq"]), when(e["time"]), e["event"], e["hash"][:12],
                              Text("✔", style="green") if e["linked"] else Text("✘", style="red"),
                              e["summary"]))
-            for e in audit["entries"]
+            for e in reversed(audit["entries"])  # newest first: new entries appear on top
         ])
         self.refresh_bindings()
+
+    def _selected(self) -> dict[str, Any] | None:
+        return self._requests.get(selected_key(self.query_one("#requests", DataTable)) or "")
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if event.data_table.id == "requests":
+            self.action_open_request()
+
+    def action_open_request(self) -> None:
+        request = self._selected()
+        if request is not None:
+            self.app.push_screen(RequestScreen(request["id"]))
+
+    def action_withdraw(self) -> None:
+        request = self._selected()
+        if request is None or not _withdrawable(request):
+            self.notify("only a queued request that removed nothing yet can be withdrawn",
+                        severity="warning")
+            return
+
+        def confirmed(yes: bool | None) -> None:
+            if not yes:
+                self.notify("nothing was changed")
+                return
+            try:
+                requests_core.cancel(self.app.store, request["id"])
+            except ApaError as exc:
+                self.app.show_error(str(exc))
+                return
+            self.notify(f"{request['id']} withdrawn; nothing was removed")
+            self.app.check_store()
+
+        self.app.push_screen(ConfirmModal(
+            f"Withdraw {request['id']} ({request['subject']})? It has removed nothing yet; "
+            "the user's data stays in the store.", title="Withdraw a queued request"),
+            confirmed)
 
     def action_verify(self) -> None:
         self.reload()
@@ -98,4 +141,17 @@ class RequestsScreen(ConsoleScreen):
             if self.app.readonly:
                 return False
             return True if self.open_requests else None
+        if action == "withdraw":
+            if self.app.readonly:
+                return False
+            request = self._selected()
+            return True if request is not None and _withdrawable(request) else None
         return True
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.data_table.id == "requests":
+            self.refresh_bindings()
+
+
+def _withdrawable(request: dict[str, Any]) -> bool:
+    return request["open"] and request.get("phase") != "purged"
