@@ -279,3 +279,43 @@ def views_users(store):
     from apa_console.workflows import views
 
     return views.user_rows(store)
+
+
+async def test_every_table_sorts_searches_and_jumps_to_its_ends(display_store):
+    from apa_console.tui.widgets.console_table import ConsoleTable
+
+    async with console(display_store).run_test(size=(120, 40)) as pilot:
+        await pilot.press("2")
+        await settle(pilot)
+        users = pilot.app.screen.query_one("#users", ConsoleTable)
+        await pilot.press("G")
+        assert users.cursor_row == users.row_count - 1
+        await pilot.press("g")
+        assert users.cursor_row == 0
+        await pilot.press("o", "o")  # sort by the second column, samples, ascending
+        samples = [int(users.get_row_at(i)[1].plain) for i in range(users.row_count)]
+        assert samples == sorted(samples) and "samples ▲" in str(users.ordered_columns[1].label)
+        assert "by samples ascending" in str(users.border_title)
+        await pilot.press("O")
+        samples = [int(users.get_row_at(i)[1].plain) for i in range(users.row_count)]
+        assert samples == sorted(samples, reverse=True)
+        await pilot.press("4")  # the audit log searches too, by any cell
+        await settle(pilot)
+        await pilot.press("tab")
+        audit = pilot.app.screen.query_one("#audit", ConsoleTable)
+        assert pilot.app.focused is audit
+        await pilot.press("slash", *"purged")
+        await pilot.pause()
+        assert row_keys(pilot, "#audit") == ["3"]
+        assert "/purged 1 of 5" in str(audit.border_title)
+        await pilot.press("enter", "escape")  # keep, then clear from the table
+        await pilot.pause()
+        assert len(row_keys(pilot, "#audit")) == 5
+        assert isinstance(pilot.app.screen, RequestsScreen)  # escape cleared, did not go back
+
+
+def test_sort_keys_order_numbers_by_value_and_ids_naturally():
+    from apa_console.tui.widgets.console_table import sort_key
+
+    assert sorted(["user10", "user9", "user1"], key=sort_key) == ["user1", "user9", "user10"]
+    assert sorted(["10", "9.5", "–", "100"], key=sort_key) == ["9.5", "10", "100", "–"]

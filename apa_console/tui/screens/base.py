@@ -10,14 +10,28 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header
+from textual.widgets import DataTable, Footer, Header, Input
 from textual.worker import get_current_worker
 
 from apa_console.errors import ApaError
 from apa_console.store.document import Store
+from apa_console.tui.widgets.console_table import ConsoleTable
 from apa_console.tui.widgets.job_status import JobStatus
 from apa_console.tui.widgets.nav_bar import NavBar
 from apa_console.units import terminal_safe
+
+
+class SearchBox(Input):
+    """The `/` search line: Enter keeps the search, Esc drops it (both return to the table)."""
+
+    BINDINGS = [Binding("escape", "drop", "Clear search", show=False)]
+
+    def action_drop(self) -> None:
+        screen = self.screen
+        if isinstance(screen, ConsoleScreen) and screen._searching is not None:
+            table = screen._searching
+            table.set_search("")
+            table.focus()
 
 
 class ConsoleScreen(Screen):
@@ -33,21 +47,65 @@ class ConsoleScreen(Screen):
         super().__init__(**kwargs)
         self._loaded_token: object = None
         self.loaded = False
+        self._searching: ConsoleTable | None = None
 
-    BINDINGS = [Binding("tab", "app.focus_next", "Pane")]
+    BINDINGS = [
+        Binding("tab", "app.focus_next", "Pane"),
+        Binding("slash", "search", "Search"),
+    ]
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield NavBar()
         yield from self.compose_body()
+        yield SearchBox(placeholder="search this table (Enter: keep, Esc: clear)",
+                        id="table-search", classes="search")
         if self.SHOW_JOB_STATUS:
             yield JobStatus()
         yield Footer()
+
+    # -- `/` searches the focused table (or the screen's first) ----------------------------
+
+    def _search_target(self) -> ConsoleTable | None:
+        focused = self.focused
+        if isinstance(focused, ConsoleTable):
+            return focused
+        tables = list(self.query(ConsoleTable))
+        return tables[0] if tables else None
+
+    def action_search(self) -> None:
+        table = self._search_target()
+        if table is None:
+            return
+        self._searching = table
+        box = self.query_one("#table-search", Input)
+        box.value = table.search
+        box.display = True
+        box.focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "table-search" and self._searching is not None:
+            self._searching.set_search(event.value)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "table-search" and self._searching is not None:
+            self._searching.focus()
+
+    def on_console_table_search_changed(self, event: ConsoleTable.SearchChanged) -> None:
+        if not event.table.search:
+            box = self.query_one("#table-search", Input)
+            box.value = ""
+            box.display = False
+        self.search_changed(event.table)
+
+    def search_changed(self, table: ConsoleTable) -> None:
+        """A screen that counts what a search leaves says so here."""
 
     def compose_body(self) -> ComposeResult:
         yield from ()
 
     def on_mount(self) -> None:
+        self.query_one("#table-search").display = False
         self.app.store_signal.subscribe(self, self._on_store_changed)
         self.reload()
 
@@ -116,7 +174,11 @@ def literal(cell: object) -> object:
 
 
 def refill(table: DataTable, rows: list[tuple[str, tuple]]) -> None:
-    """Replace a table's rows, keeping the cursor on the same key when it is still there."""
+    """Replace a table's rows, keeping the cursor on the same key when it is still there
+    (a ConsoleTable also keeps its search and sort)."""
+    if isinstance(table, ConsoleTable):
+        table.set_rows(rows)
+        return
     keep = selected_key(table)
     table.clear()
     for key, cells in rows:

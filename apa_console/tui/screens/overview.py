@@ -15,6 +15,7 @@ from textual.widgets import DataTable, Static
 from apa_console.store.document import Store
 from apa_console.tui.screens.base import ConsoleScreen, refill
 from apa_console.tui.widgets.balance_chart import BalanceChart
+from apa_console.tui.widgets.console_table import ConsoleTable
 from apa_console.units import number
 from apa_console.workflows import views
 
@@ -81,8 +82,8 @@ class OverviewScreen(ConsoleScreen):
             yield Static(id="store-summary", classes="panel")
             yield BalanceChart(id="balance", classes="panel")
         with Horizontal(id="overview-bottom"):
-            yield DataTable(id="adapters", classes="panel", cursor_type="row")
-            yield DataTable(id="evaluation", classes="panel", cursor_type="row")
+            yield ConsoleTable(id="adapters", classes="panel", cursor_type="row")
+            yield ConsoleTable(id="evaluation", classes="panel", cursor_type="row")
 
     def on_mount(self) -> None:
         self.query_one("#store-summary").border_title = "Dataset & model"

@@ -14,6 +14,7 @@ from textual.widgets import DataTable, Static
 
 from apa_console.store.document import Store
 from apa_console.tui.screens.base import ConsoleScreen, refill
+from apa_console.tui.widgets.console_table import ConsoleTable
 from apa_console.units import shard_list, split_counts, terminal_safe, when
 from apa_console.unlearning import describe
 from apa_console.workflows import views
@@ -53,7 +54,7 @@ class RequestScreen(ConsoleScreen):
         with VerticalScroll(id="request-body"):
             yield Static(id="request-summary", classes="panel")
             yield Static(id="request-receipt", classes="panel")
-            yield DataTable(id="request-audit", classes="panel", cursor_type="row")
+            yield ConsoleTable(id="request-audit", classes="panel", cursor_type="row")
 
     def on_mount(self) -> None:
         self.query_one("#request-summary").border_title = "Request"

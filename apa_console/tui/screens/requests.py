@@ -15,6 +15,7 @@ from apa_console.store.document import Store
 from apa_console.tui.screens.base import ConsoleScreen, refill, selected_key
 from apa_console.tui.screens.modals import ConfirmModal
 from apa_console.tui.screens.request_detail import RequestScreen
+from apa_console.tui.widgets.console_table import ConsoleTable
 from apa_console.units import shard_list, split_counts, when
 from apa_console.unlearning import requests as requests_core
 from apa_console.workflows import views
@@ -51,9 +52,9 @@ class RequestsScreen(ConsoleScreen):
         self._requests: dict[str, dict[str, Any]] = {}
 
     def compose_body(self) -> ComposeResult:
-        yield DataTable(id="requests", classes="panel", cursor_type="row")
+        yield ConsoleTable(id="requests", classes="panel", cursor_type="row")
         yield Static(id="chain", classes="panel")
-        yield DataTable(id="audit", classes="panel", cursor_type="row")
+        yield ConsoleTable(id="audit", classes="panel", cursor_type="row")
 
     def on_mount(self) -> None:
         requests = self.query_one("#requests", DataTable)

@@ -16,8 +16,9 @@ from textual.widgets import DataTable, Footer, Header, Static
 from apa_console.tui import operations
 from apa_console.tui.formatting import hbar, level, yes_no
 from apa_console.tui.jobs import new_tracker, run_tracked
-from apa_console.tui.screens.base import literal, selected_key
+from apa_console.tui.screens.base import refill, selected_key
 from apa_console.tui.tracker import DONE, ProgressTracker
+from apa_console.tui.widgets.console_table import ConsoleTable
 from apa_console.tui.widgets.job_progress import JobProgress
 from apa_console.tui.widgets.job_status import JobStatus
 from apa_console.units import number, terminal_safe
@@ -60,7 +61,7 @@ class ScoreScreen(Screen):
         yield Header()
         yield Static(id="score-summary", classes="panel")
         yield JobProgress(id="score-progress", classes="panel")
-        yield DataTable(id="scores", classes="panel", cursor_type="row", zebra_stripes=True)
+        yield ConsoleTable(id="scores", classes="panel", cursor_type="row", zebra_stripes=True)
         yield Static(id="weights", classes="panel")
         yield JobStatus()
         yield Footer()
@@ -107,12 +108,12 @@ class ScoreScreen(Screen):
                        f" · {report['strategy']} weights over {len(report['adapters'])} adapters")
         self.query_one("#score-summary", Static).update(summary)
         self._rows = {row["sample"]: row for row in report["rows"]}
-        table = self.query_one("#scores", DataTable)
-        table.clear()
-        for row in report["rows"]:
-            table.add_row(literal(row["sample"]), literal(row["user"]), yes_no(row["label"]),
-                          f"{row['p_yes']:.3f}", Text(hbar(row["p_yes"], 1.0, 10), style="cyan"),
-                          weight_cells(row.get("weights") or {}), key=row["sample"])
+        refill(self.query_one("#scores", DataTable), [
+            (row["sample"], (row["sample"], row["user"], yes_no(row["label"]),
+                             f"{row['p_yes']:.3f}",
+                             Text(hbar(row["p_yes"], 1.0, 10), style="cyan"),
+                             weight_cells(row.get("weights") or {})))
+            for row in report["rows"]])
         self._show_weights()
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:

@@ -14,6 +14,7 @@ from textual.widgets import DataTable, Sparkline, Static
 
 from apa_console.store.document import Store
 from apa_console.tui.screens.base import ConsoleScreen, refill, selected_key
+from apa_console.tui.widgets.console_table import ConsoleTable
 from apa_console.units import number, plural, seconds, when
 from apa_console.workflows import views
 
@@ -46,12 +47,12 @@ class ShardsScreen(ConsoleScreen):
         self._shards: dict[str, dict[str, Any]] = {}
 
     def compose_body(self) -> ComposeResult:
-        yield DataTable(id="shards", classes="panel", cursor_type="row")
+        yield ConsoleTable(id="shards", classes="panel", cursor_type="row")
         with Horizontal(id="shard-detail"):
             with Vertical(id="shard-adapter", classes="panel"):
                 yield Static(id="adapter-info")
                 yield Sparkline([], id="loss-curve")
-            yield DataTable(id="typical", classes="panel", cursor_type="row")
+            yield ConsoleTable(id="typical", classes="panel", cursor_type="row")
 
     def on_mount(self) -> None:
         table = self.query_one("#shards", DataTable)

@@ -13,6 +13,7 @@ from textual.widgets import DataTable, Static
 from apa_console.store.document import Store
 from apa_console.tui.formatting import yes_no
 from apa_console.tui.screens.base import ConsoleScreen, refill, selected_key
+from apa_console.tui.widgets.console_table import ConsoleTable
 from apa_console.units import shard_list, split_counts, terminal_safe, when
 from apa_console.workflows import views
 
@@ -33,9 +34,9 @@ class UserScreen(ConsoleScreen):
 
     def compose_body(self) -> ComposeResult:
         yield Static(id="user-summary", classes="panel")
-        yield DataTable(id="user-samples", classes="panel", cursor_type="row", zebra_stripes=True)
+        yield ConsoleTable(id="user-samples", classes="panel", zebra_stripes=True)
         yield Static(id="sample-text", classes="panel")
-        yield DataTable(id="user-requests", classes="panel", cursor_type="row")
+        yield ConsoleTable(id="user-requests", classes="panel", cursor_type="row")
 
     def on_mount(self) -> None:
         samples = self.query_one("#user-samples", DataTable)

@@ -1,0 +1,172 @@
+"""The console's table: every listing sorts by any column, searches, and jumps to its ends
+the way k9s and lazygit tables do. Screens hand it all rows (`set_rows`); it shows the ones
+matching the search, in the chosen order, keeping the cursor on the same key."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from rich.text import Text
+from textual.binding import Binding
+from textual.message import Message
+from textual.widgets import DataTable
+
+from apa_console.units import terminal_safe
+
+ASCENDING, DESCENDING = " ▲", " ▼"
+_NUMBER = re.compile(r"^[-+]?\d+(\.\d+)?([eE][-+]?\d+)?")
+
+
+def plain(cell: Any) -> str:
+    return cell.plain if isinstance(cell, Text) else str(cell)
+
+
+def sort_key(cell: Any) -> tuple:
+    """Numbers by value, then text case-insensitively with digit runs as numbers, so
+    "user10" follows "user9" and "–" (no value) sorts last."""
+    text = plain(cell).strip()
+    if not text or text in ("–", "-"):
+        return (2, ())
+    number = _NUMBER.match(text)
+    if number and number.end() == len(text):
+        return (0, (float(text),))
+    parts = re.split(r"(\d+)", text.lower())
+    return (1, tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts if p))
+
+
+def literal(cell: Any) -> Any:
+    """Dataset ids and titles are neither markup nor terminal control sequences."""
+    return Text(terminal_safe(cell)) if isinstance(cell, str) else cell
+
+
+class ConsoleTable(DataTable):
+    BINDINGS = [
+        Binding("g,home", "first_row", "Top", show=False),
+        Binding("G,end", "last_row", "Bottom", show=False),
+        Binding("o", "sort_next", "Sort"),
+        Binding("O", "sort_reverse", "Reverse", show=False),
+        Binding("escape", "clear_search", "Clear search", show=False),
+    ]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("cursor_type", "row")
+        super().__init__(*args, **kwargs)
+        self._rows: list[tuple[str, tuple]] = []
+        self._labels: list[str] = []
+        self.search = ""
+        self.sort_column: int | None = None
+        self.sort_reverse = False
+        self._title: str | None = None
+
+    # -- data ------------------------------------------------------------------------------
+
+    def add_columns(self, *labels: str) -> list:  # type: ignore[override]
+        self._labels = list(labels)
+        return super().add_columns(*labels)
+
+    def set_rows(self, rows: list[tuple[str, tuple]]) -> None:
+        self._rows = list(rows)
+        self._redraw()
+
+    @property
+    def total_rows(self) -> int:
+        return len(self._rows)
+
+    def set_search(self, text: str) -> None:
+        self.search = text
+        self._redraw()
+        self.post_message(self.SearchChanged(self))
+
+    def _visible(self) -> list[tuple[str, tuple]]:
+        needle = self.search.strip().lower()
+        rows = [row for row in self._rows
+                if not needle or any(needle in plain(cell).lower() for cell in row[1])]
+        if self.sort_column is not None:
+            rows.sort(key=lambda row: sort_key(row[1][self.sort_column]),
+                      reverse=self.sort_reverse)
+        return rows
+
+    def _redraw(self) -> None:
+        keep = self._cursor_key()
+        rows = self._visible()
+        self.clear()
+        for key, cells in rows:
+            self.add_row(*(literal(cell) for cell in cells), key=key)
+        keys = [key for key, _ in rows]
+        if keep in keys:
+            self.move_cursor(row=keys.index(keep), animate=False)
+        self._label_columns()
+        # the search and sort go beside the title the screen gave, which stays as it was
+        if self._title is None:
+            self._title = str(self.border_title or "")
+        status = self._status()
+        self.border_title = f"{self._title} · {status}" if status else self._title
+
+    def _cursor_key(self) -> str | None:
+        if self.row_count == 0:
+            return None
+        row_key, _ = self.coordinate_to_cell_key(self.cursor_coordinate)
+        return row_key.value
+
+    def _label_columns(self) -> None:
+        for index, column in enumerate(self.ordered_columns):
+            if index >= len(self._labels):
+                break
+            mark = ""
+            if index == self.sort_column:
+                mark = DESCENDING if self.sort_reverse else ASCENDING
+            column.label = Text(self._labels[index] + mark)
+        self.refresh()
+
+    def _status(self) -> str:
+        parts = []
+        if self.search:
+            parts.append(f"/{terminal_safe(self.search)} {self.row_count} of {self.total_rows}")
+        if self.sort_column is not None and self.sort_column < len(self._labels):
+            way = "descending" if self.sort_reverse else "ascending"
+            parts.append(f"by {self._labels[self.sort_column]} {way}")
+        return " · ".join(parts).replace("[", r"\[")
+
+    # -- actions ---------------------------------------------------------------------------
+
+    def action_first_row(self) -> None:
+        if self.row_count:
+            self.move_cursor(row=0, animate=False)
+
+    def action_last_row(self) -> None:
+        if self.row_count:
+            self.move_cursor(row=self.row_count - 1, animate=False)
+
+    def sort_by(self, column: int, reverse: bool = False) -> None:
+        self.sort_column, self.sort_reverse = column, reverse
+        self._redraw()
+
+    def action_sort_next(self) -> None:
+        if not self._labels:
+            return
+        column = 0 if self.sort_column is None else (self.sort_column + 1) % len(self._labels)
+        self.sort_by(column)
+
+    def action_sort_reverse(self) -> None:
+        self.sort_by(self.sort_column or 0, not self.sort_reverse)
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        event.stop()
+        column = event.column_index
+        self.sort_by(column, reverse=self.sort_column == column and not self.sort_reverse)
+
+    class SearchChanged(Message):
+        """The rows shown changed because the search did (the screen may say so)."""
+
+        def __init__(self, table: ConsoleTable) -> None:
+            super().__init__()
+            self.table = table
+
+    def action_clear_search(self) -> None:
+        self.set_search("")
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "clear_search":
+            return bool(self.search)  # otherwise escape goes on to the screen (back)
+        return True
