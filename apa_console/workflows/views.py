@@ -106,7 +106,7 @@ def user_view(store: Store, user_id: str) -> dict[str, Any]:
     except NotFoundError:
         history = []
     if detail is None and not history:
-        raise NotFoundError(f"no user {user_id!r} in the store, now or forgotten")
+        raise catalog.user_not_found(store, user_id)
     shard_of = records.sample_shards(store.snapshot())
     samples = []
     if detail is not None:
