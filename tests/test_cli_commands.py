@@ -59,7 +59,7 @@ def cli(store: Store, *args: str):
 
 
 def cli_json(store: Store, *args: str):
-    return json.loads(cli(store, *args, "--json").stdout)
+    return json.loads(cli(store, *args, "--json").stdout)["data"]
 
 
 def test_status_and_shards_describe_the_store(store):
