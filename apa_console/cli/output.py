@@ -52,7 +52,7 @@ def command_name() -> str | None:
     """The running command's path without the program name ("user show"), from Click's
     context; None outside a command."""
     try:  # typer >= 0.29 vendors click
-        from typer._click import get_current_context
+        from typer._click.globals import get_current_context
     except ImportError:  # pragma: no cover
         from click import get_current_context
 
