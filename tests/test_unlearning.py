@@ -346,7 +346,7 @@ def test_cli_bad_input_changes_nothing(apa_template, tmp_path):
         (("verify", "--request", "r9999"), 3, "no request"),
         (("score", "--strategy", "best"), 2, "--strategy"),
         (("score", "--user", "nobody"), 3, "no user"),
-        (("audit", "--user", "nobody"), 3, "no record"),
+        (("audit", "--user", "nobody"), 3, "no user"),
         (("partition", "--method", "kmeans"), 2, "--method"),
     ]
     for args, code, message in cases:
