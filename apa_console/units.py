@@ -19,8 +19,25 @@ def number(value: float | None, digits: int = 3) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
-def plural(n: int, noun: str) -> str:
-    return f"{n} {noun}" + ("" if n == 1 else "s")
+def plural(n: int, noun: str, many: str | None = None) -> str:
+    """"1 shard", "2 shards"; `many` for an irregular plural ("entry", "entries")."""
+    return f"{n} {noun if n == 1 else (many or noun + 's')}"
+
+
+MIN_AUC_SAMPLES = 10  # below this an AUC is reported with a warning, not as a bare number
+
+
+def auc_summary(auc: float | None, samples: int, positives: int, what: str) -> str:
+    """"AUC 0.7321 over 48 test samples", saying so when the number means little: one
+    class only (no AUC at all) or fewer than MIN_AUC_SAMPLES samples."""
+    counted = plural(samples, f"{what} sample")
+    if auc is None:
+        label = "Yes" if positives else "No"
+        return f"no AUC: {counted}, all labelled {label} (AUC needs both labels)"
+    if samples < MIN_AUC_SAMPLES:
+        return (f"AUC {auc:.4f} over only {counted} "
+                f"(fewer than {MIN_AUC_SAMPLES}: not a reliable estimate)")
+    return f"AUC {auc:.4f} over {counted}"
 
 
 def when(iso: str | None) -> str:

@@ -22,7 +22,7 @@ step "train one LoRA adapter per shard, then cache their validation errors"
 apa train --batch-size 4
 step "score the test split with the per-sample merged adapter (APA, decomposition level)"
 apa score --split test --limit 5
-user="$(apa users --json | .venv/bin/python -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')"
+user="$(apa users --json | .venv/bin/python -c 'import json,sys; print(json.load(sys.stdin)["data"][0]["id"])')"
 step "user $user: their samples and the shards that hold them"
 apa user show "$user" --limit 3
 apa audit --user "$user"

@@ -185,14 +185,14 @@ def test_user_show_and_users_report_the_shards_holding_the_data(trained_store):
     runner = CliRunner()
     shown = runner.invoke(app, ["user", "show", "user0", "--json", "--store",
                                 str(trained_store.root)])
-    detail = json.loads(shown.stdout)
+    detail = json.loads(shown.stdout)["data"]
     owner = records.sample_shards(trained_store.snapshot())
     for split, rows in detail["splits"].items():
         for row in rows:
             assert row["shard"] == (owner[row["id"]] if split == "train" else None)
     assert detail["shards"] == sorted({owner[r["id"]] for r in detail["splits"]["train"]})
     listed = json.loads(runner.invoke(app, ["users", "--json", "--store",
-                                            str(trained_store.root)]).stdout)
+                                            str(trained_store.root)]).stdout)["data"]
     assert next(u for u in listed if u["id"] == "user0")["shards"] == detail["shards"]
 
 

@@ -236,7 +236,8 @@ def test_verify_passes_untouched_and_with_the_anchored_head(forgotten_template, 
     earlier = audit.entries(store)[2]["hash"]
     result = _verify(store, "--expect-head", earlier[:16], "--json")
     assert result.exit_code == 0
-    assert json.loads(result.stdout)["anchor"]["entries_after"] == len(audit.entries(store)) - 3
+    anchor = json.loads(result.stdout)["data"]["anchor"]
+    assert anchor["entries_after"] == len(audit.entries(store)) - 3
 
 
 def _assert_fails(store: Store, *args: str, fragment: str) -> None:

@@ -240,7 +240,7 @@ def test_model_info_command(tiny_model_dir, tmp_path):
         app, ["model", "info", "--model", str(tiny_model_dir), "--store", str(tmp_path), "--json"]
     )
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.stdout)
+    summary = json.loads(result.stdout)["data"]
     assert summary["device"] == "cpu" and summary["dtype"] == "float32"
     assert summary["yes_token_id"] != summary["no_token_id"]
     assert summary["directory"] == str(tiny_model_dir)

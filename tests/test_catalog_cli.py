@@ -50,7 +50,7 @@ def test_ties_are_in_natural_id_order(tmp_path):
 def test_users_json_is_data_only(movielens_store):
     result = cli("users", "--json", "--store", movielens_store, "--min-samples", "3")
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout) == [
+    assert json.loads(result.stdout)["data"] == [
         {"id": "5", "samples": 5, "counts": {"train": 3, "valid": 1, "test": 1}, "shards": []},
         {"id": "7", "samples": 3, "counts": {"train": 3, "valid": 0, "test": 0}, "shards": []},
     ]
@@ -73,7 +73,7 @@ def test_user_show_lists_samples_per_split(movielens_store):
 
     result = cli("user", "show", "5", "--limit", "1", "--json", "--store", movielens_store)
     assert result.exit_code == 0, result.output
-    shown = json.loads(result.stdout)
+    shown = json.loads(result.stdout)["data"]
     assert [len(rows) for rows in shown["splits"].values()] == [1, 1, 1]
     assert shown["splits"]["test"][0]["input"].startswith("User Preference: ")
 
@@ -100,7 +100,7 @@ def test_bad_input_for_listing_commands(movielens_store, tmp_path):
 def test_listing_a_store_without_data(tmp_path):
     store_dir = new_store(tmp_path / "store")
     result = cli("users", "--json", "--store", store_dir)
-    assert result.exit_code == 0 and json.loads(result.stdout) == []
+    assert result.exit_code == 0 and json.loads(result.stdout)["data"] == []
     assert store_status(Store.open(store_dir))["dataset"] is None
 
 

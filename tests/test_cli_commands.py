@@ -59,7 +59,7 @@ def cli(store: Store, *args: str):
 
 
 def cli_json(store: Store, *args: str):
-    return json.loads(cli(store, *args, "--json").stdout)
+    return json.loads(cli(store, *args, "--json").stdout)["data"]
 
 
 def test_status_and_shards_describe_the_store(store):
@@ -84,7 +84,7 @@ def test_score_json_matches_the_core_and_its_auc(store, backbone):
     labels = np.array([s.label for s in samples])
     assert report["auc"] == pytest.approx(auc(labels, expected.p_yes))
     human = cli(store, "score", "--split", "test").output
-    assert f"over {len(samples)} samples" in human
+    assert f"{len(samples)} test samples" in human  # "over only 8 test samples (fewer than 10…"
 
 
 def test_compare_reports_aucs_that_recompute_from_the_scores(store, backbone):

@@ -84,7 +84,7 @@ def test_json_summary_goes_to_stdout(tiny_dir, tmp_path):
     store_dir = new_store(tmp_path / "store")
     result = cli("ingest", "movielens", tiny_dir, "--store", store_dir, "--json")
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.stdout)
+    summary = json.loads(result.stdout)["data"]
     assert summary["stored"]["test"] == {"count": 1, "yes": 0, "no": 1}
 
 

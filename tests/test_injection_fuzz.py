@@ -29,7 +29,9 @@ PAYLOADS = {
     "markup-link": "[link=http://evil]u[/link]",
     "markup-emoji-escape": "u:warning:\\[x]",
 }
-RAW = [chr(c) for c in range(0x20) if chr(c) != "\n"] + ["\x7f"] + [chr(c) for c in range(
+# Tab is the field separator of the TSV tables a pipe gets (CliRunner is not a terminal);
+# `_assert_columns` checks that no payload adds a field.
+RAW = [chr(c) for c in range(0x20) if chr(c) not in "\n\t"] + ["\x7f"] + [chr(c) for c in range(
     0x80, 0xA0)] + ["\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067",
                     "\u2068", "\u2069"]
 
@@ -38,9 +40,23 @@ def _assert_safe(text: str, payload: str, shown: bool = False) -> None:
     """`shown`: the output names the payload, so markup in it must appear as text."""
     raw = [ch for ch in RAW if ch in text]
     assert not raw, [hex(ord(ch)) for ch in raw]
+    _assert_columns(text)
     assert not any(line.startswith("ERROR: store deleted") for line in text.splitlines())
     if shown and payload.startswith("[bold red]"):
         assert "[bold red]" in text  # markup shown as text, not applied
+
+
+def _assert_columns(text: str) -> None:
+    """Every row of a TSV table has as many fields as its header: a payload's tab or
+    newline is escaped, never a separator."""
+    width = None
+    for line in text.splitlines():
+        if "\t" not in line:
+            width = None  # a title, a note or the end of a table
+            continue
+        fields = line.count("\t")
+        assert width is None or fields == width, line
+        width = fields
 
 
 @pytest.fixture(scope="module", params=sorted(PAYLOADS))

@@ -58,5 +58,5 @@ def test_listings_show_hostile_ids_and_titles_literally(tmp_path):
     missing = cli("audit", "--user", "nobody\x1b[2J", "--store", store)
     assert missing.exit_code == 3 and "\x1b" not in missing.stderr
     # --json keeps the data exact: escaping is for terminals, not for machines
-    listed = json.loads(cli("users", "--json", "--store", store).stdout)
+    listed = json.loads(cli("users", "--json", "--store", store).stdout)["data"]
     assert HOSTILE_USER in {row["id"] for row in listed}

@@ -346,7 +346,7 @@ def test_cli_bad_input_changes_nothing(apa_template, tmp_path):
         (("verify", "--request", "r9999"), 3, "no request"),
         (("score", "--strategy", "best"), 2, "--strategy"),
         (("score", "--user", "nobody"), 3, "no user"),
-        (("audit", "--user", "nobody"), 3, "no record"),
+        (("audit", "--user", "nobody"), 3, "no user"),
         (("partition", "--method", "kmeans"), 2, "--method"),
     ]
     for args, code, message in cases:
@@ -379,11 +379,11 @@ def test_cli_dry_run_json_and_queue(apa_template, tmp_path):
     original = store.file.read_bytes()
     result = _invoke(store, "forget", "--user", "user1", "--dry-run", "--json")
     assert result.exit_code == 0
-    assert json.loads(result.stdout)["plan"]["samples"]["train"] > 0
+    assert json.loads(result.stdout)["data"]["plan"]["samples"]["train"] > 0
     assert store.file.read_bytes() == original
     queued = _invoke(store, "forget", "--user", "user1", "--queue", "--yes", "--json")
-    assert json.loads(queued.stdout)["status"] == "pending"
-    listed = json.loads(_invoke(store, "requests", "--json").stdout)
+    assert json.loads(queued.stdout)["data"]["status"] == "pending"
+    listed = json.loads(_invoke(store, "requests", "--json").stdout)["data"]
     assert [r["status"] for r in listed] == ["pending"]
 
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from apa_console.apa.choices import METHODS, PartitionMethod  # noqa: F401 (re-exported)
 from apa_console.errors import UsageError
+from apa_console.units import plural
 
 BALANCED_ITERATIONS = 10  # RecEraser/GraphEraser refine anchors a fixed number of rounds
 
@@ -140,7 +141,8 @@ def check_request(
     if not 0 <= seed <= MAX_SEED:
         raise UsageError(f"--seed must be in [0, {MAX_SEED}], got {seed}")
     if n_items < n_shards:
-        raise UsageError(f"cannot split {n_items} training samples into {n_shards} shards")
+        raise UsageError(f"cannot split {plural(n_items, 'training sample')} into "
+                         f"{plural(n_shards, 'shard')}")
     if cap is None:
         cap = default_cap(n_items, n_shards)
     if not 1 <= cap <= n_items:  # a cap above the sample count would record a non-limit
@@ -148,7 +150,8 @@ def check_request(
                          f"got {cap}")
     if cap * n_shards < n_items:
         raise UsageError(
-            f"--max-size {cap} × {n_shards} shards cannot hold {n_items} samples; "
+            f"--max-size {cap} × {plural(n_shards, 'shard')} cannot hold "
+            f"{plural(n_items, 'sample')}; "
             f"use at least {default_cap(n_items, n_shards)}"
         )
     return method, cap
@@ -184,7 +187,8 @@ def partition(
     # User-granular methods: assign users, then expand to their rows.
     names, rows_of = _user_groups(users)
     if len(names) < n_shards:
-        raise UsageError(f"cannot split {len(names)} users into {n_shards} user-level shards")
+        raise UsageError(f"cannot split {plural(len(names), 'user')} into "
+                         f"{plural(n_shards, 'user-level shard')}")
     user_vectors = np.stack([embeddings[rows].mean(axis=0) for rows in rows_of])
     sizes = np.array([len(rows) for rows in rows_of])
     if method == "apa-user":

@@ -26,7 +26,7 @@ from apa_console.engine.mixture import AdapterFactors, mixture_model, set_row_we
 from apa_console.errors import ConflictError, NotFoundError, StoreInvalidError, UsageError
 from apa_console.progress import NEVER_CANCELLED, CancelToken, ProgressCallback, ignore_progress
 from apa_console.samples import SPLITS, Sample
-from apa_console.store import audit, records
+from apa_console.store import audit, catalog, records
 from apa_console.store.document import Store, get_meta, now_iso, update_meta
 from apa_console.store.records import BASELINE
 
@@ -77,7 +77,7 @@ def samples_to_score(
     if user is not None:
         db = store.snapshot()
         if not records.has_user(db, user):
-            raise NotFoundError(f"no user {user!r} in {store.root} (see `apa-console users`)")
+            raise catalog.user_not_found(db, user)
         wanted = split or "test"
         rows = records.user_sample_rows(db, user, wanted)
         if not rows:

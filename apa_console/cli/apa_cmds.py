@@ -18,6 +18,7 @@ from apa_console.cli.common import (
 )
 from apa_console.cli.progress_view import live_progress
 from apa_console.engine.choices import ComputeDtype, MixtureLevel
+from apa_console.units import auc_summary, plural
 from apa_console.workflows.model import open_backbone
 
 # The core behind these commands (numpy, scikit-learn, torch) is imported inside each command,
@@ -120,7 +121,7 @@ def train(
         output.info("every adapter is up to date; nothing to train")
     for row in trained:
         output.stdout.print(
-            f"{row['id']}: {row['sample_count']} samples, {row['wall_time_s']:.1f}s, "
+            f"{row['id']}: {plural(row['sample_count'], 'sample')}, {row['wall_time_s']:.1f}s, "
             f"validation error {_fmt(row['valid_error_mean'], 3)}, sha256 {row['sha256'][:12]}"
         )
 
@@ -163,17 +164,24 @@ def score(
         output.emit_json(report.to_dict())
         return
     rows = report.to_dict()["rows"]
+    scored = split or "test"
+    whose = f"user {user}'s " if user is not None else ""
+    # one weight column per adapter, headed by its id (shard-K-vN), in the mixture's order
     output.table(
-        ["sample", "user", "label", "P(Yes)", "weights"],
+        ["sample", "user", "label", "P(Yes)", *(f"w {a}" for a in report.adapter_ids)],
         ([r["sample"], r["user"], "Yes" if r["label"] else "No", f"{r['p_yes']:.3f}",
-          " ".join(f"{w:.2f}" for w in r["weights"].values())] for r in rows[:limit]),
-        title=f"{report.method} · {strategy.value} · τ={report.tau:g} n={report.neighbours}",
+          *(f"{r.get('weights', {}).get(a, 0.0):.2f}" for a in report.adapter_ids)]
+         for r in rows[:limit]),
+        title=f"{whose}{scored} split · {report.method} · {strategy.value} · "
+        f"τ={report.tau:g} n={report.neighbours}",
     )
     if len(rows) > limit:
-        output.info(f"… {len(rows) - limit} more rows (--limit, or --json for all)")
+        output.info(f"… {plural(len(rows) - limit, 'more row')} (--limit, or --json for all)")
+    positives = sum(1 for r in rows if r["label"])
     output.stdout.print(
-        f"AUC {_fmt(report.auc)} over {len(rows)} samples · "
-        f"{report.samples_per_s:.2f} samples/s · adapters {', '.join(report.adapter_ids)}"
+        f"{auc_summary(report.auc, len(rows), positives, scored)} · "
+        f"{report.samples_per_s:.2f} samples/s · "
+        f"{plural(len(report.adapter_ids), 'adapter')} ({', '.join(report.adapter_ids)})"
     )
 
 
@@ -204,7 +212,7 @@ def compare(
         ([r["method"], _fmt(r["sub_adapter_auc"]), _fmt(r["auc"]),
           _fmt(r["delta_vs_retraining"]), f"{r['samples_per_s']:.2f}"]
          for r in result["rows"]),
-        title=f"{result['split']} split, {result['samples']} samples",
+        title=f"{result['split']} split, {plural(result['samples'], 'sample')}",
     )
     if not any(r["method"] == "Retraining" for r in result["rows"]):
         output.info("no Retraining baseline: run `apa-console train --retrain-baseline`")

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
+import typer
+
 from apa_console.cli import (
     apa_cmds,
     data_cmds,
     model_cmds,
+    output,
     store_cmds,
     tui_cmd,
     unlearning_cmds,
@@ -14,8 +19,28 @@ from apa_console.cli import (
 from apa_console.cli.common import new_typer
 
 app = new_typer(
-    "Exact machine unlearning for LLM recommenders: shard, train, aggregate (APA), forget, audit."
+    "Exact machine unlearning for LLM recommenders: shard, train, aggregate (APA), forget, audit.",
+    add_completion=True,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        output.stdout.print(f"apa-console {output.package_version()}", markup=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True,
+                     help="Print the version and exit."),
+    ] = False,
+) -> None:
+    # no docstring: the app's help text above stays the `--help` description
+    pass
+
 # The order here is the order of `--help`.
 app.add_typer(store_cmds.app)
 app.add_typer(model_cmds.app, name="model")

@@ -64,8 +64,34 @@ def _usage_exit(exc: ClickException) -> typer.Exit:
     return typer.Exit(exc.exit_code)
 
 
+def _tidy_metavars(params: list) -> None:
+    """Typer labels an on/off flag `<bool>` (which reads as if it took a value the parser
+    would then reject) and a repeatable option `<list[str]>`: show nothing for a flag and
+    the element type for a repeatable option."""
+    for param in params:
+        if getattr(param, "param_type_name", "") != "option" or param.metavar is not None:
+            continue
+        if param.is_flag or param.count:
+            param.metavar = ""
+        elif param.multiple:
+            label = param.display_type_rich(None) or ""
+            if label.startswith("<list[") and label.endswith("]>"):
+                param.metavar = f"<{label[len('<list['):-len(']>')]}>"
+
+
 class ApaGroup(TyperGroup):
     """Maps known failures to one stderr line and their documented exit code."""
+
+    def get_params(self, ctx):
+        params = super().get_params(ctx)
+        _tidy_metavars(params)
+        return params
+
+    def get_command(self, ctx, cmd_name):
+        command = super().get_command(ctx, cmd_name)
+        if command is not None and not isinstance(command, ApaGroup):
+            _tidy_metavars(command.get_params(ctx))  # a group tidies its own
+        return command
 
     def make_context(self, info_name, args, parent=None, **extra):
         # the top-level options are parsed here, outside `invoke`
@@ -100,11 +126,12 @@ class ApaGroup(TyperGroup):
             raise typer.Exit(int(ExitCode.ERROR)) from None
 
 
-def new_typer(help_text: str) -> typer.Typer:
+def new_typer(help_text: str, add_completion: bool = False) -> typer.Typer:
+    """A command group; only the root app adds `--install-completion`/`--show-completion`."""
     return typer.Typer(
         help=help_text,
         cls=ApaGroup,
         no_args_is_help=True,
         pretty_exceptions_enable=False,
-        add_completion=False,
+        add_completion=add_completion,
     )

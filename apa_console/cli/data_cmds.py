@@ -16,6 +16,7 @@ from apa_console.data.ingest import DEFAULT_SEED, DEFAULT_SIZES, ParsedDataset
 from apa_console.errors import ConflictError
 from apa_console.samples import SPLITS
 from apa_console.store import catalog
+from apa_console.units import plural
 
 SourceDir = Annotated[Path, typer.Argument(help="Directory holding the source files.")]
 TrainSize = Annotated[
@@ -58,7 +59,7 @@ def _print_summary(dataset: dict[str, Any]) -> None:
             ]
             for split in SPLITS
         ],
-        title=f"{dataset['name']}: {dataset['users']} users, domain {dataset['domain']}",
+        title=f"{dataset['name']}: {plural(dataset['users'], 'user')}, domain {dataset['domain']}",
     )
 
 
@@ -151,4 +152,4 @@ def export_tallrec_cmd(
         raise ConflictError("the store holds no samples; run `apa-console ingest` first")
     written = data.export_tallrec(grouped, directory, overwrite=force, with_user_id=with_user_id)
     for split, path in written.items():
-        output.info(f"wrote {path} ({len(grouped.get(split, []))} samples)")
+        output.info(f"wrote {path} ({plural(len(grouped.get(split, [])), 'sample')})")

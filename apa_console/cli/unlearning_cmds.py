@@ -19,6 +19,7 @@ from apa_console.cli.common import (
 )
 from apa_console.cli.progress_view import live_progress
 from apa_console.errors import UsageError, VerificationError
+from apa_console.units import plural
 from apa_console.unlearning import audit_log as audit_core
 from apa_console.unlearning import describe
 from apa_console.unlearning import requests as requests_core
@@ -142,7 +143,7 @@ def apply(
     if not outcome.receipts:
         removed = outcome.leftovers_removed
         output.info("no pending requests"
-                    + (f"; removed {len(removed)} leftover files" if removed else ""))
+                    + (f"; removed {plural(len(removed), 'leftover file')}" if removed else ""))
     for receipt in outcome.receipts:
         _print_receipt(receipt)
 
@@ -168,7 +169,7 @@ def requests(ctx: typer.Context, store: StoreOption = None, json: JsonOption = F
         ["request", "status", "created", "finished", "shards", "removed"],
         ([r["id"], r["status"], r.get("created"), r.get("finished") or "–",
           ",".join(map(str, r.get("affected_shards", []))) or "–",
-          " ".join(f"{k} {v}" for k, v in (r.get("removed") or {}).items()) or "–"]
+          describe.split_summary(r["removed"]) if r.get("removed") else "–"]
          for r in rows),
     )
     for r in rows:
@@ -216,7 +217,8 @@ def audit_main(
             output.emit_json(result)
             return
         if result["present"]:
-            held = ", ".join(f"{where} ({n} samples)" for where, n in result["holds"].items())
+            held = ", ".join(f"{where} ({plural(n, 'sample')})"
+                             for where, n in result["holds"].items())
             output.stdout.print(output.shown(f"user {user} has data in: {held}"))
         else:
             output.stdout.print(output.shown(f"user {user} holds no data in this store"))
@@ -265,8 +267,8 @@ def audit_verify(
     else:
         sealed = "keyed (HMAC-SHA256)" if result["authenticated"] else "UNAUTHENTICATED (sha256)"
         output.stdout.print(
-            f"audit chain: {result['entries']} entries, {sealed} · "
-            f"{len(result['adapters'])} live adapters checked"
+            f"audit chain: {plural(result['entries'], 'entry', 'entries')}, "
+            f"{sealed} · {plural(len(result['adapters']), 'live adapter')} checked"
         )
         output.stdout.print(f"head {result['head']}")
         if result["anchor"] is not None:
@@ -279,7 +281,7 @@ def audit_verify(
         output.stdout.print("[green]PASS[/green]" if result["ok"] else "[red]FAIL[/red]")
     if not result["ok"]:  # the report above; the verdict as the one error line
         raise VerificationError(
-            f"audit verification failed: {len(result['problems'])} problem(s), first: "
+            f"audit verification failed: {plural(len(result['problems']), 'problem')}, first: "
             f"{result['problems'][0]}"
         )
 
@@ -313,7 +315,7 @@ def verify(
                 f"retrained {check['retrained_sha256'][:12]}")
             output.stdout.print(f"{mark} shard {check['shard']}: {detail}")
         mark = "[green]PASS[/green]" if not result["traces"] else "[red]FAIL[/red]"
-        output.stdout.print(f"{mark} trace scan: {len(result['traces'])} traces")
+        output.stdout.print(f"{mark} trace scan: {plural(len(result['traces']), 'trace')}")
         for trace in result["traces"]:
             output.stdout.print(output.shown(f"  {trace}"))
     if not result["ok"]:

@@ -10,6 +10,8 @@ from apa_console.cli import output
 from apa_console.cli.common import JsonOption, StoreOption, new_typer, open_store
 from apa_console.samples import SPLITS
 from apa_console.store import catalog
+from apa_console.units import plural
+from apa_console.unlearning.describe import split_summary
 
 LimitOption = Annotated[int | None, typer.Option("--limit", min=0, help="Show at most N.")]
 
@@ -61,12 +63,13 @@ def user_show(
     if json:
         output.emit_json(detail)
         return
-    counts = ", ".join(f"{split} {n}" for split, n in detail["counts"].items())
-    shards = ", ".join(map(str, detail["shards"])) or "none (not partitioned yet)"
+    counts = split_summary(detail["counts"])
+    held = detail["shards"]
+    shards = (f"{'shard' if len(held) == 1 else 'shards'} {', '.join(map(str, held))}" if held
+              else "no shard (not partitioned yet)")
     output.stdout.print(
-        f"[bold]user {output.markup_safe(detail['id'])}[/]: {detail['samples']} samples "
-        f"({counts}); "
-        f"training data in shard(s) {shards}"
+        f"[bold]user {output.markup_safe(detail['id'])}[/]: "
+        f"{plural(detail['samples'], 'sample')} ({counts}); training data in {shards}"
     )
     for split, rows in detail["splits"].items():
         if not rows:

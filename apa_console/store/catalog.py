@@ -7,14 +7,15 @@ from the samples table itself, so they stay right whatever else changed it.
 
 from __future__ import annotations
 
+import difflib
 from collections import Counter, defaultdict
 from typing import Any
 
 from tinydb import Query, TinyDB
 
-from apa_console.errors import NotFoundError
+from apa_console.errors import NotFoundError, StoreInvalidError
 from apa_console.samples import SPLITS, Sample
-from apa_console.store import records
+from apa_console.store import audit, records
 from apa_console.store.document import Store
 
 StoreOrView = Store | TinyDB
@@ -70,6 +71,42 @@ def list_users(
     return users if limit is None else users[: max(limit, 0)]
 
 
+def forgotten_in(source: StoreOrView, kind: str, value: str) -> str | None:
+    """The finished request that forgot a subject (kind: user, sample, item), matched by its
+    keyed pseudonym; None when none did. The key is loaded only when a request finished."""
+    db = _view(source)
+    done = records.done_subjects(db)
+    if not done:
+        return None
+    try:
+        names = audit.pseudonyms(db)
+    except StoreInvalidError:  # no key: the hint is lost, the error it decorates is not
+        return None
+    row = done.get(names.fingerprint(kind, value))
+    return None if row is None else str(row["id"])
+
+
+def _either(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+
+
+def user_not_found(source: StoreOrView, user_id: str) -> NotFoundError:
+    """The one error every command raises for an unknown user id, with the same hint: the
+    request that forgot the user, else the nearest ids ("did you mean u003?")."""
+    db = _view(source)
+    request = forgotten_in(db, "user", user_id)
+    if request is not None:
+        return NotFoundError(
+            f"no user {user_id!r} in the store: {user_id} was forgotten in {request}")
+    known = sorted(records.user_ids(db), key=natural_key)
+    if not known:
+        return NotFoundError(f"no user {user_id!r}: the store holds no users")
+    near = difflib.get_close_matches(user_id, known, n=3, cutoff=0.6)
+    hint = (f"did you mean {_either(near)}?" if near
+            else "`apa-console users --match TEXT` lists users")
+    return NotFoundError(f"no user {user_id!r} in the store; {hint}")
+
+
 def user_samples(source: StoreOrView, user_id: str) -> list[dict[str, Any]]:
     """The user's sample records in source order."""
     rows = _view(source).table("samples").search(Query().user_id == user_id)
@@ -82,9 +119,7 @@ def user_detail(
     """{id, samples, counts, splits: {split: [sample records]}}; `limit` caps each split."""
     db = _view(source)
     if not db.table("users").contains(Query().id == user_id):
-        raise NotFoundError(
-            f"no user {user_id!r} in the store; `apa-console users --match TEXT` lists users"
-        )
+        raise user_not_found(db, user_id)
     shard_of = records.sample_shards(db)
     rows = [{**row, "shard": shard_of.get(row["id"])} for row in user_samples(db, user_id)]
     splits = {split: [row for row in rows if row["split"] == split] for split in SPLITS}

@@ -31,6 +31,7 @@ from apa_console.progress import (
 )
 from apa_console.store import records
 from apa_console.store.document import Store, now_iso
+from apa_console.units import plural
 from apa_console.unlearning import audit_log
 from apa_console.unlearning.crash_points import crash_point
 from apa_console.unlearning.purge import adapter_ref, purge
@@ -120,7 +121,7 @@ def _retrain_shards(store, backbone, shards, progress, cancel):
         _crash_point("after_first_retrain")
     elapsed = time.monotonic() - overall_start
     progress(ProgressEvent(task="overall", step=len(shards), total=len(shards),
-                           message=f"{len(shards)} shards in {elapsed:.1f}s"))
+                           message=f"{plural(len(shards), 'shard')} in {elapsed:.1f}s"))
     return new_rows, retired
 
 

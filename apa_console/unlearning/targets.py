@@ -8,7 +8,7 @@ from tinydb import TinyDB
 
 from apa_console.errors import NotFoundError, UsageError
 from apa_console.samples import Sample
-from apa_console.store import records
+from apa_console.store import catalog, records
 from apa_console.store.keys import Pseudonyms
 from apa_console.unlearning import audit_log
 
@@ -68,8 +68,7 @@ def covered_samples(db: TinyDB, targets: Targets) -> tuple[list[Sample], list[st
     for user in targets.users:
         matches = [r for r in rows if r["user_id"] == user]
         if not matches and not forgotten("user", user):
-            hint = "" if records.user_ids(db) else " (the store holds no users)"
-            raise NotFoundError(f"no user {user!r} in the store{hint}; see `apa-console users`")
+            raise catalog.user_not_found(db, user)
         chosen.update((r["id"], r) for r in matches)
     by_id = {r["id"]: r for r in rows}
     for sample in targets.samples:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from apa_console.errors import NotFoundError
-from apa_console.store import records
+from apa_console.store import catalog, records
 from apa_console.store.document import Store
 from apa_console.unlearning import audit_log
 from apa_console.unlearning.requests import request_state
@@ -30,7 +29,7 @@ def user_audit(store: Store, user: str) -> dict[str, Any]:
         for row in requests if fingerprint in row.get("subjects", [])
     ]
     if not held and not history:
-        raise NotFoundError(f"the store has no record of user {user!r}, now or forgotten")
+        raise catalog.user_not_found(db, user)
     return {"user_fingerprint": fingerprint, "holds": held, "present": bool(held),
             "requests": history}
 

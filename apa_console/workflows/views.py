@@ -19,6 +19,7 @@ from apa_console.errors import NotFoundError
 from apa_console.store import catalog, records
 from apa_console.store.document import Store, get_meta
 from apa_console.store.status import store_status
+from apa_console.units import plural
 from apa_console.unlearning import audit_log as audit
 from apa_console.unlearning.requests import list_requests
 from apa_console.unlearning.targets import Targets
@@ -106,7 +107,7 @@ def user_view(store: Store, user_id: str) -> dict[str, Any]:
     except NotFoundError:
         history = []
     if detail is None and not history:
-        raise NotFoundError(f"no user {user_id!r} in the store, now or forgotten")
+        raise catalog.user_not_found(store, user_id)
     shard_of = records.sample_shards(store.snapshot())
     samples = []
     if detail is not None:
@@ -215,7 +216,8 @@ def _entry_summary(entry: dict[str, Any]) -> str:
     if isinstance(data.get("shards"), list) and data["shards"]:
         parts.append("shards " + ",".join(str(k) for k in data["shards"]))
     if isinstance(data.get("receipt"), dict):
-        parts.append(f"{len(data['receipt'].get('adapters', []))} adapter(s) swapped")
+        swapped = len(data["receipt"].get("adapters", []))
+        parts.append(f"{plural(swapped, 'adapter')} swapped")
     if not parts:
         parts = [f"{key}={value}" for key, value in data.items()
                  if isinstance(value, (str, int, float))][:3]
