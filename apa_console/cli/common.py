@@ -47,6 +47,41 @@ JsonOption = Annotated[
     bool, typer.Option("--json", help="Print data as JSON on stdout (diagnostics on stderr).")
 ]
 
+# Shard jobs on Ray (the `[ray]` extra): every command that trains adapters takes these.
+WorkersOption = Annotated[
+    int | None,
+    typer.Option("--workers", min=1, show_default=False, rich_help_panel="Ray",
+                 help="Train shards on N Ray workers (a local Ray instance; with "
+                      "--ray-address, at most N workers on that cluster)."),
+]
+RayAddressOption = Annotated[
+    str | None,
+    typer.Option("--ray-address", show_default=False, rich_help_panel="Ray",
+                 help="Run shard jobs on the Ray cluster at HOST:PORT (or auto)."),
+]
+GpusPerJobOption = Annotated[
+    float | None,
+    typer.Option("--gpus-per-job", min=0, show_default=False, rich_help_panel="Ray",
+                 help="GPUs each Ray worker reserves (0.5: two share one; default 1 on "
+                      "CUDA, else 0)."),
+]
+CpusPerJobOption = Annotated[
+    float | None,
+    typer.Option("--cpus-per-job", min=0, show_default=False, rich_help_panel="Ray",
+                 help="CPUs each Ray worker reserves (default 1)."),
+]
+
+
+def dispatch_options(workers: int | None, address: str | None, gpus: float | None,
+                     cpus: float | None):
+    """None (this process, one shard after another) unless a Ray flag was given; bad
+    combinations exit 2 before anything runs."""
+    from apa_console.engine.dispatch import DispatchOptions
+
+    options = DispatchOptions(workers, address, gpus, cpus)
+    return options.check() if options.distributed or gpus is not None or cpus is not None \
+        else None
+
 
 def open_store(path: Path | None) -> Store:
     return Store.open(path)

@@ -10,10 +10,15 @@ import typer
 
 from apa_console.cli import output
 from apa_console.cli.common import (
+    CpusPerJobOption,
     DeviceOption,
+    GpusPerJobOption,
     JsonOption,
     ModelOption,
+    RayAddressOption,
     StoreOption,
+    WorkersOption,
+    dispatch_options,
     new_typer,
     open_store,
 )
@@ -88,6 +93,10 @@ def forget(
     store: StoreOption = None,
     model: ModelOption = None,
     device: DeviceOption = None,
+    workers: WorkersOption = None,
+    ray_address: RayAddressOption = None,
+    gpus_per_job: GpusPerJobOption = None,
+    cpus_per_job: CpusPerJobOption = None,
     json: JsonOption = False,
 ) -> None:
     """Forget users, samples or items: remove their samples and retrain only the affected
@@ -95,6 +104,7 @@ def forget(
     from apa_console.workflows import forget as forgetting
 
     targets = Targets(users=user or [], samples=sample or [], items=item or [])
+    dispatch = dispatch_options(workers, ray_address, gpus_per_job, cpus_per_job)
     target = open_store(store)
     if dry_run:
         plan = forgetting.plan(target, targets)
@@ -112,7 +122,8 @@ def forget(
 
     with live_progress(quiet=json) as (bars, cancel):
         outcome = forgetting.forget(target, targets, _model(target, model, device),
-                                    confirm=confirm, queue=queue, progress=bars, cancel=cancel)
+                                    confirm=confirm, queue=queue, progress=bars, cancel=cancel,
+                                    dispatch=dispatch)
     if json:
         output.emit_json(outcome.to_dict())
         return
@@ -128,15 +139,20 @@ def forget(
 @app.command()
 def apply(
     store: StoreOption = None, model: ModelOption = None, device: DeviceOption = None,
+    workers: WorkersOption = None,
+    ray_address: RayAddressOption = None,
+    gpus_per_job: GpusPerJobOption = None,
+    cpus_per_job: CpusPerJobOption = None,
     json: JsonOption = False,
 ) -> None:
     """Process every pending forget request (each affected shard retrains once)."""
     from apa_console.workflows import forget as forgetting
 
+    dispatch = dispatch_options(workers, ray_address, gpus_per_job, cpus_per_job)
     target = open_store(store)
     with live_progress(quiet=json) as (bars, cancel):
         outcome = forgetting.apply_pending(target, _model(target, model, device),
-                                           progress=bars, cancel=cancel)
+                                           progress=bars, cancel=cancel, dispatch=dispatch)
     if json:
         output.emit_json(outcome.receipts)
         return
@@ -294,17 +310,22 @@ def verify(
     store: StoreOption = None,
     model: ModelOption = None,
     device: DeviceOption = None,
+    workers: WorkersOption = None,
+    ray_address: RayAddressOption = None,
+    gpus_per_job: GpusPerJobOption = None,
+    cpus_per_job: CpusPerJobOption = None,
     json: JsonOption = False,
 ) -> None:
     """Retrain the request's shards from their current manifests, check bit-identity with
     the live adapters, and scan the store for traces of the removed samples."""
     from apa_console.unlearning.verify import verify_request
 
+    dispatch = dispatch_options(workers, ray_address, gpus_per_job, cpus_per_job)
     target = open_store(store)
     backbone = open_backbone(target, model, device)
     with live_progress(quiet=json) as (bars, cancel):
-        result = verify_request(target, backbone, request, progress=bars,
-                                           cancel=cancel)
+        result = verify_request(target, backbone, request, progress=bars, cancel=cancel,
+                                dispatch=dispatch)
     if json:
         output.emit_json(result)
     else:

@@ -156,3 +156,29 @@ def parse_level(value: str) -> MixtureLevel:
         return MixtureLevel(value)
     except ValueError:
         raise UsageError(f"unknown level {value!r}; choose D or ND") from None
+
+
+def score_one_adapter(
+    backbone, prompts: list[str], factors: AdapterFactors, *, progress=None, cancel=None,
+    task: str = "score", share_prefix: bool = True,
+) -> np.ndarray:
+    """P(Yes) from the base model with one LoRA adapter applied (weight 1). Every row sees
+    the same weights, so by default the shared prompt prefix runs once (`share_prefix=False`
+    runs every token of every row, the path per-sample mixtures must take)."""
+    extra = {k: v for k, v in (("progress", progress), ("cancel", cancel)) if v is not None}
+    with mixture_model(backbone.model, [factors], "ND") as layers:
+        set_row_weights(layers, np.ones((1, 1)))
+        return backbone.score(prompts, task=task, share_prefix=share_prefix, **extra)
+
+
+def absolute_errors(
+    backbone, adapter_dir: Path, prompts: list[str], labels: list[int], *, progress=None,
+    cancel=None, task: str = "validation",
+) -> np.ndarray:
+    """|label − P(Yes)| of one adapter (folder) on (prompt, label) pairs, float32: a column of
+    APA's validation error table."""
+    if not prompts:
+        return np.zeros(0, dtype=np.float32)
+    p_yes = score_one_adapter(backbone, prompts, AdapterFactors.load(adapter_dir),
+                              progress=progress, cancel=cancel, task=task)
+    return np.abs(np.array(labels, dtype=np.float64) - p_yes).astype(np.float32)

@@ -19,8 +19,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from apa_console.apa.adapters import build_adapter, recorded_settings
+from apa_console.apa.adapters import adapter_job, adapter_row, recorded_settings
 from apa_console.apa.embeddings import split_samples
+from apa_console.engine.dispatch import DispatchOptions, open_dispatcher
 from apa_console.engine.training import manifest_hash
 from apa_console.progress import (
     NEVER_CANCELLED,
@@ -53,10 +54,12 @@ def apply_pending(
     progress: ProgressCallback = ignore_progress,
     cancel: CancelToken = NEVER_CANCELLED,
     only: set[str] | None = None,
+    dispatch: DispatchOptions | None = None,
 ) -> list[dict[str, Any]]:
     """Process every open request (or those of `only`, the ones an operator confirmed):
-    purge, retrain each affected shard once, swap all new adapters in one commit, write
-    receipts. Returns the receipts."""
+    purge, retrain each affected shard once (on Ray workers with `dispatch`; this process
+    stays the only writer), swap all new adapters in one commit, write receipts. Returns
+    the receipts."""
     def chosen(rows: list[dict]) -> list[dict]:
         return [r for r in rows if only is None or r["id"] in only]
 
@@ -75,7 +78,8 @@ def apply_pending(
         requests = chosen(records.open_requests(store.snapshot()))
         shards = sorted({k for r in requests for k in r.get("affected_shards", [])})
         try:
-            new_rows, retired = _retrain_shards(store, backbone, shards, progress, cancel)
+            new_rows, retired = _retrain_shards(store, backbone, shards, progress, cancel,
+                                                dispatch)
         except BaseException:
             _crash_point("in_rollback")
             with store.transaction() as db:
@@ -92,18 +96,18 @@ def apply_pending(
         return receipts
 
 
-def _retrain_shards(store, backbone, shards, progress, cancel):
+def _retrain_shards(store, backbone, shards, progress, cancel, dispatch=None):
     db = store.snapshot()
     live = {row["shard"]: row for row in
             records.withdrawn_adapters(db) + records.live_adapters(db)}
     rows = {row["shard"]: row for row in records.shard_rows(db)}
     valid = split_samples(store, "valid")
-    new_rows, retired = [], []
+    retired, jobs = [], []
     overall_start = time.monotonic()
-    for done, k in enumerate(shards):
-        progress(ProgressEvent(task="overall", step=done, total=len(shards),
-                               message=f"shard {k}"))
-        cancel.raise_if_cancelled()
+    progress(ProgressEvent(task="overall", step=0, total=len(shards),
+                           message=f"{len(shards)} shards"))
+    cancel.raise_if_cancelled()
+    for k in shards:
         adapter = live.get(k)
         if adapter is None:
             continue
@@ -112,13 +116,21 @@ def _retrain_shards(store, backbone, shards, progress, cancel):
             continue
         if adapter["manifest_hash"] == manifest_hash(rows[k]["sample_ids"]):
             continue  # already trained on exactly the remaining data
-        new_rows.append(build_adapter(
+        jobs.append(adapter_job(
             store, backbone, kind=records.SHARD, shard=k, sample_ids=rows[k]["sample_ids"],
             settings=recorded_settings(adapter["settings"], adapter["id"]),
-            version=records.next_adapter_version(store.snapshot(), records.SHARD, k),
-            valid=valid, progress=_crash_mid_training(progress), cancel=cancel,
+            version=records.next_adapter_version(db, records.SHARD, k), valid=valid,
         ))
-        _crash_point("after_first_retrain")
+    new_rows = []
+    skipped = len(shards) - len(jobs)
+    with open_dispatcher(backbone, dispatch) as dispatcher:
+        for result in dispatcher.run(jobs, progress=_crash_mid_training(progress),
+                                     cancel=cancel):
+            new_rows.append(adapter_row(store, result, valid))
+            progress(ProgressEvent(task="overall", step=skipped + len(new_rows),
+                                   total=len(shards), message=f"shard {result.job.key['shard']}"))
+            _crash_point("after_first_retrain")
+    new_rows.sort(key=lambda row: row["shard"])  # the order the sequential path gives
     elapsed = time.monotonic() - overall_start
     progress(ProgressEvent(task="overall", step=len(shards), total=len(shards),
                            message=f"{plural(len(shards), 'shard')} in {elapsed:.1f}s"))

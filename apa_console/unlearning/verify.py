@@ -6,14 +6,12 @@ from __future__ import annotations
 import io
 import json
 import re
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from apa_console.apa.adapters import recorded_settings
-from apa_console.engine.training import train_adapter
+from apa_console.engine.dispatch import DispatchOptions, ShardJob, open_dispatcher
 from apa_console.errors import ConflictError, NotFoundError, StoreInvalidError
 from apa_console.progress import NEVER_CANCELLED, CancelToken, ProgressCallback, ignore_progress
 from apa_console.store import records
@@ -26,10 +24,11 @@ _NPY_MAGIC = b"\x93NUMPY"
 
 def verify_request(
     store: Store, backbone, request_id: str, *, progress: ProgressCallback = ignore_progress,
-    cancel: CancelToken = NEVER_CANCELLED,
+    cancel: CancelToken = NEVER_CANCELLED, dispatch: DispatchOptions | None = None,
 ) -> dict[str, Any]:
-    """Retrain the request's shards from their current manifests and check the live adapters
-    are bit-identical; then scan every file in the store for traces of the removed samples."""
+    """Retrain the request's shards from their current manifests (on Ray workers with
+    `dispatch`) and check the live adapters are bit-identical; then scan every file in the
+    store for traces of the removed samples."""
     db = store.snapshot()
     request = records.find_request(db, request_id)
     if request is None:
@@ -40,25 +39,30 @@ def verify_request(
     live = {row["shard"]: row for row in records.live_adapters(db)}
     manifests = {row["shard"]: row for row in records.shard_rows(db)}
     by_id = records.samples_by_id(db)
-    checks = []
+    checks, jobs = {}, []
     for k in request.get("affected_shards", []):
         adapter = live.get(k)
         if adapter is None:
-            checks.append({"shard": k, "ok": not manifests[k]["sample_ids"],
-                           "detail": "retired (shard empty)"})
+            checks[k] = {"shard": k, "ok": not manifests[k]["sample_ids"],
+                         "detail": "retired (shard empty)"}
             continue
         ids = manifests[k]["sample_ids"]
-        with tempfile.TemporaryDirectory(prefix="apa-verify-") as tmp:
-            samples = [by_id[sid] for sid in ids]
-            result = train_adapter(
-                backbone, backbone.prompts_for(samples), [s.label for s in samples], ids,
-                recorded_settings(adapter["settings"], adapter["id"]), Path(tmp) / "adapter",
-                progress=progress, cancel=cancel, task=f"shard-{k} (verify)",
-            )
-        ok = (result.weights_sha256 == adapter["sha256"]
-              and result.manifest_hash == adapter["manifest_hash"])
-        checks.append({"shard": k, "ok": ok, "live_sha256": adapter["sha256"],
-                       "retrained_sha256": result.weights_sha256})
+        samples = [by_id[sid] for sid in ids]
+        settings = recorded_settings(adapter["settings"], adapter["id"])
+        jobs.append(ShardJob(
+            name=f"shard-{k}", prompts=backbone.prompts_for(samples),
+            labels=[s.label for s in samples], sample_ids=ids, settings=settings.to_dict(),
+            out_dir=None, validate=False, purpose="verify", key=k,
+        ))
+    with open_dispatcher(backbone, dispatch) as dispatcher:
+        for done in dispatcher.run(jobs, progress=progress, cancel=cancel):
+            k, result = done.job.key, done.train
+            adapter = live[k]
+            ok = (result.weights_sha256 == adapter["sha256"]
+                  and result.manifest_hash == adapter["manifest_hash"])
+            checks[k] = {"shard": k, "ok": ok, "live_sha256": adapter["sha256"],
+                         "retrained_sha256": result.weights_sha256}
+    checks = [checks[k] for k in request.get("affected_shards", [])]
     traces = scan_for_traces(store, request.get("removed_fingerprints", {}),
                              request.get("subjects", []))
     return {"request": request_id, "shards": checks, "traces": traces,

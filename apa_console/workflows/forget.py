@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from apa_console.engine.backbone import Backbone
+from apa_console.engine.dispatch import DispatchOptions
 from apa_console.errors import ConflictError
 from apa_console.progress import (
     NEVER_CANCELLED,
@@ -71,6 +72,7 @@ def forget(
     queue: bool = False,
     progress: ProgressCallback = ignore_progress,
     cancel: CancelToken = NEVER_CANCELLED,
+    dispatch: DispatchOptions | None = None,
 ) -> ForgetOutcome:
     """Plan; let `confirm(plan)` refuse by raising; record the request; unless `queue`,
     apply it together with the open requests the plan listed (what the operator confirmed,
@@ -97,7 +99,8 @@ def forget(
         outcome.audit_head = audit_log.current_head(store)
         return outcome
     confirmed = {request["id"]} | {q["request"] for q in the_plan["queued"]}
-    applied = apply_pending(store, model, progress=progress, cancel=cancel, only=confirmed)
+    applied = apply_pending(store, model, progress=progress, cancel=cancel, only=confirmed,
+                            dispatch=dispatch)
     outcome.receipts, outcome.audit_head = applied.receipts, applied.audit_head
     return outcome
 
@@ -109,12 +112,13 @@ def apply_pending(
     progress: ProgressCallback = ignore_progress,
     cancel: CancelToken = NEVER_CANCELLED,
     only: set[str] | None = None,
+    dispatch: DispatchOptions | None = None,
 ) -> ForgetOutcome:
     """Process every open request (or those in `only`); with none, only delete files an
-    interrupted run left."""
+    interrupted run left. `dispatch` retrains the shards on Ray workers."""
     if not requests.open_requests(store):
         return ForgetOutcome(None, leftovers_removed=forget_pipeline.remove_leftovers(store))
     with model() as backbone:
         receipts = forget_pipeline.apply_pending(store, backbone, progress=progress,
-                                                 cancel=cancel, only=only)
+                                                 cancel=cancel, only=only, dispatch=dispatch)
     return ForgetOutcome(None, receipts=receipts, audit_head=audit_log.current_head(store))
