@@ -319,3 +319,19 @@ def test_sort_keys_order_numbers_by_value_and_ids_naturally():
 
     assert sorted(["user10", "user9", "user1"], key=sort_key) == ["user1", "user9", "user10"]
     assert sorted(["10", "9.5", "–", "100"], key=sort_key) == ["9.5", "10", "100", "–"]
+
+
+async def test_y_copies_a_rows_id_and_c_an_adapters_full_hash(display_store):
+    async with console(display_store).run_test(size=(120, 40)) as pilot:
+        await pilot.press("2")
+        await settle(pilot)
+        await pilot.press("y")
+        assert pilot.app.clipboard == "user0"
+        await pilot.press("Y")
+        assert pilot.app.clipboard.split("\t")[0] == "user0"
+        await pilot.press("3")
+        await settle(pilot)
+        await pilot.press("c")
+        shard = pilot.app.screen._shards["0"]
+        assert pilot.app.clipboard == shard["adapter"]["sha256"]
+        assert len(pilot.app.clipboard) == 64

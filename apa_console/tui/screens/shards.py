@@ -9,6 +9,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Sparkline, Static
 
@@ -41,6 +42,7 @@ def _adapter_details(shard: dict[str, Any]) -> Table:
 
 class ShardsScreen(ConsoleScreen):
     TITLE = "Shards"
+    BINDINGS = [Binding("c", "copy_hash", "Copy sha256")]
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -83,6 +85,12 @@ class ShardsScreen(ConsoleScreen):
             for s in data["shards"]
         ])
         self._show_detail()
+
+    def action_copy_hash(self) -> None:
+        shard = self._shards.get(selected_key(self.query_one("#shards", DataTable)) or "")
+        if shard and shard["adapter"] and shard["adapter"]["sha256"]:
+            self.app.copy_to_clipboard(shard["adapter"]["sha256"])
+            self.notify(f"copied the sha256 of {shard['adapter']['id']}", timeout=2)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.data_table.id == "shards":

@@ -47,6 +47,8 @@ class ConsoleTable(DataTable):
         Binding("o", "sort_next", "Sort"),
         Binding("O", "sort_reverse", "Reverse", show=False),
         Binding("escape", "clear_search", "Clear search", show=False),
+        Binding("y", "copy_key", "Copy id", show=False),
+        Binding("Y", "copy_row", "Copy row", show=False),
     ]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -162,6 +164,22 @@ class ConsoleTable(DataTable):
         def __init__(self, table: ConsoleTable) -> None:
             super().__init__()
             self.table = table
+
+    def action_copy_key(self) -> None:
+        """The row's id (user, adapter, request…) to the clipboard: OSC 52 reaches the
+        terminal's clipboard, over ssh too, where the terminal allows it."""
+        key = self._cursor_key()
+        if key is not None:
+            self.app.copy_to_clipboard(key)
+            self.notify(f"copied {terminal_safe(key)}", timeout=2)
+
+    def action_copy_row(self) -> None:
+        """The row as tab-separated text, as shown."""
+        key = self._cursor_key()
+        row = next((cells for k, cells in self._rows if k == key), None)
+        if row is not None:
+            self.app.copy_to_clipboard("\t".join(plain(cell) for cell in row))
+            self.notify(f"copied the row of {terminal_safe(key)}", timeout=2)
 
     def action_clear_search(self) -> None:
         self.set_search("")
