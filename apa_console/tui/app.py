@@ -11,9 +11,10 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.signal import Signal
 
+from apa_console.errors import ApaError
 from apa_console.store.document import Store
 from apa_console.tui import operations
-from apa_console.tui.commands import UserCommands
+from apa_console.tui.commands import RequestCommands, UserCommands
 from apa_console.tui.jobs import new_tracker, run_tracked
 from apa_console.tui.model_host import ModelHost
 from apa_console.tui.screens.forget import ForgetScreen
@@ -21,6 +22,7 @@ from apa_console.tui.screens.help import HelpScreen
 from apa_console.tui.screens.job import JobScreen
 from apa_console.tui.screens.modals import ConfirmModal, ErrorModal
 from apa_console.tui.screens.overview import OverviewScreen
+from apa_console.tui.screens.request_detail import RequestScreen
 from apa_console.tui.screens.requests import RequestsScreen
 from apa_console.tui.screens.score import ScoreScreen
 from apa_console.tui.screens.shards import ShardsScreen
@@ -28,6 +30,7 @@ from apa_console.tui.screens.user_detail import UserScreen
 from apa_console.tui.screens.users import UsersScreen
 from apa_console.tui.tracker import CANCELLED, DONE, ProgressTracker
 from apa_console.tui.widgets.nav_bar import SECTIONS
+from apa_console.unlearning import requests as requests_core
 
 STORE_POLL_S = 1.0
 
@@ -42,7 +45,7 @@ class ApaConsoleApp(App[None]):
         "requests": RequestsScreen,
     }
     DEFAULT_MODE = "overview"
-    COMMANDS = App.COMMANDS | {UserCommands}
+    COMMANDS = App.COMMANDS | {UserCommands, RequestCommands}
     BINDINGS = [
         *(Binding(key, f"switch_mode('{mode}')", label, show=False)
           for mode, key, label in SECTIONS),
@@ -102,6 +105,30 @@ class ApaConsoleApp(App[None]):
 
     def open_user(self, user_id: str) -> None:
         self.push_screen(UserScreen(user_id))
+
+    def open_request(self, request_id: str) -> None:
+        self.push_screen(RequestScreen(request_id))
+
+    def withdraw_request(self, request_id: str) -> None:
+        """Withdraw a queued request (after a confirmation), as `x` on Requests does."""
+        if self.readonly:
+            return
+
+        def confirmed(yes: bool | None) -> None:
+            if not yes:
+                self.notify("nothing was changed")
+                return
+            try:
+                requests_core.cancel(self.store, request_id)
+            except ApaError as exc:
+                self.show_error(str(exc))
+                return
+            self.notify(f"{request_id} withdrawn; nothing was removed")
+            self.check_store()
+
+        self.push_screen(ConfirmModal(
+            f"Withdraw {request_id}? It has removed nothing yet; the data stays in the store.",
+            title="Withdraw a queued request"), confirmed)
 
     def score(self, user: str | None = None) -> None:
         self.push_screen(ScoreScreen(user))

@@ -335,3 +335,36 @@ async def test_y_copies_a_rows_id_and_c_an_adapters_full_hash(display_store):
         shard = pilot.app.screen._shards["0"]
         assert pilot.app.clipboard == shard["adapter"]["sha256"]
         assert len(pilot.app.clipboard) == 64
+
+
+async def _palette(pilot, text: str) -> None:
+    await pilot.press("ctrl+p")
+    await pilot.pause()
+    await pilot.press(*text)
+    await wait_until(pilot, lambda: pilot.app.screen.query_one(CommandList).option_count,
+                     what="palette hits")
+    await pilot.pause(0.3)
+    await pilot.press("enter")
+    await settle(pilot)
+
+
+async def test_the_palette_acts_on_users_and_requests(display_store):
+    from apa_console.tui.screens.request_detail import RequestScreen
+
+    async with console(display_store).run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await _palette(pilot, "forget user user4")
+        assert isinstance(pilot.app.screen, ForgetScreen) and pilot.app.screen.user_id == "user4"
+        await pilot.press("escape")
+        await settle(pilot)
+        await _palette(pilot, "request r0001")
+        assert isinstance(pilot.app.screen, RequestScreen)
+        assert pilot.app.screen.request_id == "r0001"
+        await pilot.press("escape")
+        await settle(pilot)
+        await _palette(pilot, "withdraw request r0002")
+        assert isinstance(pilot.app.screen, ConfirmModal)
+        await pilot.press("y")
+        await settle(pilot)
+    statuses = {r["id"]: r["status"] for r in unlearning_requests.list_requests(display_store)}
+    assert statuses == {"r0001": "done", "r0002": "cancelled"}

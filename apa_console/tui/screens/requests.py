@@ -10,14 +10,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
-from apa_console.errors import ApaError
 from apa_console.store.document import Store
 from apa_console.tui.screens.base import ConsoleScreen, refill, selected_key
-from apa_console.tui.screens.modals import ConfirmModal
 from apa_console.tui.screens.request_detail import RequestScreen
 from apa_console.tui.widgets.console_table import ConsoleTable
 from apa_console.units import shard_list, split_counts, when
-from apa_console.unlearning import requests as requests_core
 from apa_console.workflows import views
 
 STATUS_STYLE = {"done": "green", "pending": "yellow", "running": "cyan", "cancelled": "dim"}
@@ -112,23 +109,7 @@ class RequestsScreen(ConsoleScreen):
             self.notify("only a queued request that removed nothing yet can be withdrawn",
                         severity="warning")
             return
-
-        def confirmed(yes: bool | None) -> None:
-            if not yes:
-                self.notify("nothing was changed")
-                return
-            try:
-                requests_core.cancel(self.app.store, request["id"])
-            except ApaError as exc:
-                self.app.show_error(str(exc))
-                return
-            self.notify(f"{request['id']} withdrawn; nothing was removed")
-            self.app.check_store()
-
-        self.app.push_screen(ConfirmModal(
-            f"Withdraw {request['id']} ({request['subject']})? It has removed nothing yet; "
-            "the user's data stays in the store.", title="Withdraw a queued request"),
-            confirmed)
+        self.app.withdraw_request(request["id"])
 
     def action_verify(self) -> None:
         self.reload()
