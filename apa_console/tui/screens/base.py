@@ -6,11 +6,10 @@ from __future__ import annotations
 import traceback
 from typing import Any
 
-from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Input
+from textual.widgets import Footer, Header, Input
 from textual.worker import get_current_worker
 
 from apa_console.errors import ApaError
@@ -18,7 +17,6 @@ from apa_console.store.document import Store
 from apa_console.tui.widgets.console_table import ConsoleTable
 from apa_console.tui.widgets.job_status import JobStatus
 from apa_console.tui.widgets.nav_bar import NavBar
-from apa_console.units import terminal_safe
 
 
 class SearchBox(Input):
@@ -158,31 +156,3 @@ class ConsoleScreen(Screen):
     def show(self, data: Any) -> None:
         pass
 
-
-def selected_key(table: DataTable) -> str | None:
-    """The row key under the table's cursor, or None when the table is empty."""
-    if table.row_count == 0:
-        return None
-    row_key, _ = table.coordinate_to_cell_key(table.cursor_coordinate)
-    return row_key.value
-
-
-def literal(cell: object) -> object:
-    """A text cell shown as written: dataset ids and titles are neither markup nor terminal
-    control sequences. Rich renderables (styled Text, bars) pass through."""
-    return Text(terminal_safe(cell)) if isinstance(cell, str) else cell
-
-
-def refill(table: DataTable, rows: list[tuple[str, tuple]]) -> None:
-    """Replace a table's rows, keeping the cursor on the same key when it is still there
-    (a ConsoleTable also keeps its search and sort)."""
-    if isinstance(table, ConsoleTable):
-        table.set_rows(rows)
-        return
-    keep = selected_key(table)
-    table.clear()
-    for key, cells in rows:
-        table.add_row(*(literal(cell) for cell in cells), key=key)
-    keys = [key for key, _ in rows]
-    if keep in keys:
-        table.move_cursor(row=keys.index(keep), animate=False)

@@ -13,7 +13,7 @@ from textual.containers import Horizontal
 from textual.widgets import DataTable, Static
 
 from apa_console.store.document import Store
-from apa_console.tui.screens.base import ConsoleScreen, refill
+from apa_console.tui.screens.base import ConsoleScreen
 from apa_console.tui.widgets.balance_chart import BalanceChart
 from apa_console.tui.widgets.console_table import ConsoleTable
 from apa_console.units import number
@@ -105,13 +105,13 @@ class OverviewScreen(ConsoleScreen):
         partition = data["shards"].get("partition")
         chart.border_title = (f"Shard balance · {partition['method']} K={partition['shards']}"
                               if partition else "Shard balance")
-        refill(self.query_one("#adapters", DataTable), [
+        self.query_one("#adapters", ConsoleTable).set_rows([
             (a["id"], (a["id"], number(a["valid_error_mean"]), (a["sha256"] or "")[:8]))
             for a in data["adapters"]
         ])
         evaluation = data.get("evaluation") or {}
         table = self.query_one("#evaluation", DataTable)
-        refill(table, [
+        table.set_rows([
             (row["method"], (row["method"], number(row.get("auc")),
                              _signed(row.get("delta_vs_retraining")),
                              number(row.get("samples_per_s"), 1)))

@@ -13,7 +13,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Static
 
 from apa_console.store.document import Store
-from apa_console.tui.screens.base import ConsoleScreen, refill
+from apa_console.tui.screens.base import ConsoleScreen
 from apa_console.tui.widgets.console_table import ConsoleTable
 from apa_console.units import shard_list, split_counts, terminal_safe, when
 from apa_console.unlearning import describe
@@ -69,7 +69,7 @@ class RequestScreen(ConsoleScreen):
     def show(self, detail: dict[str, Any]) -> None:
         self.query_one("#request-summary", Static).update(summary_table(detail))
         self.query_one("#request-receipt", Static).update(receipt_text(detail))
-        refill(self.query_one("#request-audit", DataTable), [
+        self.query_one("#request-audit", ConsoleTable).set_rows([
             (str(e["seq"]), (str(e["seq"]), when(e["time"]), e["event"], e["hash"][:16]))
             for e in detail["audit"]
         ])

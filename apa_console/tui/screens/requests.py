@@ -11,9 +11,9 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
 from apa_console.store.document import Store
-from apa_console.tui.screens.base import ConsoleScreen, refill, selected_key
+from apa_console.tui.screens.base import ConsoleScreen
 from apa_console.tui.screens.request_detail import RequestScreen
-from apa_console.tui.widgets.console_table import ConsoleTable
+from apa_console.tui.widgets.console_table import ConsoleTable, selected_key
 from apa_console.units import shard_list, split_counts, when
 from apa_console.workflows import views
 
@@ -72,7 +72,7 @@ class RequestsScreen(ConsoleScreen):
         self._requests = {r["id"]: r for r in requests}
         self.open_requests = sum(1 for r in requests if r["open"])
         table = self.query_one("#requests", DataTable)
-        refill(table, [
+        table.set_rows([
             (r["id"], (r["id"], Text(r["status"], style=STATUS_STYLE.get(r["status"], "")),
                        r["subject"], shard_list(r["shards"]), split_counts(r["removed"]),
                        when(r["finished"])))
@@ -83,7 +83,7 @@ class RequestsScreen(ConsoleScreen):
                                  + (f" · {states}" if states else ""))
         audit = data["audit"]
         self.query_one("#chain", Static).update(chain_status(audit["verification"]))
-        refill(self.query_one("#audit", DataTable), [
+        self.query_one("#audit", ConsoleTable).set_rows([
             (str(e["seq"]), (str(e["seq"]), when(e["time"]), e["event"], e["hash"][:12],
                              Text("✔", style="green") if e["linked"] else Text("✘", style="red"),
                              e["summary"]))

@@ -16,9 +16,8 @@ from textual.widgets import DataTable, Footer, Header, Static
 from apa_console.tui import operations
 from apa_console.tui.formatting import hbar, level, yes_no
 from apa_console.tui.jobs import new_tracker, run_tracked
-from apa_console.tui.screens.base import refill, selected_key
 from apa_console.tui.tracker import DONE, ProgressTracker
-from apa_console.tui.widgets.console_table import ConsoleTable
+from apa_console.tui.widgets.console_table import ConsoleTable, selected_key
 from apa_console.tui.widgets.job_progress import JobProgress
 from apa_console.tui.widgets.job_status import JobStatus
 from apa_console.units import number, terminal_safe
@@ -108,7 +107,7 @@ class ScoreScreen(Screen):
                        f" · {report['strategy']} weights over {len(report['adapters'])} adapters")
         self.query_one("#score-summary", Static).update(summary)
         self._rows = {row["sample"]: row for row in report["rows"]}
-        refill(self.query_one("#scores", DataTable), [
+        self.query_one("#scores", ConsoleTable).set_rows([
             (row["sample"], (row["sample"], row["user"], yes_no(row["label"]),
                              f"{row['p_yes']:.3f}",
                              Text(hbar(row["p_yes"], 1.0, 10), style="cyan"),

@@ -14,8 +14,8 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Sparkline, Static
 
 from apa_console.store.document import Store
-from apa_console.tui.screens.base import ConsoleScreen, refill, selected_key
-from apa_console.tui.widgets.console_table import ConsoleTable
+from apa_console.tui.screens.base import ConsoleScreen
+from apa_console.tui.widgets.console_table import ConsoleTable, selected_key
 from apa_console.units import number, plural, seconds, when
 from apa_console.workflows import views
 
@@ -76,7 +76,7 @@ class ShardsScreen(ConsoleScreen):
         partition = data.get("partition")
         table.border_subtitle = (f"{partition['method']} · K={partition['shards']} · "
                                  f"cap {partition['cap']}" if partition else "not partitioned")
-        refill(table, [
+        table.set_rows([
             (str(s["shard"]), (str(s["shard"]), str(s["size"]), str(s["users"]),
                                s["adapter"]["id"] if s["adapter"] else "–",
                                s["serving"],
@@ -109,7 +109,7 @@ class ShardsScreen(ConsoleScreen):
         self.query_one("#shard-adapter").border_title = f"Shard {shard['shard']} adapter"
         info.update(_adapter_details(shard))
         sparkline.data = shard["adapter"]["loss_curve"] if shard["adapter"] else []
-        refill(typical, [
+        typical.set_rows([
             (t["sample"], (t["sample"], t["user"] or "?",
                            "Yes" if t["label"] == 1 else "No", f"{t['distance']:.3f}",
                            t["target_title"] or ""))

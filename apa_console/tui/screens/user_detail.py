@@ -12,8 +12,8 @@ from textual.widgets import DataTable, Static
 
 from apa_console.store.document import Store
 from apa_console.tui.formatting import yes_no
-from apa_console.tui.screens.base import ConsoleScreen, refill, selected_key
-from apa_console.tui.widgets.console_table import ConsoleTable
+from apa_console.tui.screens.base import ConsoleScreen
+from apa_console.tui.widgets.console_table import ConsoleTable, selected_key
 from apa_console.units import shard_list, split_counts, terminal_safe, when
 from apa_console.workflows import views
 
@@ -64,12 +64,12 @@ class UserScreen(ConsoleScreen):
             summary.append("no data left in the store (forgotten)", style="green")
         self.query_one("#user-summary", Static).update(summary)
         self._samples = {s["id"]: s for s in data["samples"]}
-        refill(self.query_one("#user-samples", DataTable), [
+        self.query_one("#user-samples", ConsoleTable).set_rows([
             (s["id"], (s["id"], s["split"], yes_no(s["label"]),
                        "–" if s["shard"] is None else str(s["shard"]), s["target_title"]))
             for s in data["samples"]
         ])
-        refill(self.query_one("#user-requests", DataTable), [
+        self.query_one("#user-requests", ConsoleTable).set_rows([
             (r["request"], (r["request"], r["status"], shard_list(r.get("shards") or []),
                             split_counts(r.get("removed")), when(r.get("created")),
                             when(r.get("finished"))))

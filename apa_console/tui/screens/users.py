@@ -11,8 +11,8 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
 from apa_console.store.document import Store
-from apa_console.tui.screens.base import ConsoleScreen, refill, selected_key
-from apa_console.tui.widgets.console_table import ConsoleTable
+from apa_console.tui.screens.base import ConsoleScreen
+from apa_console.tui.widgets.console_table import ConsoleTable, selected_key
 from apa_console.units import shard_list, terminal_safe
 from apa_console.workflows import views
 
@@ -45,7 +45,7 @@ class UsersScreen(ConsoleScreen):
     def show(self, users: list[dict[str, Any]]) -> None:
         self._users = users
         table = self.query_one("#users", ConsoleTable)
-        refill(table, [
+        table.set_rows([
             (u["id"], (u["id"], str(u["samples"]), str(u["counts"]["train"]),
                        str(u["counts"]["valid"]), str(u["counts"]["test"]),
                        shard_list(u["shards"])))

@@ -36,8 +36,17 @@ def sort_key(cell: Any) -> tuple:
 
 
 def literal(cell: Any) -> Any:
-    """Dataset ids and titles are neither markup nor terminal control sequences."""
+    """A text cell shown as written: dataset ids and titles are neither markup nor terminal
+    control sequences. Rich renderables (styled Text, bars) pass through."""
     return Text(terminal_safe(cell)) if isinstance(cell, str) else cell
+
+
+def selected_key(table: DataTable) -> str | None:
+    """The row key under the table's cursor, or None when the table is empty."""
+    if table.row_count == 0:
+        return None
+    row_key, _ = table.coordinate_to_cell_key(table.cursor_coordinate)
+    return row_key.value
 
 
 class ConsoleTable(DataTable):
@@ -90,7 +99,7 @@ class ConsoleTable(DataTable):
         return rows
 
     def _redraw(self) -> None:
-        keep = self._cursor_key()
+        keep = selected_key(self)
         rows = self._visible()
         self.clear()
         for key, cells in rows:
@@ -105,11 +114,6 @@ class ConsoleTable(DataTable):
         status = self._status()
         self.border_title = f"{self._title} · {status}" if status else self._title
 
-    def _cursor_key(self) -> str | None:
-        if self.row_count == 0:
-            return None
-        row_key, _ = self.coordinate_to_cell_key(self.cursor_coordinate)
-        return row_key.value
 
     def _label_columns(self) -> None:
         for index, column in enumerate(self.ordered_columns):
@@ -168,14 +172,14 @@ class ConsoleTable(DataTable):
     def action_copy_key(self) -> None:
         """The row's id (user, adapter, request…) to the clipboard: OSC 52 reaches the
         terminal's clipboard, over ssh too, where the terminal allows it."""
-        key = self._cursor_key()
+        key = selected_key(self)
         if key is not None:
             self.app.copy_to_clipboard(key)
             self.notify(f"copied {terminal_safe(key)}", timeout=2)
 
     def action_copy_row(self) -> None:
         """The row as tab-separated text, as shown."""
-        key = self._cursor_key()
+        key = selected_key(self)
         row = next((cells for k, cells in self._rows if k == key), None)
         if row is not None:
             self.app.copy_to_clipboard("\t".join(plain(cell) for cell in row))
