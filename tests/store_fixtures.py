@@ -57,3 +57,21 @@ def make_store(path: Path, **kwargs) -> Store:
         )
         update_meta(db, dataset={"name": "synthetic", "domain": "movie"})
     return store
+
+
+FAST_TRAINING = {"epochs": 1, "batch_size": 4}
+
+
+def trained_store(path: Path, backbone, method: str = "apa", *, baseline: bool = False,
+                  **shape) -> Store:
+    """A synthetic store partitioned into 3 shards and trained on `backbone` (the tiny model
+    in tests): what most exactness and CLI tests start from."""
+    from apa_console.apa.adapters import train_all
+    from apa_console.apa.shards import run_partition
+    from apa_console.store.model_record import record_model
+
+    store = make_store(path, **shape)
+    record_model(store, backbone.info)
+    run_partition(store, backbone, method, 3, seed=0)
+    train_all(store, backbone, overrides=FAST_TRAINING, retrain_baseline=baseline)
+    return store

@@ -15,22 +15,19 @@ import stat
 from pathlib import Path
 
 import pytest
-from store_fixtures import make_store
+from store_fixtures import trained_store
 from typer.testing import CliRunner
 
-from apa_console.apa.adapters import train_all
 from apa_console.apa.shards import run_partition
 from apa_console.cli.app import app
 from apa_console.engine.backbone import Backbone
 from apa_console.store import keys, records
 from apa_console.store.document import Store, get_meta
-from apa_console.store.model_record import record_model
 from apa_console.unlearning import audit_log as audit
 from apa_console.unlearning.forget import apply_pending
 from apa_console.unlearning.requests import submit
 from apa_console.unlearning.targets import Targets
 
-FAST = {"epochs": 1, "batch_size": 4}
 SHAPE = {"n_users": 4, "per_user": 6, "seed": 2}
 FORGOTTEN = "user0"
 runner = CliRunner()
@@ -43,11 +40,8 @@ def backbone(tiny_model_dir):
 
 @pytest.fixture(scope="module")
 def trained_template(tmp_path_factory, backbone) -> Path:
-    store = make_store(tmp_path_factory.mktemp("keys-trained") / "store", **SHAPE)
-    record_model(store, backbone.info)
-    run_partition(store, backbone, "apa", 3, seed=0)
-    train_all(store, backbone, overrides=FAST)
-    return store.root
+    return trained_store(tmp_path_factory.mktemp("keys-trained") / "store", backbone,
+                         **SHAPE).root
 
 
 @pytest.fixture(scope="module")

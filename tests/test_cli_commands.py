@@ -15,18 +15,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from store_fixtures import make_store
+from store_fixtures import trained_store
 from typer.testing import CliRunner
 
-from apa_console.apa.adapters import train_all
 from apa_console.apa.metrics import auc
 from apa_console.apa.serving import samples_to_score, score_apa
-from apa_console.apa.shards import run_partition
 from apa_console.cli.app import app
 from apa_console.engine.backbone import Backbone
 from apa_console.store import records
 from apa_console.store.document import Store
-from apa_console.store.model_record import record_model
 from apa_console.unlearning.requests import list_requests
 
 runner = CliRunner()
@@ -39,11 +36,8 @@ def backbone(tiny_model_dir):
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory, backbone) -> Path:
-    store = make_store(tmp_path_factory.mktemp("cli-commands") / "store")
-    record_model(store, backbone.info)
-    run_partition(store, backbone, "apa", 3, seed=0)
-    train_all(store, backbone, overrides={"epochs": 1, "batch_size": 4}, retrain_baseline=True)
-    return store.root
+    return trained_store(tmp_path_factory.mktemp("cli-commands") / "store", backbone,
+                         baseline=True).root
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from store_fixtures import make_store
+from store_fixtures import FAST_TRAINING, make_store, trained_store
 from typer.testing import CliRunner
 
 from apa_console.apa.adapters import train_all
@@ -27,7 +27,6 @@ from apa_console.errors import CancelledError, ConflictError, NotFoundError, Usa
 from apa_console.progress import CancelToken
 from apa_console.store import records
 from apa_console.store.document import Store
-from apa_console.store.model_record import record_model
 from apa_console.unlearning import audit_log as audit
 from apa_console.unlearning import describe
 from apa_console.unlearning.forget import apply_pending
@@ -36,7 +35,7 @@ from apa_console.unlearning.targets import Targets
 from apa_console.unlearning.user_audit import user_audit
 from apa_console.unlearning.verify import scan_for_traces, verify_request
 
-FAST = {"epochs": 1, "batch_size": 4}
+FAST = FAST_TRAINING
 
 
 @pytest.fixture(scope="module")
@@ -45,11 +44,8 @@ def backbone(tiny_model_dir):
 
 
 def _trained(tmp_path_factory, backbone, method):
-    store = make_store(tmp_path_factory.mktemp(f"tpl-{method}") / "store")
-    record_model(store, backbone.info)
-    run_partition(store, backbone, method, 3, seed=0)
-    train_all(store, backbone, overrides=FAST, retrain_baseline=True)
-    return store.root
+    return trained_store(tmp_path_factory.mktemp(f"tpl-{method}") / "store", backbone, method,
+                         baseline=True).root
 
 
 @pytest.fixture(scope="module")
