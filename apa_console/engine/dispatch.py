@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import math
 import re
+import os
 import shutil
 import socket
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
@@ -36,6 +39,10 @@ if TYPE_CHECKING:  # numpy and torch load with the jobs, not with the CLI's opti
 
 RAY_EXTRA = "pip install 'apa-console[ray]'"
 CONNECT_TIMEOUT_S = 5.0
+JOIN_TIMEOUT_S = 60.0
+# Ray ends the process that cannot reach a cluster's GCS, so joining is tried in a child first.
+_JOIN_PROBE = ("import sys, ray; ray.init(address=sys.argv[1], include_dashboard=False, "
+               "log_to_driver=False, configure_logging=False); ray.shutdown()")
 _ADDRESS = re.compile(r"^(auto|(ray://)?[A-Za-z0-9_.\-\[\]:]+:\d{1,5})$")
 
 
@@ -74,6 +81,7 @@ class DispatchOptions:
                              "(HOST:PORT, ray://HOST:PORT or auto)")
         if self.address is not None:
             _reachable(self.address)
+            _joinable(self.address)
         return self
 
 
@@ -88,6 +96,36 @@ def _reachable(address: str) -> None:
     except (OSError, ValueError) as exc:
         raise UsageError(f"no Ray cluster answers at {address} ({' '.join(str(exc).split())}); "
                          "start one with `ray start --head`, or check the address") from None
+
+
+def _joinable(address: str) -> None:
+    """Refuse (exit 2) an address where something answers but no Ray cluster can be joined:
+    Ray itself would retry for a minute and then end this process."""
+    env = {**os.environ, "RAY_gcs_rpc_server_reconnect_timeout_s": "10"}
+    try:
+        joined = subprocess.run([sys.executable, "-c", _JOIN_PROBE, address], env=env,
+                                capture_output=True, text=True, timeout=JOIN_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise UsageError(f"no Ray cluster could be joined at {address} within "
+                         f"{JOIN_TIMEOUT_S:.0f} s; check the address (the head's GCS port, "
+                         "6379 unless `ray start --port` chose another)") from None
+    if joined.returncode == 0:
+        return
+    if "No module named 'ray'" in joined.stderr:
+        raise UsageError(f"--workers and --ray-address need Ray: {RAY_EXTRA}")
+    # Ray's last complaint, without its log prefix: "Failed to connect to GCS within 10 s…"
+    reasons = [_ray_log_message(line) for line in joined.stderr.splitlines()
+               if "Error" in line or "Failed to" in line]
+    reason = " ".join(reasons[-1].split())[:160] if reasons else "Ray could not join it"
+    raise UsageError(f"{address} answers but is not a Ray cluster this machine can join "
+                     f"({reason})")
+
+
+def _ray_log_message(line: str) -> str:
+    """"[time W pid tid] file.cc:12: Failed to connect. More…" → "Failed to connect"."""
+    if line.startswith("["):
+        line = line.partition("] ")[2].partition(": ")[2] or line
+    return line.split(". ")[0]
 
 
 @dataclass(frozen=True)
