@@ -15,8 +15,8 @@ commits the results itself, so it stays the single writer.
 from __future__ import annotations
 
 import math
-import re
 import os
+import re
 import shutil
 import socket
 import subprocess
