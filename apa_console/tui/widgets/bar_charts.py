@@ -66,7 +66,8 @@ class ForgetCostChart(_Bars):
             text.append(" " * 21 + f"{cost['shards']} of {data['shards']} shards retrained\n",
                         style="dim")
         text.append("forget: purge, retrain and swap, measured · full retrain: every shard's "
-                    "recorded train and validation time", style="dim")
+                    "recorded train and validation time · ×: forget / full retrain",
+                    style="dim")
         if any(c["estimate_from"] != "receipt" for c in costs):
             text.append("\n~ receipt predates the estimate: today's adapters' times",
                         style="dim")

@@ -113,7 +113,7 @@ class LossChart(_Chart):
 
 class AucChart(_Chart):
     """AUC of every recorded whole-split score, in order, each labelled by the forget it
-    followed; the dotted line is chance."""
+    followed; the grey line is chance."""
 
     def show(self, points: list[dict[str, Any]]) -> None:
         scored = [p for p in points if p.get("auc") is not None]
@@ -123,9 +123,12 @@ class AucChart(_Chart):
             return
         plt = self.start()
         xs = list(range(1, len(scored) + 1))
-        plt.plot(xs, [p["auc"] for p in scored], marker="dot", color="cyan")
+        aucs = [p["auc"] for p in scored]
+        plt.plot(xs, aucs, marker="braille", color="cyan")
+        plt.scatter(xs, aucs, marker="●", color="cyan")
         plt.horizontal_line(CHANCE_AUC, color="gray")
-        plt.ylim(0.0, 1.0)
+        # chance always in view, and room around the points so close AUCs stay apart
+        plt.ylim(max(min(*aucs, CHANCE_AUC) - 0.05, 0.0), min(max(aucs) + 0.05, 1.0))
         plt.xlim(0.5, len(scored) + 0.5)
         ticks = _forget_ticks([p["label"] for p in scored])
         plt.xticks([xs[i] for i in ticks], [scored[i]["label"] for i in ticks])
@@ -137,4 +140,4 @@ class AucChart(_Chart):
         self.note(f"{len(scored)} scores · last {last['auc']:.3f} on {last['samples']} "
                   f"{last['split']} samples"
                   + (f" · {len(small)} on fewer than 10 samples" if small else "")
-                  + " · dotted: chance (0.5)")
+                  + " · grey line: chance (0.5)")
