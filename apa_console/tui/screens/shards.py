@@ -43,7 +43,7 @@ def _adapter_details(shard: dict[str, Any]) -> Table:
 class ShardsScreen(ConsoleScreen):
     TITLE = "Shards"
     BINDINGS = [Binding("c", "copy_hash", "Copy sha256"),
-                Binding("l", "loss_chart", "Loss chart")]
+                Binding("l", "loss_chart", "Loss")]
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
