@@ -185,9 +185,11 @@ def score_apa(
     """APA inference: per-sample weights, then one forward pass per batch with each row's own
     adapter mixture. `use_cache=False` recomputes the samples' embeddings (the paper's
     "without precomputation" timing). `record_as="test"` adds the AUC to the served
-    recommender's history as a score of the whole test split (`score_history`)."""
+    recommender's history as a score of the whole test split (`score_history`), when this
+    is the served recommender: adaptive weights, level D, the store's τ and n."""
     samples = list(samples)
     check_aggregation(tau, neighbours)
+    served = strategy == "adaptive" and level == "D" and tau is None and neighbours is None
     default_tau, default_n = aggregation_defaults(store)
     tau = default_tau if tau is None else tau
     neighbours = default_n if neighbours is None else neighbours
@@ -213,7 +215,7 @@ def score_apa(
         wall_s=time.perf_counter() - started, adapter_ids=live.ids, weights=weights,
         strategy=strategy, level=level, tau=tau, neighbours=neighbours,
     )
-    if record_as is not None:
+    if record_as is not None and served:
         report.recorded = score_history.record_score(store, report, record_as)
     return report
 

@@ -12,6 +12,7 @@ from store_fixtures import make_store
 from textual.command import CommandList
 from textual.widgets import TabbedContent
 
+from apa_console.store.document import get_meta, update_meta
 from apa_console.tui.screens.charts import CHARTS, ChartsScreen
 from apa_console.tui.widgets.bar_charts import ForgetCostChart, ValidErrorChart
 from apa_console.tui.widgets.plots import AucChart, LossChart
@@ -110,6 +111,21 @@ async def test_auc_chart_has_one_point_per_score_labelled_by_the_forget_before_i
         note = text_of(pilot, "#auc-chart .chart-note")
         assert note.startswith("4 scores · last 0.710 on 8 test samples")
         assert "4 on fewer than 10 samples" in note
+
+
+@pytest.mark.anyio
+async def test_auc_chart_draws_each_split_in_its_own_colour(chart_store):
+    with chart_store.transaction() as db:
+        history = get_meta(db)["score_history"]
+        update_meta(db, score_history=[*history, {**history[-1], "split": "valid",
+                                                  "auc": 0.58, "samples": 12}])
+    async with console(chart_store).run_test(size=WIDE) as pilot:
+        await pilot.press("5")
+        await settle(pilot)
+        pilot.app.screen.show_chart("auc")
+        await settle(pilot)
+        note = text_of(pilot, "#auc-chart .chart-note")
+        assert "last 0.580 on 12 valid samples" in note and "cyan: test, magenta: valid" in note
 
 
 @pytest.mark.anyio

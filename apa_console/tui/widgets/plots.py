@@ -13,6 +13,7 @@ from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
 CHANCE_AUC = 0.5
+SPLIT_COLOURS = {"test": "cyan", "valid": "magenta", "train": "yellow"}
 
 
 MAX_TICKS = 8
@@ -124,8 +125,11 @@ class AucChart(_Chart):
         plt = self.start()
         xs = list(range(1, len(scored) + 1))
         aucs = [p["auc"] for p in scored]
-        plt.plot(xs, aucs, marker="braille", color="cyan")
-        plt.scatter(xs, aucs, marker="●", color="cyan")
+        splits = [split for split in SPLIT_COLOURS if any(p["split"] == split for p in scored)]
+        for split in splits:  # one line per split: a valid AUC is not a test AUC
+            mine = [(x, p["auc"]) for x, p in zip(xs, scored) if p["split"] == split]
+            plt.plot(*zip(*mine), marker="braille", color=SPLIT_COLOURS[split])
+            plt.scatter(*zip(*mine), marker="●", color=SPLIT_COLOURS[split])
         plt.horizontal_line(CHANCE_AUC, color="gray")
         # chance always in view, and room around the points so close AUCs stay apart
         plt.ylim(max(min(*aucs, CHANCE_AUC) - 0.05, 0.0), min(max(aucs) + 0.05, 1.0))
@@ -140,4 +144,6 @@ class AucChart(_Chart):
         self.note(f"{len(scored)} scores · last {last['auc']:.3f} on {last['samples']} "
                   f"{last['split']} samples"
                   + (f" · {len(small)} on fewer than 10 samples" if small else "")
-                  + " · grey line: chance (0.5)")
+                  + " · grey line: chance (0.5)"
+                  + ("" if splits == ["test"] else " · " + ", ".join(
+                      f"{SPLIT_COLOURS[split]}: {split}" for split in splits)))
