@@ -37,13 +37,14 @@ def loss_curves(db: TinyDB) -> list[dict[str, Any]]:
         row = adapters.get(shard["shard"])
         curve = [float(x) for x in (row.get("loss_curve") or [])] if row else []
         epochs = (row.get("settings") or {}).get("epochs") if row else None
+        epochs = epochs if isinstance(epochs, int) else None
         curves.append({
             "shard": shard["shard"],
             "adapter": row["id"] if row else None,
             "serving": records.serving_state(row),
             "curve": curve,
-            "epochs": epochs if isinstance(epochs, int) else None,
-            "epoch_starts": epoch_starts(len(curve), epochs if isinstance(epochs, int) else None),
+            "epochs": epochs,
+            "epoch_starts": epoch_starts(len(curve), epochs),
             "samples": row.get("sample_count") if row else None,
         })
     return curves

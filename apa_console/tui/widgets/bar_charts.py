@@ -15,9 +15,11 @@ from apa_console.units import seconds
 MIN_BAR = 6
 
 
-class _Bars(Widget):
+class BarChart(Widget):
+    """Text drawn from `show(data)`, as tall as it wraps to; subclasses draw it in `render`."""
+
     DEFAULT_CSS = """
-    _Bars { height: auto; }
+    BarChart { height: auto; }
     """
 
     def __init__(self, **kwargs: Any) -> None:
@@ -36,7 +38,7 @@ class _Bars(Widget):
         raise NotImplementedError
 
 
-class ForgetCostChart(_Bars):
+class ForgetCostChart(BarChart):
     """Per finished forget: its measured time and the recorded cost of retraining every
     shard, so the saving of exact unlearning by shards is read off one pair of bars."""
 
@@ -74,7 +76,7 @@ class ForgetCostChart(_Bars):
         return text
 
 
-class ValidErrorChart(_Bars):
+class ValidErrorChart(BarChart):
     """Mean validation error of each shard's current adapter: the error the aggregation
     weights softmax(−τ·error) turn into each adapter's say."""
 

@@ -14,8 +14,6 @@ from textual_plotext import PlotextPlot
 
 CHANCE_AUC = 0.5
 SPLIT_COLOURS = {"test": "cyan", "valid": "magenta", "train": "yellow"}
-
-
 MAX_TICKS = 8
 
 
@@ -36,19 +34,18 @@ def _step_ticks(steps: int, epoch_starts: list[int]) -> tuple[list[int], list[st
         marks = {1: "1", steps: str(steps)}
         marks.update({start: f"e{n}" for n, start in enumerate(epoch_starts, start=2)})
     else:
-        marks = {round(1 + (steps - 1) * i / 4): "" for i in range(5)}
-        marks = {step: str(step) for step in marks}
+        marks = {step: str(step) for step in {round(1 + (steps - 1) * i / 4) for i in range(5)}}
     ticks = sorted(marks)
     return ticks, [marks[t] for t in ticks]
 
 
-class _Chart(Vertical):
+class ChartPane(Vertical):
     """A plot, or in its place one line saying why there is none."""
 
     DEFAULT_CSS = """
-    _Chart { height: 1fr; }
-    _Chart > .chart-empty { color: $text-muted; height: auto; }
-    _Chart > .chart-note { color: $text-muted; height: auto; }
+    ChartPane { height: 1fr; }
+    ChartPane > .chart-empty { color: $text-muted; height: auto; }
+    ChartPane > .chart-note { color: $text-muted; height: auto; }
     """
 
     def compose(self) -> ComposeResult:
@@ -83,7 +80,7 @@ class _Chart(Vertical):
         return plt
 
 
-class LossChart(_Chart):
+class LossChart(ChartPane):
     """Loss at every optimizer step of one shard's current adapter; a dotted line where
     each epoch after the first begins."""
 
@@ -112,7 +109,7 @@ class LossChart(_Chart):
                   + f" · {curve[0]:.3f} → {curve[-1]:.3f}")
 
 
-class AucChart(_Chart):
+class AucChart(ChartPane):
     """AUC of every recorded whole-split score, in order, each labelled by the forget it
     followed; the grey line is chance."""
 
