@@ -55,6 +55,8 @@ async def test_five_opens_charts_and_brackets_step_through_every_chart(chart_sto
         assert seen == [chart for chart, _, _ in CHARTS] + ["loss"]
         await pilot.press("left_square_bracket")
         assert active_chart(pilot) == "error"
+        await pilot.press("slash")  # no table in view: nothing to search
+        assert not pilot.app.screen.query_one("#table-search").display
 
 
 @pytest.mark.anyio

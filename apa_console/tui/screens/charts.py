@@ -111,6 +111,12 @@ class ChartsScreen(ConsoleScreen):
             self._wanted_shard = None
             table.focus()
 
+    def _search_target(self) -> ConsoleTable | None:
+        # `/` searches the loss chart's shard table only while it is in view
+        if self.query_one(TabbedContent).active != "loss":
+            return None
+        return super()._search_target()
+
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         # keys act on the chart in view: the loss table, or the scrolling map and bars
         pane = event.pane
