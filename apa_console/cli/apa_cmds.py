@@ -170,7 +170,9 @@ def score(
         report = serving.score_apa(target, backbone, samples, strategy=strategy.value,
                                    level=level.value,
                                    tau=tau, neighbours=neighbours, progress=bars,
-                                   cancel=cancel)
+                                   cancel=cancel,
+                                   # a whole split's AUC joins the history the TUI charts
+                                   record_as=None if user is not None else (split or "test"))
     if json:
         output.emit_json(report.to_dict())
         return

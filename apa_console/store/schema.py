@@ -91,6 +91,19 @@ def _embeddings(value: Any) -> bool:
     )
 
 
+def _score_point(value: Any) -> bool:
+    """One point of the served recommender's AUC history (apa/score_history.py)."""
+    return isinstance(value, dict) and _str(value.get("time")) and value.get("split") in SPLITS \
+        and _count(value.get("samples")) and _optional(_number)(value.get("auc")) \
+        and _optional(_str)(value.get("after_request"))
+
+
+def _receipt(value: Any) -> bool:
+    """The receipt fields charts read; a receipt from before the estimate lacks it."""
+    return isinstance(value, dict) and _number(value.get("wall_s", 0)) \
+        and _optional(_number)(value.get("full_retrain_estimate_s"))
+
+
 # field → check; a field marked optional may be absent, any other must be present.
 REQUIRED = "required"
 OPTIONAL = "optional"
@@ -154,7 +167,7 @@ REQUEST: Fields = {
     "removed": (OPTIONAL, _optional(_split_counts)),
     "adapters_before": (OPTIONAL, _list_of(lambda ref: _dict(ref) and _count(ref.get("shard"))
                                            and _str(ref.get("id")))),
-    "receipt": (OPTIONAL, _optional(_dict)),
+    "receipt": (OPTIONAL, _optional(_receipt)),
 }
 AUDIT: Fields = {
     "seq": (REQUIRED, _int),
@@ -178,6 +191,7 @@ META: Fields = {
     "train_settings": (OPTIONAL, _optional(_dict)),
     "aggregation": (OPTIONAL, _optional(lambda a: _dict(a) and _number(a.get("tau"))
                                         and _count(a.get("neighbours")))),
+    "score_history": (OPTIONAL, _list_of(_score_point)),
 }
 TABLE_FIELDS: dict[str, Fields] = {
     "samples": SAMPLE, "users": USER, "shards": SHARD, "adapters": ADAPTER,

@@ -1,4 +1,4 @@
-"""The console app: four sections (Overview, Users, Shards, Requests & audit) as modes,
+"""The console app: five sections (Overview, Users, Shards, Requests & audit, Charts) as modes,
 screens pushed on top of them (a user, a score, a forget), one background job at a time,
 and a refresh whenever another process commits to the store."""
 
@@ -17,6 +17,7 @@ from apa_console.tui import operations
 from apa_console.tui.commands import RequestCommands, UserCommands
 from apa_console.tui.jobs import new_tracker, run_tracked
 from apa_console.tui.model_host import ModelHost
+from apa_console.tui.screens.charts import CHARTS, ChartsScreen
 from apa_console.tui.screens.forget import ForgetScreen
 from apa_console.tui.screens.help import HelpScreen
 from apa_console.tui.screens.job import JobScreen
@@ -43,6 +44,7 @@ class ApaConsoleApp(App[None]):
         "users": UsersScreen,
         "shards": ShardsScreen,
         "requests": RequestsScreen,
+        "charts": ChartsScreen,
     }
     DEFAULT_MODE = "overview"
     COMMANDS = App.COMMANDS | {UserCommands, RequestCommands}
@@ -129,6 +131,16 @@ class ApaConsoleApp(App[None]):
         self.push_screen(ConfirmModal(
             f"Withdraw {request_id}? It has removed nothing yet; the data stays in the store.",
             title="Withdraw a queued request"), confirmed)
+
+    def show_chart(self, chart: str, shard: int | None = None) -> None:
+        """Charts (5) on one chart; the loss chart can open on a shard (l on Shards)."""
+
+        def on_charts() -> None:
+            if isinstance(self.screen, ChartsScreen):
+                self.screen.show_chart(chart, shard)
+
+        self.switch_mode("charts")
+        self.call_after_refresh(on_charts)
 
     def score(self, user: str | None = None) -> None:
         self.push_screen(ScoreScreen(user))
@@ -242,6 +254,9 @@ class ApaConsoleApp(App[None]):
         for mode, key, label in SECTIONS:
             yield SystemCommand(label, f"go to {label} ({key})",
                                 lambda mode=mode: self.switch_mode(mode))
+        for chart, label, shows in CHARTS:
+            yield SystemCommand(f"Chart: {label}", shows,
+                                lambda chart=chart: self.show_chart(chart))
         yield SystemCommand("Score the test split", "APA P(Yes), weights and AUC on test",
                             self.action_score_test)
         if not self.readonly:

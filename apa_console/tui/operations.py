@@ -19,14 +19,16 @@ from apa_console.workflows import forget as forgetting
 Work = Callable[[ProgressTracker], Any]
 
 
-def score(store: Store, models: ModelHost, user: str | None) -> Work:
-    """APA scores for a user's test samples, or for the whole test split."""
+def score(store: Store, models: ModelHost, user: str | None, record: bool = True) -> Work:
+    """APA scores for a user's test samples, or for the whole test split (which, with
+    `record`, adds a point to the served recommender's AUC history)."""
 
     def work(tracker: ProgressTracker) -> dict[str, Any]:
         samples = serving.samples_to_score(store, split=None if user else "test", user=user)
         with models.use(tracker, tracker.cancel) as backbone:
             report = serving.score_apa(store, backbone, samples, progress=tracker,
-                                       cancel=tracker.cancel)
+                                       cancel=tracker.cancel,
+                                       record_as="test" if record and user is None else None)
         return report.to_dict()
 
     return work

@@ -151,7 +151,8 @@ def _receipt(db, request: dict, after: dict[int, dict], finished: str, started: 
     adapters = [{"shard": ref["shard"], "before": ref,
                  "after": adapter_ref(after[ref["shard"]]) if ref["shard"] in after else None}
                 for ref in before]
-    settings = [row["settings"] for row in records.live_adapters(db) if row["shard"] in hit]
+    live = records.live_adapters(db)  # after the swap: every shard's current adapter
+    settings = [row["settings"] for row in live if row["shard"] in hit]
     return {
         "request": request["id"],
         "subjects": request["subjects"],
@@ -163,6 +164,10 @@ def _receipt(db, request: dict, after: dict[int, dict], finished: str, started: 
         "started": request.get("started"),
         "finished": finished,
         "wall_s": round(time.monotonic() - started, 3),
+        # what retraining every shard instead would have cost: their recorded training and
+        # validation times (the forget's wall_s covers the same two steps for its shards)
+        "full_retrain_estimate_s": round(sum(
+            row["wall_time_s"] + (row.get("valid_wall_s") or 0.0) for row in live), 3),
     }
 
 

@@ -11,7 +11,7 @@ from textual.widgets import Static
 
 KEYS = (
     ("Everywhere", (
-        ("1 2 3 4", "Overview · Users · Shards · Requests & audit"),
+        ("1 2 3 4 5", "Overview · Users · Shards · Requests · Charts"),
         ("tab / shift+tab", "next / previous pane"),
         ("?", "this help"),
         ("ctrl+p", "command palette (screens, users, actions)"),
@@ -31,13 +31,16 @@ KEYS = (
         ("f", "forget the user (plan, typed confirmation, retrain)"),
     )),
     ("Overview", (("s", "score the test split"),)),
-    ("Shards", (("c", "copy the adapter's full sha256"),)),
+    ("Shards", (("c", "copy the adapter's full sha256"),
+                ("l", "the highlighted shard's loss curve (Charts)"))),
     ("Score", (("r", "score again"),)),
     ("Forget", (("f", "confirm (type the user id)"), ("c", "cancel the retrain"))),
     ("Requests & audit", (("enter", "open a request: state, receipt, its audit entries"),
                           ("a", "apply pending requests"),
                           ("x", "withdraw a queued request (before it removes anything)"),
                           ("v", "verify the chain again"))),
+    ("Charts", (("[ / ]", "previous / next chart (loss, users×shards, AUC, forget "
+                          "cost, validation error)"),)),
 )
 
 

@@ -83,7 +83,8 @@ class ScoreScreen(Screen):
         self.query_one(JobProgress).follow(self.tracker)
         self.query_one("#score-summary", Static).update(Text("scoring…", style="dim"))
         run_tracked(self, self.tracker,
-                    operations.score(self.app.store, self.app.models, self.user))
+                    operations.score(self.app.store, self.app.models, self.user,
+                                     record=not self.app.readonly))
 
     def _finished(self, tracker: ProgressTracker) -> None:
         if not self.is_attached:
@@ -91,6 +92,8 @@ class ScoreScreen(Screen):
         if tracker.state == DONE:
             self.query_one(JobProgress).follow(None)
             self.show_report(tracker.result)
+            if tracker.result.get("recorded"):
+                self.notify("this AUC is now a point on the AUC chart (5 Charts)", timeout=4)
         else:
             self.query_one("#score-summary", Static).update(
                 Text(f"scoring {tracker.state}: {tracker.error}", style="yellow"))
