@@ -31,7 +31,12 @@ from apa_console.engine.mixture import AdapterFactors
 from apa_console.engine.training import TrainSettings, train_adapter
 from apa_console.errors import ApaError
 from benchmarks.bootstrap import delta_interval
-from benchmarks.common import ML100K, load_source, machine_description
+from benchmarks.common import (
+    load_source,
+    machine_description,
+    movielens_arguments,
+    run_and_write,
+)
 
 DEFAULT_CONFIGS = ("1e-3:2", "3e-3:2", "1e-2:2", "1e-3:4", "3e-3:4")
 
@@ -104,34 +109,20 @@ def run(args: argparse.Namespace, previous: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.recipe_sweep",
-                                     description=__doc__.split("\n")[0])
-    parser.add_argument("--data", default=str(ML100K), help="MovieLens-100K raw files")
-    parser.add_argument("--model", help="a local Hugging Face model directory")
-    parser.add_argument("--train", type=int, default=256)
-    parser.add_argument("--test", type=int, default=400)
+    parser = movielens_arguments("benchmarks.recipe_sweep", __doc__, train=256, test=400)
     parser.add_argument("--configs", nargs="+", type=parse_config,
                         default=[parse_config(text) for text in DEFAULT_CONFIGS],
                         metavar="LR:EPOCHS")
-    parser.add_argument("--json", type=Path, help="write (and resume) the results here")
     args = parser.parse_args(argv)
     if min(args.train, args.test) < 2:
         parser.error("--train and --test must be at least 2")
     previous = {}
-    if args.json and args.json.exists():
+    if args.json and args.json.exists():  # resume: finished configurations are kept
         try:
             previous = json.loads(args.json.read_text())
         except (OSError, json.JSONDecodeError) as error:
             parser.error(f"{args.json}: cannot resume from it ({error})")
-    try:
-        result = run(args, previous)
-    except (ApaError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
-    return 0
-
+    return run_and_write(lambda: run(args, previous), args.json)
 
 if __name__ == "__main__":
     sys.exit(main())
