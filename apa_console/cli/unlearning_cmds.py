@@ -53,7 +53,7 @@ def _print_receipt(receipt: dict) -> None:
 
 
 def _confirm(targets: Targets) -> None:
-    expected = (targets.users or targets.samples or targets.items)[0]
+    expected = describe.confirmation_phrase(targets)
     if not sys.stdin.isatty() and sys.stdin.closed:
         raise UsageError("confirmation needed: pass --yes (no terminal to ask on)")
     try:

@@ -32,13 +32,13 @@ def score(store: Store, models: ModelHost, user: str | None) -> Work:
     return work
 
 
-def forget_user(store: Store, models: ModelHost, user: str, queued: set[str]) -> Work:
-    """Forget `user` and the open requests `queued` (the plan the operator confirmed on
-    screen), through the same workflow as `apa-console forget`."""
+def forget_users(store: Store, models: ModelHost, users: list[str], queued: set[str]) -> Work:
+    """Forget `users` in one request, and the open requests `queued` (the plan the operator
+    confirmed on screen), through the same workflow as `apa-console forget --user …`."""
 
     def work(tracker: ProgressTracker) -> dict[str, Any]:
         return forgetting.forget(
-            store, Targets(users=[user]), lambda: models.use(tracker, tracker.cancel),
+            store, Targets(users=list(users)), lambda: models.use(tracker, tracker.cancel),
             confirm=lambda plan: forgetting.same_queue(plan, queued),
             progress=tracker, cancel=tracker.cancel,
         ).to_dict()

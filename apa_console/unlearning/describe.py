@@ -16,6 +16,17 @@ def subject_label(plan: dict[str, Any]) -> str:
     return Targets.from_dict(plan["targets"]).label()
 
 
+def confirmation_phrase(targets: Targets) -> str:
+    """What an operator types to confirm a forget: the id of a single subject, or the count
+    ("3 users") when several go at once, so the number is read before it is typed."""
+    subjects = targets.users + targets.samples + targets.items
+    if len(subjects) == 1:
+        return subjects[0]
+    if len(targets.users) == len(subjects):
+        return plural(len(subjects), "user")
+    return plural(len(subjects), "subject")
+
+
 def split_summary(counts: dict[str, int]) -> str:
     return (f"train {counts.get('train', 0)}, valid {counts.get('valid', 0)}, "
             f"test {counts.get('test', 0)}")

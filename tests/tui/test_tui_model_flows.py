@@ -32,7 +32,7 @@ async def open_forget(pilot, user: str) -> ForgetScreen:
     await pilot.press("f")
     await settle(pilot)
     screen = pilot.app.screen
-    assert isinstance(screen, ForgetScreen) and screen.user_id == user
+    assert isinstance(screen, ForgetScreen) and screen.user_ids == [user]
     return screen
 
 

@@ -1,6 +1,7 @@
 """The console's table: every listing sorts by any column, searches, and jumps to its ends
 the way k9s and lazygit tables do. Screens hand it all rows (`set_rows`); it shows the ones
-matching the search, in the chosen order, keeping the cursor on the same key."""
+matching the search, in the chosen order, keeping the cursor on the same key. A markable
+table (Users) lets `space` mark rows by key, so marks outlast a sort, a search or a reload."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from textual.widgets import DataTable
 from apa_console.units import terminal_safe
 
 ASCENDING, DESCENDING = " ▲", " ▼"
+MARKED, UNMARKED = "● ", "  "
 _NUMBER = re.compile(r"^[-+]?\d+(\.\d+)?([eE][-+]?\d+)?")
 
 
@@ -58,11 +60,14 @@ class ConsoleTable(DataTable):
         Binding("escape", "clear_search", "Clear search", show=False),
         Binding("y", "copy_key", "Copy id", show=False),
         Binding("Y", "copy_row", "Copy row", show=False),
+        Binding("space", "toggle_mark", "Mark", show=False),
     ]
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, markable: bool = False, **kwargs: Any) -> None:
         kwargs.setdefault("cursor_type", "row")
         super().__init__(*args, **kwargs)
+        self.markable = markable
+        self.marked: set[str] = set()
         self._rows: list[tuple[str, tuple]] = []
         self._labels: list[str] = []
         self.search = ""
@@ -78,7 +83,13 @@ class ConsoleTable(DataTable):
 
     def set_rows(self, rows: list[tuple[str, tuple]]) -> None:
         self._rows = list(rows)
+        self.marked &= {key for key, _ in self._rows}  # a row that went takes its mark along
         self._redraw()
+
+    @property
+    def marked_keys(self) -> list[str]:
+        """The marked rows' keys in the order the screen gave the rows (not the sort's)."""
+        return [key for key, _ in self._rows if key in self.marked]
 
     @property
     def total_rows(self) -> int:
@@ -103,7 +114,11 @@ class ConsoleTable(DataTable):
         rows = self._visible()
         self.clear()
         for key, cells in rows:
-            self.add_row(*(literal(cell) for cell in cells), key=key)
+            shown = [literal(cell) for cell in cells]
+            if self.markable and shown and isinstance(shown[0], Text):
+                mark = (MARKED, "bold yellow") if key in self.marked else UNMARKED
+                shown[0] = Text.assemble(mark, shown[0])
+            self.add_row(*shown, key=key)
         keys = [key for key, _ in rows]
         if keep in keys:
             self.move_cursor(row=keys.index(keep), animate=False)
@@ -126,7 +141,7 @@ class ConsoleTable(DataTable):
         self.refresh()
 
     def _status(self) -> str:
-        parts = []
+        parts = [f"{len(self.marked)} marked"] if self.marked else []
         if self.search:
             parts.append(f"/{terminal_safe(self.search)} {self.row_count} of {self.total_rows}")
         if self.sort_column is not None and self.sort_column < len(self._labels):
@@ -188,7 +203,33 @@ class ConsoleTable(DataTable):
     def action_clear_search(self) -> None:
         self.set_search("")
 
+    def action_toggle_mark(self) -> None:
+        """Mark or unmark the row under the cursor, then step to the next one."""
+        key = selected_key(self)
+        if key is None:
+            return
+        self.marked ^= {key}
+        row = self.cursor_row
+        self._redraw()
+        self.move_cursor(row=min(row + 1, self.row_count - 1), animate=False)
+        self.post_message(self.MarksChanged(self))
+
+    def clear_marks(self) -> None:
+        if self.marked:
+            self.marked.clear()
+            self._redraw()
+            self.post_message(self.MarksChanged(self))
+
+    class MarksChanged(Message):
+        """Rows were marked or unmarked (the screen may count them)."""
+
+        def __init__(self, table: ConsoleTable) -> None:
+            super().__init__()
+            self.table = table
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "clear_search":
             return bool(self.search)  # otherwise escape goes on to the screen (back)
+        if action == "toggle_mark":
+            return self.markable
         return True
