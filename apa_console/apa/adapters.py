@@ -300,5 +300,4 @@ def train_all(
 def progress_overall(progress: ProgressCallback, done: int, total: int, started: float) -> None:
     elapsed = time.monotonic() - started
     eta = elapsed / done * (total - done) if done else None
-    progress(ProgressEvent(task="overall", step=done, total=total, eta_s=eta,
-                           message=f"{done}/{total} adapters"))
+    progress(ProgressEvent(task="overall", step=done, total=total, eta_s=eta, unit="adapter"))

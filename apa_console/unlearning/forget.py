@@ -32,7 +32,7 @@ from apa_console.progress import (
 )
 from apa_console.store import records
 from apa_console.store.document import Store, now_iso
-from apa_console.units import plural
+from apa_console.units import seconds
 from apa_console.unlearning import audit_log
 from apa_console.unlearning.crash_points import crash_point
 from apa_console.unlearning.purge import adapter_ref, purge
@@ -104,8 +104,7 @@ def _retrain_shards(store, backbone, shards, progress, cancel, dispatch=None):
     valid = split_samples(store, "valid")
     retired, jobs = [], []
     overall_start = time.monotonic()
-    progress(ProgressEvent(task="overall", step=0, total=len(shards),
-                           message=f"{len(shards)} shards"))
+    progress(ProgressEvent(task="overall", step=0, total=len(shards), unit="shard"))
     cancel.raise_if_cancelled()
     for k in shards:
         adapter = live.get(k)
@@ -128,12 +127,13 @@ def _retrain_shards(store, backbone, shards, progress, cancel, dispatch=None):
                                      cancel=cancel):
             new_rows.append(adapter_row(store, result, valid))
             progress(ProgressEvent(task="overall", step=skipped + len(new_rows),
-                                   total=len(shards), message=f"shard {result.job.key['shard']}"))
+                                   total=len(shards), unit="shard",
+                                   message=f"shard {result.job.key['shard']} swapped in next"))
             _crash_point("after_first_retrain")
     new_rows.sort(key=lambda row: row["shard"])  # the order the sequential path gives
     elapsed = time.monotonic() - overall_start
-    progress(ProgressEvent(task="overall", step=len(shards), total=len(shards),
-                           message=f"{plural(len(shards), 'shard')} in {elapsed:.1f}s"))
+    progress(ProgressEvent(task="overall", step=len(shards), total=len(shards), unit="shard",
+                           message=f"retrained in {seconds(elapsed)}"))
     return new_rows, retired
 
 
