@@ -30,6 +30,7 @@ from apa_console.tui.screens.user_detail import UserScreen
 from apa_console.tui.screens.users import UsersScreen
 from apa_console.tui.tracker import CANCELLED, DONE, ProgressTracker
 from apa_console.tui.widgets.nav_bar import SECTIONS
+from apa_console.unlearning import describe
 from apa_console.unlearning import requests as requests_core
 
 STORE_POLL_S = 1.0
@@ -153,11 +154,17 @@ class ApaConsoleApp(App[None]):
         if not self.readonly and user_ids:
             self.push_screen(ForgetScreen(list(user_ids)))
 
-    def start_forget(self, user_ids: list[str], queued: set[str]) -> ProgressTracker | None:
-        """Forget `user_ids` and the open requests `queued` the operator saw in the plan."""
-        return self._start_job(forget_title(user_ids),
-                               operations.forget_users(self.store, self.models, user_ids,
-                                                       queued))
+    def start_forget(self, user_ids: list[str], queued: set[str],
+                     plan: dict | None = None) -> ProgressTracker | None:
+        """Forget `user_ids` and the open requests `queued` the operator saw in `plan`
+        (whose estimate the progress shows)."""
+        tracker = self._start_job(forget_title(user_ids),
+                                  operations.forget_users(self.store, self.models, user_ids,
+                                                          queued))
+        if tracker is not None and plan is not None:
+            tracker.estimate_s = plan.get("estimate_s")
+            tracker.estimate_basis = describe.estimate_basis(plan)
+        return tracker
 
     def apply_pending(self) -> None:
         if self.readonly:

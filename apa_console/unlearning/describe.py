@@ -46,14 +46,31 @@ def plan_lines(plan: dict[str, Any]) -> list[str]:
             f"of {plural(len(users), 'user')}",
             *queued_lines(plan),
             f"retrain {len(plan['adapters_to_retrain'])} of "
-            f"{plural(plan['total_shards'], 'shard adapter')} · "
-            f"estimated {seconds(plan['estimate_s'])}",
+            f"{plural(plan['total_shards'], 'shard adapter')} · {estimate_text(plan)}",
         ]
     if plan.get("users_are_records"):
         lines.append("note: this dataset was imported without user ids, so each record is "
                      "its own user and --user removes that one record")
     lines += [f"{already} was already forgotten" for already in plan["already_forgotten"]]
     return lines
+
+
+# what an estimate rests on, in words (requests.MEASURED / ADAPTER_TIMES)
+ESTIMATE_BASIS = {
+    "measured": "the speed measured on this machine",
+    "adapter times": "the adapters' training times (nothing measured on this machine yet)",
+}
+
+
+def estimate_basis(plan: dict[str, Any]) -> str:
+    return ESTIMATE_BASIS.get(plan.get("estimate_basis") or "", "")
+
+
+def estimate_text(plan: dict[str, Any]) -> str:
+    """"estimated 1m02s from the speed measured on this machine, plus loading the model"."""
+    basis = estimate_basis(plan)
+    return (f"estimated {seconds(plan['estimate_s'])}" + (f" from {basis}" if basis else "")
+            + ", plus loading the model")
 
 
 def queued_lines(plan: dict[str, Any]) -> list[str]:

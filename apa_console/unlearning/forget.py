@@ -30,7 +30,7 @@ from apa_console.progress import (
     ProgressEvent,
     ignore_progress,
 )
-from apa_console.store import records
+from apa_console.store import records, throughput
 from apa_console.store.document import Store, now_iso
 from apa_console.units import seconds
 from apa_console.unlearning import audit_log
@@ -90,7 +90,8 @@ def apply_pending(
             store.collect_garbage()  # the half-built adapter files, never referenced
             raise
         _crash_point("before_swap")
-        receipts = _swap_and_receipt(store, requests, new_rows, retired, started)
+        receipts = _swap_and_receipt(store, requests, new_rows, retired, started,
+                                     measured_here=not (dispatch and dispatch.distributed))
         _crash_point("after_swap")
         store.collect_garbage()
         return receipts
@@ -166,12 +167,17 @@ def _receipt(db, request: dict, after: dict[int, dict], finished: str, started: 
     }
 
 
-def _swap_and_receipt(store, requests, new_rows, retired, started) -> list[dict]:
-    """Commit 2: new adapters live, empty shards' adapters retired, receipts written."""
+def _swap_and_receipt(store, requests, new_rows, retired, started,
+                      measured_here: bool = True) -> list[dict]:
+    """Commit 2: new adapters live, empty shards' adapters retired, receipts written, and
+    (unless the shards trained on Ray workers) the speed they trained at recorded."""
     finished = now_iso()
     receipts = []
+    valid_samples = len(records.split_samples(store.snapshot(), "valid"))
     with store.transaction() as db:
         records.commit_adapters(db, new_rows)
+        for row in new_rows if measured_here else []:
+            throughput.record_adapter(db, row, valid_samples)
         for row in retired:
             records.retire_adapter(db, row["id"])
             records.update_shard(db, row["shard"], {"adapter": None, "centre": None})

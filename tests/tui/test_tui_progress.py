@@ -95,10 +95,10 @@ def test_counts_are_plural_only_when_more_than_one():
 
 def test_the_headline_names_what_the_job_does_and_the_estimate_behind_it():
     tracker = ProgressTracker("forget user u1", estimate_s=62.0,
-                              estimate_basis="throughput measured here")
+                              estimate_basis="the speed measured on this machine")
     tracker(ProgressEvent(MODEL_TASK, 0, 1, message="loading the model…"))
     line = headline(tracker.view()).plain
-    assert "loading the model…" in line and "estimated 1m02s from throughput measured here" in line
+    assert "loading the model…" in line and "estimated 1m02s from the speed measured on this machine" in line
     tracker(ProgressEvent(MODEL_TASK, 1, 1, message="model loaded"))
     tracker(ProgressEvent("purge", 0, 1, message="removing samples"))
     assert "removing the samples…" in headline(tracker.view()).plain

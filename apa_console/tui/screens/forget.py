@@ -136,7 +136,7 @@ class ForgetScreen(ConsoleScreen):
             return
         assert self.plan is not None
         self.tracker = self.app.start_forget(
-            self.user_ids, {q["request"] for q in self.plan["queued"]})
+            self.user_ids, {q["request"] for q in self.plan["queued"]}, self.plan)
         if self.tracker is not None:
             # the plan's summary stays; the per-shard progress takes the table's place
             self.query_one("#plan-shards").display = False
