@@ -24,7 +24,7 @@ class UsersScreen(ConsoleScreen):
         Binding("s", "score_user", "Score"),
         Binding("f", "forget_user", "Forget"),
         Binding("space", "mark", "Mark", key_display="space"),
-        Binding("escape", "clear_marks", "Unmark all"),
+        Binding("escape", "clear_marks", "Unmark all", show=False),  # the hint line says so
     ]
 
     def __init__(self, **kwargs: Any) -> None:

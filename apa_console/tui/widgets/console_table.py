@@ -16,6 +16,7 @@ from textual.widgets import DataTable
 from apa_console.units import terminal_safe
 
 ASCENDING, DESCENDING = " ▲", " ▼"
+MIN_LAST_COLUMN = 6  # narrower than this, the table scrolls sideways instead
 MARKED, UNMARKED = "● ", "  "
 _NUMBER = re.compile(r"^[-+]?\d+(\.\d+)?([eE][-+]?\d+)?")
 
@@ -39,8 +40,19 @@ def sort_key(cell: Any) -> tuple:
 
 def literal(cell: Any) -> Any:
     """A text cell shown as written: dataset ids and titles are neither markup nor terminal
-    control sequences. Rich renderables (styled Text, bars) pass through."""
-    return Text(terminal_safe(cell)) if isinstance(cell, str) else cell
+    control sequences. Rich renderables (styled Text, bars) pass through; text that does
+    not fit its column ends in "…" rather than mid-word."""
+    if isinstance(cell, str):
+        return Text(terminal_safe(cell), overflow="ellipsis", no_wrap=True)
+    if isinstance(cell, Text):
+        cell = cell.copy()
+        cell.overflow, cell.no_wrap = "ellipsis", True
+    return cell
+
+
+def cell_width(cell: Any) -> int | None:
+    """Columns a one-line text cell needs; None for other renderables."""
+    return cell.cell_len if isinstance(cell, Text) else None
 
 
 def selected_key(table: DataTable) -> str | None:
@@ -63,10 +75,14 @@ class ConsoleTable(DataTable):
         Binding("space", "toggle_mark", "Mark", show=False),
     ]
 
-    def __init__(self, *args: Any, markable: bool = False, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, markable: bool = False, follow_top: bool = False,
+                 **kwargs: Any) -> None:
         kwargs.setdefault("cursor_type", "row")
         super().__init__(*args, **kwargs)
         self.markable = markable
+        # A log listed newest first: while the cursor is on the top row, new rows arriving
+        # on top take it along (like `tail -f`); moved elsewhere, it stays put.
+        self.follow_top = follow_top
         self.marked: set[str] = set()
         self._rows: list[tuple[str, tuple]] = []
         self._labels: list[str] = []
@@ -111,6 +127,8 @@ class ConsoleTable(DataTable):
 
     def _redraw(self) -> None:
         keep = selected_key(self)
+        following = (self.follow_top and self.sort_column is None
+                     and (self.row_count == 0 or self.cursor_row == 0))
         rows = self._visible()
         self.clear()
         for key, cells in rows:
@@ -120,15 +138,47 @@ class ConsoleTable(DataTable):
                 shown[0] = Text.assemble(mark, shown[0])
             self.add_row(*shown, key=key)
         keys = [key for key, _ in rows]
-        if keep in keys:
+        if following and keys:
+            self.move_cursor(row=0, animate=False)
+            self.scroll_home(animate=False)
+        elif keep in keys:
             self.move_cursor(row=keys.index(keep), animate=False)
         self._label_columns()
+        self._fit_last_column()
         # the search and sort go beside the title the screen gave, which stays as it was
         if self._title is None:
             self._title = str(self.border_title or "")
         status = self._status()
         self.border_title = f"{self._title} · {status}" if status else self._title
 
+
+    def on_resize(self) -> None:
+        self._fit_last_column()
+
+    def _fit_last_column(self) -> None:
+        """Narrow the last column (the free text: details, titles) to what the table has
+        room for, so its cells end in "…" at the border instead of running past it."""
+        columns = self.ordered_columns
+        available = self.scrollable_content_region.width
+        if not columns or available <= 0:
+            return
+        pad = 2 * self.cell_padding
+        shown = [[literal(cells[i]) for _, cells in self._visible()]
+                 for i in range(len(columns))]
+        widths = []
+        for column, cells in zip(columns, shown):
+            measured = [cell_width(cell) for cell in cells]
+            if None in measured:
+                return  # a bar or grid: leave the table to size itself
+            widths.append(max([column.label.cell_len, *measured]))
+        last = columns[-1]
+        if self.markable:
+            widths[0] += len(MARKED)
+        room = available - sum(w + pad for w in widths[:-1]) - pad
+        fits = widths[-1] <= room or room < MIN_LAST_COLUMN
+        last.auto_width, last.width = fits, widths[-1] if fits else room
+        self._require_update_dimensions = True
+        self.refresh()
 
     def _label_columns(self) -> None:
         for index, column in enumerate(self.ordered_columns):
