@@ -16,7 +16,6 @@ from apa_console.store.document import Store
 from apa_console.workflows.model import open_backbone
 
 
-
 class ModelHost:
     def __init__(self, store: Store, model: str | None = None, device: str | None = None):
         self.store = store

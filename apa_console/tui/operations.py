@@ -17,17 +17,18 @@ from apa_console.unlearning.targets import Targets
 from apa_console.workflows import forget as forgetting
 
 Work = Callable[[ProgressTracker], Any]
+SCORED_SPLIT = "test"  # the console scores held-out samples, as `apa-console score` does
 
 
 def score(store: Store, models: ModelHost, user: str | None) -> Work:
     """APA scores for a user's test samples, or for the whole test split."""
 
     def work(tracker: ProgressTracker) -> dict[str, Any]:
-        samples = serving.samples_to_score(store, split=None if user else "test", user=user)
+        samples = serving.samples_to_score(store, split=SCORED_SPLIT, user=user)
         with models.use(tracker, tracker.cancel) as backbone:
             report = serving.score_apa(store, backbone, samples, progress=tracker,
                                        cancel=tracker.cancel)
-        return report.to_dict()
+        return {**report.to_dict(), "split": SCORED_SPLIT, "user": user}
 
     return work
 

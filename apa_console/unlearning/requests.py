@@ -11,7 +11,6 @@ from apa_console.store.document import Store, get_meta, now_iso
 from apa_console.unlearning import audit_log
 from apa_console.unlearning.targets import Targets, covered_samples
 
-
 MEASURED, ADAPTER_TIMES = "measured", "adapter times"  # what a plan's estimate rests on
 
 

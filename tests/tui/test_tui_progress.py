@@ -98,7 +98,8 @@ def test_the_headline_names_what_the_job_does_and_the_estimate_behind_it():
                               estimate_basis="the speed measured on this machine")
     tracker(ProgressEvent(MODEL_TASK, 0, 1, message="loading the model…"))
     line = headline(tracker.view()).plain
-    assert "loading the model…" in line and "estimated 1m02s from the speed measured on this machine" in line
+    assert "loading the model…" in line
+    assert "estimated 1m02s from the speed measured on this machine" in line
     tracker(ProgressEvent(MODEL_TASK, 1, 1, message="model loaded"))
     tracker(ProgressEvent("purge", 0, 1, message="removing samples"))
     assert "removing the samples…" in headline(tracker.view()).plain
