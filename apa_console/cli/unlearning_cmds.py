@@ -269,8 +269,9 @@ def audit_head(store: StoreOption = None, json: JsonOption = False) -> None:
 def audit_verify(
     expect_head: Annotated[
         str | None,
-        typer.Option("--expect-head", help="A head recorded earlier (from a receipt or "
-                     "`audit head`): fail unless the chain still holds it."),
+        typer.Option("--expect-head", metavar="HEAD",
+                     help="A head recorded earlier (from a receipt or `audit head`): fail "
+                     "unless the chain still holds it."),
     ] = None,
     store: StoreOption = None,
     json: JsonOption = False,
