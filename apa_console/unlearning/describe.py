@@ -68,6 +68,8 @@ def estimate_basis(plan: dict[str, Any]) -> str:
 
 def estimate_text(plan: dict[str, Any]) -> str:
     """"estimated 1m02s from the speed measured on this machine, plus loading the model"."""
+    if not plan["adapters_to_retrain"]:
+        return "nothing to retrain"
     basis = estimate_basis(plan)
     return (f"estimated {seconds(plan['estimate_s'])}" + (f" from {basis}" if basis else "")
             + ", plus loading the model")

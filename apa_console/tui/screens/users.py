@@ -62,7 +62,7 @@ class UsersScreen(ConsoleScreen):
         suffix = f" matching {table.search!r}" if table.search else ""
         marked = len(table.marked)
         keys = (f"{marked} marked · f: forget them · esc: unmark" if marked
-                else "enter: open · space: mark · /: search · o: sort")
+                else "enter: open · space: mark")
         self.query_one("#users-count", Static).update(Text(
             f"{table.row_count} of {len(self._users)} users{terminal_safe(suffix)} · {keys}"))
 

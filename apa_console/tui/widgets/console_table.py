@@ -174,6 +174,8 @@ class ConsoleTable(DataTable):
         last = columns[-1]
         if self.markable:
             widths[0] += len(MARKED)
+        for column, width in zip(columns[:-1], widths):
+            column.content_width = max(column.content_width, width)
         room = available - sum(w + pad for w in widths[:-1]) - pad
         fits = widths[-1] <= room or room < MIN_LAST_COLUMN
         last.auto_width, last.width = fits, widths[-1] if fits else room
@@ -188,6 +190,8 @@ class ConsoleTable(DataTable):
             if index == self.sort_column:
                 mark = DESCENDING if self.sort_reverse else ASCENDING
             column.label = Text(self._labels[index] + mark)
+            # the table sizes a column by its cells when they arrive; the arrow widens it now
+            column.content_width = max(column.content_width, column.label.cell_len)
         self.refresh()
 
     def _status(self) -> str:
