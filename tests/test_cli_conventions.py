@@ -10,9 +10,10 @@ import shutil
 from importlib import metadata
 
 import pytest
-from data_fixtures import cli, new_store
+from data_fixtures import cli, new_store, runner, store_bytes
 from store_fixtures import make_store
 
+from apa_console.cli.app import app
 from apa_console.units import auc_summary, plural
 
 BOXES = set("│┃━─┏┗┡╇┼")
@@ -266,3 +267,15 @@ def test_plural_and_auc_wording():
         "AUC 0.5000 over only 2 test samples (fewer than 10: not a reliable estimate)")
     assert auc_summary(None, 1, 1, "valid") == (
         "no AUC: 1 valid sample, all labelled Yes (AUC needs both labels)")
+
+
+def test_forgetting_several_users_is_confirmed_by_typing_their_count(demo_store):
+    """The TUI's marked users and `forget --user A --user B` share the plan and the phrase."""
+    before = store_bytes(demo_store)
+    args = ["forget", "--user", "u001", "--user", "u002", "--store", str(demo_store)]
+    result = runner.invoke(app, args, input="u001\n")
+    assert result.exit_code == 2, result.output
+    assert "type '2 users' to confirm" in result.output
+    assert "typed 'u001', not '2 users': nothing was changed" in result.output
+    assert "Forget user u001, user u002: 16 samples" in result.output
+    assert store_bytes(demo_store) == before
