@@ -58,3 +58,17 @@ async def test_the_audit_log_follows_new_entries_while_its_cursor_is_on_top(disp
         await wait_until(pilot, lambda: row_keys(pilot, "#audit")[0] == "7",
                          what="the next entry")
         assert row_keys(pilot, "#audit")[audit.cursor_row] == "4"
+
+
+async def test_a_long_log_fits_beside_its_scrollbar(display_store):
+    for _ in range(12):  # two audit entries each: the log outgrows its panel
+        request = requests_core.submit(display_store, requests_core.Targets(users=["user0"]))
+        requests_core.cancel(display_store, request["request"]["id"])
+    async with console(display_store).run_test(size=NARROW) as pilot:
+        await pilot.press("4")
+        await settle(pilot)
+        audit = pilot.app.screen.query_one("#audit", ConsoleTable)
+        await pilot.pause()
+        assert audit.row_count > audit.size.height  # it scrolls vertically
+        assert audit.virtual_size.width <= audit.scrollable_content_region.width  # not across
+        assert not audit.ordered_columns[-1].auto_width  # the details were narrowed to fit

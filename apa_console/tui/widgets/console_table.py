@@ -159,7 +159,9 @@ class ConsoleTable(DataTable):
         """Narrow the last column (the free text: details, titles) to what the table has
         room for, so its cells end in "…" at the border instead of running past it."""
         columns = self.ordered_columns
-        available = self.scrollable_content_region.width
+        available = self.content_region.width
+        if self.row_count + int(self.show_header) > self.content_region.height:
+            available -= self.styles.scrollbar_size_vertical  # it appears once rows arrive
         if not columns or available <= 0:
             return
         pad = 2 * self.cell_padding
