@@ -151,7 +151,6 @@ class ConsoleTable(DataTable):
         status = self._status()
         self.border_title = f"{self._title} · {status}" if status else self._title
 
-
     def on_resize(self) -> None:
         self._fit_last_column()
 
