@@ -30,7 +30,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from apa_console.errors import UsageError
-from apa_console.progress import NEVER_CANCELLED, CancelToken, ProgressCallback, ignore_progress
+from apa_console.progress import (
+    NEVER_CANCELLED,
+    CancelToken,
+    ProgressCallback,
+    ProgressEvent,
+    ignore_progress,
+)
 
 if TYPE_CHECKING:  # numpy and torch load with the jobs, not with the CLI's options
     import numpy as np
@@ -173,6 +179,12 @@ def run_job(backbone, job: ShardJob, out_dir: Path, *,
     from apa_console.engine.mixture import absolute_errors
     from apa_console.engine.training import TrainSettings, train_adapter
 
+    # both stages announced now, so a front-end shows the whole job from the start
+    progress(ProgressEvent(f"{job.name} ({job.purpose})", 0, 0, unit="step",
+                           message="preparing"))
+    if job.validate:
+        progress(ProgressEvent(f"{job.name} (validation)", 0, len(job.valid_prompts),
+                               unit="sample", message="after training"))
     result = train_adapter(
         backbone, job.prompts, job.labels, job.sample_ids,
         TrainSettings.from_dict(job.settings), out_dir, progress=progress, cancel=cancel,

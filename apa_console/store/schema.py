@@ -77,6 +77,15 @@ def _history(value: Any) -> bool:
     )
 
 
+def _throughput(value: Any) -> bool:
+    """meta's `throughput` (store/throughput.py): per machine key, lists of positive rates."""
+    return isinstance(value, dict) and all(
+        isinstance(entry, dict) and all(
+            _list_of(lambda x: _number(x) and 0 < x < float("inf"))(entry.get(name, []))
+            for name in ("train", "score"))
+        for entry in value.values())
+
+
 def _split_counts(value: Any) -> bool:
     return isinstance(value, dict) and all(
         split in SPLITS and _count(n) for split, n in value.items()
@@ -192,6 +201,7 @@ META: Fields = {
     "aggregation": (OPTIONAL, _optional(lambda a: _dict(a) and _number(a.get("tau"))
                                         and _count(a.get("neighbours")))),
     "score_history": (OPTIONAL, _list_of(_score_point)),
+    "throughput": (OPTIONAL, _throughput),  # absent in stores made before it was measured
 }
 TABLE_FIELDS: dict[str, Fields] = {
     "samples": SAMPLE, "users": USER, "shards": SHARD, "adapters": ADAPTER,

@@ -18,7 +18,7 @@ from apa_console.tui.commands import RequestCommands, UserCommands
 from apa_console.tui.jobs import new_tracker, run_tracked
 from apa_console.tui.model_host import ModelHost
 from apa_console.tui.screens.charts import CHARTS, ChartsScreen
-from apa_console.tui.screens.forget import ForgetScreen
+from apa_console.tui.screens.forget import ForgetScreen, forget_title
 from apa_console.tui.screens.help import HelpScreen
 from apa_console.tui.screens.job import JobScreen
 from apa_console.tui.screens.modals import ConfirmModal, ErrorModal
@@ -31,6 +31,7 @@ from apa_console.tui.screens.user_detail import UserScreen
 from apa_console.tui.screens.users import UsersScreen
 from apa_console.tui.tracker import CANCELLED, DONE, ProgressTracker
 from apa_console.tui.widgets.nav_bar import SECTIONS
+from apa_console.unlearning import describe
 from apa_console.unlearning import requests as requests_core
 
 STORE_POLL_S = 1.0
@@ -160,14 +161,22 @@ class ApaConsoleApp(App[None]):
     def job_running(self) -> bool:
         return self.job is not None and self.job.running
 
-    def forget(self, user_id: str) -> None:
-        if not self.readonly:
-            self.push_screen(ForgetScreen(user_id))
+    def forget(self, *user_ids: str) -> None:
+        """Show the plan for forgetting these users together (one request)."""
+        if not self.readonly and user_ids:
+            self.push_screen(ForgetScreen(list(user_ids)))
 
-    def start_forget(self, user_id: str, queued: set[str]) -> ProgressTracker | None:
-        """Forget `user_id` and the open requests `queued` the operator saw in the plan."""
-        return self._start_job(f"forget user {user_id}",
-                               operations.forget_user(self.store, self.models, user_id, queued))
+    def start_forget(self, user_ids: list[str], queued: set[str],
+                     plan: dict | None = None) -> ProgressTracker | None:
+        """Forget `user_ids` and the open requests `queued` the operator saw in `plan`
+        (whose estimate the progress shows)."""
+        tracker = self._start_job(forget_title(user_ids),
+                                  operations.forget_users(self.store, self.models, user_ids,
+                                                          queued))
+        if tracker is not None and plan is not None:
+            tracker.estimate_s = plan.get("estimate_s")
+            tracker.estimate_basis = describe.estimate_basis(plan)
+        return tracker
 
     def apply_pending(self) -> None:
         if self.readonly:
