@@ -66,3 +66,17 @@ def text_of(pilot: Pilot, selector: str) -> str:
     console = Console(width=200, record=True, file=io.StringIO(), color_system=None)
     console.print(content)
     return console.export_text()
+
+
+async def run_palette(pilot: Pilot, text: str) -> None:
+    """Open the command palette, type `text`, wait for its hits and run the first."""
+    from textual.command import CommandList
+
+    await pilot.press("ctrl+p")
+    await pilot.pause()
+    await pilot.press(*text)
+    await wait_until(pilot, lambda: pilot.app.screen.query_one(CommandList).option_count,
+                     what="palette hits")
+    await pilot.pause(0.3)
+    await pilot.press("enter")
+    await settle(pilot)

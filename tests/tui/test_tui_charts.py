@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import pytest
 from display_store import R0003_FORGET_S, R0003_FULL_RETRAIN_S, add_chart_history
-from pilot_helpers import console, row_keys, settle, text_of, wait_until
+from pilot_helpers import console, row_keys, run_palette, settle, text_of
 from rich.text import Text
 from store_fixtures import make_store
-from textual.command import CommandList
 from textual.widgets import TabbedContent
 
 from apa_console.store.document import get_meta, update_meta
@@ -160,14 +159,7 @@ async def test_validation_error_bars_name_every_adapter_and_its_error(chart_stor
 async def test_the_palette_opens_a_chart_by_name(chart_store):
     async with console(chart_store).run_test(size=WIDE) as pilot:
         await settle(pilot)
-        await pilot.press("ctrl+p")
-        await pilot.pause()
-        await pilot.press(*"Chart: Forget cost")
-        await wait_until(pilot, lambda: pilot.app.screen.query_one(CommandList).option_count,
-                         what="palette hits")
-        await pilot.pause(0.3)
-        await pilot.press("enter")
-        await settle(pilot)
+        await run_palette(pilot, "Chart: Forget cost")
         assert isinstance(pilot.app.screen, ChartsScreen) and active_chart(pilot) == "cost"
 
 

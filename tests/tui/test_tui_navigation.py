@@ -9,8 +9,15 @@ import sys
 
 import pytest
 from display_store import FORGOTTEN_USER, PENDING_USER
-from pilot_helpers import console, footer_actions, row_keys, settle, text_of, wait_until
-from textual.command import CommandList, CommandPalette
+from pilot_helpers import (
+    console,
+    footer_actions,
+    row_keys,
+    run_palette,
+    settle,
+    text_of,
+    wait_until,
+)
 from textual.widgets import Button, Input
 
 from apa_console.store.document import Store
@@ -114,15 +121,7 @@ async def test_help_and_command_palette(display_store):
         await pilot.press("escape")
         assert isinstance(pilot.app.screen, OverviewScreen)
 
-        await pilot.press("ctrl+p")
-        await pilot.pause()
-        assert isinstance(pilot.app.screen, CommandPalette)
-        await pilot.press(*"user user4")
-        await wait_until(pilot, lambda: pilot.app.screen.query_one(CommandList).option_count,
-                         what="palette hits")
-        await pilot.pause(0.3)
-        await pilot.press("enter")
-        await settle(pilot)
+        await run_palette(pilot, "user user4")
         assert isinstance(pilot.app.screen, UserScreen) and pilot.app.screen.user_id == "user4"
 
         await pilot.press("ctrl+p")
@@ -337,32 +336,21 @@ async def test_y_copies_a_rows_id_and_c_an_adapters_full_hash(display_store):
         assert len(pilot.app.clipboard) == 64
 
 
-async def _palette(pilot, text: str) -> None:
-    await pilot.press("ctrl+p")
-    await pilot.pause()
-    await pilot.press(*text)
-    await wait_until(pilot, lambda: pilot.app.screen.query_one(CommandList).option_count,
-                     what="palette hits")
-    await pilot.pause(0.3)
-    await pilot.press("enter")
-    await settle(pilot)
-
-
 async def test_the_palette_acts_on_users_and_requests(display_store):
     from apa_console.tui.screens.request_detail import RequestScreen
 
     async with console(display_store).run_test(size=(120, 40)) as pilot:
         await settle(pilot)
-        await _palette(pilot, "forget user user4")
+        await run_palette(pilot, "forget user user4")
         assert isinstance(pilot.app.screen, ForgetScreen) and pilot.app.screen.user_ids == ["user4"]
         await pilot.press("escape")
         await settle(pilot)
-        await _palette(pilot, "request r0001")
+        await run_palette(pilot, "request r0001")
         assert isinstance(pilot.app.screen, RequestScreen)
         assert pilot.app.screen.request_id == "r0001"
         await pilot.press("escape")
         await settle(pilot)
-        await _palette(pilot, "withdraw request r0002")
+        await run_palette(pilot, "withdraw request r0002")
         assert isinstance(pilot.app.screen, ConfirmModal)
         await pilot.press("y")
         await settle(pilot)
