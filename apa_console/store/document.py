@@ -28,19 +28,23 @@ from tinydb.table import Table
 
 from apa_console.errors import ConflictError, StoreInvalidError, StoreLockedError
 from apa_console.fileio import atomic_write_bytes
-from apa_console.store import keys
+from apa_console.store import keys, sample_segments
 from apa_console.store.schema import RecordError, check_document
+from apa_console.store.segments import SEGMENTS_DIR
 
 if TYPE_CHECKING:  # numpy is imported by the two methods that need it (fast CLI start)
     import numpy as np
 
 APP_NAME = "apa-console"
-SCHEMA_VERSION = 1
+# 2: samples live in Parquet segments (sample_segments.py). A schema-1 store (samples
+# inside apa.json) is read as it is and migrated by its next commit.
+SCHEMA_VERSION = 2
+READABLE_SCHEMAS = (1, 2)
 STORE_FILE = "apa.json"
 LOCK_FILE = "apa.lock"
 TABLES = ("meta", "users", "samples", "shards", "adapters", "requests", "audit")
 # Folders whose files are referenced from apa.json and garbage-collected when they are not.
-MANAGED_DIRS = ("arrays", "adapters")
+MANAGED_DIRS = ("arrays", "adapters", SEGMENTS_DIR)
 MODELS_DIR = "models"
 DEFAULT_STORE = "store"
 STORE_ENV = "APA_STORE"
@@ -83,8 +87,10 @@ class _StoreDB(TinyDB):
     table_class = _UncachedTable
 
 
-def _open_db(document: dict, read_only: bool) -> TinyDB:
-    return _StoreDB(storage=_DocumentStorage, document=document, read_only=read_only)
+def _open_db(document: dict, read_only: bool, store: Store) -> TinyDB:
+    db = _StoreDB(storage=_DocumentStorage, document=document, read_only=read_only)
+    db.store = store  # records reach the segment files of this document through it
+    return db
 
 
 def _empty_document() -> dict:
@@ -170,10 +176,11 @@ class Store:
                 f"{self.file} is not an apa-console store; point --store at one "
                 "or run `apa-console init` in an empty directory"
             )
-        if meta.get("schema_version") != SCHEMA_VERSION:
+        if meta.get("schema_version") not in READABLE_SCHEMAS:
             raise StoreInvalidError(
                 f"{self.file} has schema version {meta.get('schema_version')}, this apa-console "
-                f"reads version {SCHEMA_VERSION}; use a matching apa-console release"
+                f"reads versions {', '.join(map(str, READABLE_SCHEMAS))}; use a matching "
+                "apa-console release"
             )
         for name in TABLES:
             if not isinstance(document.get(name, {}), dict):
@@ -191,7 +198,7 @@ class Store:
 
     def snapshot(self) -> TinyDB:
         """A read-only TinyDB view of the committed state."""
-        return _open_db(self.load(), read_only=True)
+        return _open_db(self.load(), read_only=True, store=self)
 
     @contextmanager
     def locked(self, wait_s: float = 2.0) -> Iterator[None]:
@@ -257,6 +264,7 @@ class Store:
                       .values())
         fields = ([entry.get("file") for entry in embeddings]
                   + [row.get("centre") for row in document.get("shards", {}).values()]
+                  + sample_segments.segment_files(sample_segments.entry_of(document))
                   + [row.get(key) for row in document.get("adapters", {}).values()
                      for key in ("path", "valid_errors")])
         prefixes = tuple(f"{managed}/" for managed in MANAGED_DIRS)
@@ -275,15 +283,30 @@ class Store:
         An exception inside the block discards every change.
         """
         with self.locked(wait_s):
-            db = _open_db(self.load(), read_only=False)
+            db = _open_db(self.load(), read_only=False, store=self)
             yield db
             storage: _DocumentStorage = db.storage  # type: ignore[assignment]
             if storage.dirty:
                 self._write_document(storage.document)
 
     def _write_document(self, document: dict) -> None:
+        """Commit `document`; sample rows still inside it move to segments first, so every
+        commit of a schema-1 store is also its migration (one atomic replace)."""
+        sample_segments.absorb_inline(self.path_of, document)
+        document["meta"]["1"]["schema_version"] = SCHEMA_VERSION
         data = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
         atomic_write_bytes(self.file, data)
+
+    def migrate(self) -> bool:
+        """Move a schema-1 store's samples into segments in one atomic commit (what its next
+        write would do anyway); False when the store already has the current layout."""
+        with self.locked():
+            document = self.load()
+            meta = document["meta"]["1"]
+            if meta.get("schema_version") == SCHEMA_VERSION and not document.get("samples"):
+                return False
+            self._write_document(document)
+        return True
 
     def change_token(self) -> tuple[int, int]:
         """Changes whenever a writer commits; lets a viewer (the TUI) know to refresh."""

@@ -11,6 +11,7 @@ from typing import Any
 from tinydb import TinyDB
 
 from apa_console.samples import Sample
+from apa_console.store import sample_segments
 from apa_console.store.document import now_iso
 
 # Adapter kinds and states. A replaced or retired row keeps its hashes, not its files.
@@ -33,48 +34,64 @@ OPEN_REQUEST_STATES = (PENDING, RUNNING)
 
 
 def sample_rows(db: TinyDB) -> list[dict[str, Any]]:
-    return db.table("samples").all()
+    """Every sample row; reads every segment, so only whole-store work calls it."""
+    return sample_segments.all_rows(db)
 
 
 def samples_by_id(db: TinyDB) -> dict[str, Sample]:
-    return {row["id"]: Sample.from_record(row) for row in db.table("samples")}
+    return {row["id"]: Sample.from_record(row) for row in sample_rows(db)}
 
 
 def split_samples(db: TinyDB, split: str) -> list[Sample]:
     """The samples of one split in ingest order."""
-    rows = db.table("samples").search(lambda row: row["split"] == split)
+    rows = [row for row in sample_rows(db) if row["split"] == split]
     return [Sample.from_record(row) for row in sorted(rows, key=lambda row: row["order"])]
 
 
 def user_sample_rows(db: TinyDB, user: str, split: str | None = None) -> list[dict[str, Any]]:
-    return db.table("samples").search(
-        lambda row: row["user_id"] == user and (split is None or row["split"] == split)
-    )
+    """One user's sample rows in ingest order (reads only their segment)."""
+    rows = [row for row in sample_segments.user_rows(db, user)
+            if split is None or row["split"] == split]
+    return sorted(rows, key=lambda row: row["order"])
+
+
+def has_samples(db: TinyDB) -> bool:
+    return sample_segments.has_rows(db)
+
+
+def sample_counts(db: TinyDB) -> tuple[dict[str, int], dict[str, int]]:
+    """(samples per split, positive labels per split), without reading any sample."""
+    return sample_segments.counts(db)
 
 
 def user_ids(db: TinyDB) -> set[str]:
     return {row["id"] for row in db.table("users")}
 
 
+def user_row(db: TinyDB, user: str) -> dict[str, Any] | None:
+    rows = db.table("users").search(lambda row: row["id"] == user)
+    return rows[0] if rows else None
+
+
 def has_user(db: TinyDB, user: str) -> bool:
-    return bool(db.table("users").search(lambda row: row["id"] == user))
+    return user_row(db, user) is not None
 
 
 def insert_dataset(db: TinyDB, samples: list[dict], user_counts: dict[str, dict]) -> None:
-    db.table("samples").insert_multiple(samples)
+    sample_segments.add_rows(db, samples)
     db.table("users").insert_multiple(
         {"id": user_id, "counts": counts} for user_id, counts in user_counts.items()
     )
 
 
-def remove_samples(db: TinyDB, sample_ids: set[str], splits: tuple[str, ...]) -> None:
-    """Delete the samples, recount their users, and drop users left with none."""
-    owners = {row["user_id"] for row in db.table("samples") if row["id"] in sample_ids}
-    db.table("samples").remove(lambda row: row["id"] in sample_ids)
+def remove_samples(db: TinyDB, owners: dict[str, str], splits: tuple[str, ...]) -> None:
+    """Delete the samples (`owners`: sample id → its user), recount their users, and drop
+    users left with none. Only the owners' segments are read and rewritten."""
+    sample_segments.remove_rows(db, owners)
     users = db.table("users")
-    for user in owners:
+    for user in set(owners.values()):
         counts = {split: 0 for split in splits}
-        for row in user_sample_rows(db, user):
+        for row in sample_segments.user_rows(db, user):
             counts[row["split"]] += 1
         if sum(counts.values()):
             users.update({"counts": counts}, lambda row, u=user: row["id"] == u)

@@ -10,7 +10,8 @@ What stays exit 1 is a real bug: code misreading a record this check accepted.
 
 Only structure is checked (field present, of the type writers write, status words known);
 relations between records (a shard naming an adapter that exists) are `audit verify`'s job.
-The check is a single pass of cheap type tests, a small fraction of the JSON parse.
+The check is a single pass of cheap type tests, a small fraction of the JSON parse. Rows in
+segment files are checked when a segment is read (sample_segments.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from apa_console.samples import SPLITS
+from apa_console.store.sample_segments import check_entry as _sample_segments
 
 # The status words records.py uses (kept literal here: records imports the document layer).
 ADAPTER_KINDS = ("shard", "baseline")
@@ -172,6 +174,7 @@ META: Fields = {
     "model": (OPTIONAL, _optional(lambda m: _dict(m) and all(
         _optional(_str)(m.get(key)) for key in ("name", "source", "fingerprint")))),
     "embeddings": (OPTIONAL, _embeddings),
+    "samples": (OPTIONAL, _sample_segments),
     "partition": (OPTIONAL, _optional(lambda p: _dict(p) and all(
         _optional(_count)(p.get(key)) for key in ("shards", "cap", "train_samples")
     ) and _optional(_str)(p.get("method")))),

@@ -126,7 +126,12 @@ def _shrink_shards(store: Store, db: TinyDB, removal: _Removal) -> None:
         dict(zip(train["ids"], store.read_array(train["file"], ndim=2, rows=len(train["ids"]))))
         if train else {}
     )
-    owner = {r["id"]: r["user_id"] for r in records.sample_rows(db)}
+    # A removed sample's owner stays in a shard only while another of their samples does;
+    # reading just the owners' rows keeps the purge's cost to the size of the change.
+    remaining = {
+        user: {r["id"] for r in records.user_sample_rows(db, user)} - set(removal.samples)
+        for user in {s.user_id for s in removal.samples.values()}
+    }
     for row in records.shard_rows(db):
         kept = [sid for sid in row["sample_ids"] if sid not in removal.samples]
         if len(kept) == len(row["sample_ids"]):
@@ -142,7 +147,8 @@ def _shrink_shards(store: Store, db: TinyDB, removal: _Removal) -> None:
             )
         removal.shard_updates[row["shard"]] = {
             "sample_ids": kept, "size": len(kept), "centre": centre,
-            "users": sorted({owner[s] for s in kept}),
+            "users": [user for user in row["users"]
+                      if user not in remaining or remaining[user] & set(kept)],
         }
 
 
@@ -151,7 +157,7 @@ def _commit(db: TinyDB, requests: list[dict], removal: _Removal) -> None:
     # an adapter an earlier, interrupted forget withdrew is still the shard's "before"
     live = {row["shard"]: row for row in
             records.withdrawn_adapters(db) + records.live_adapters(db)}
-    records.remove_samples(db, set(removal.samples), SPLITS)
+    records.remove_samples(db, {sid: s.user_id for sid, s in removal.samples.items()}, SPLITS)
     for shard, update in removal.shard_updates.items():
         records.update_shard(db, shard, update)
     for adapter_id, update in removal.error_updates.items():
