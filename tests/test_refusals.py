@@ -161,7 +161,7 @@ def _live(row: dict) -> bool:
 RECORD_FIELDS = [
     # samples live in segment files, checked as they are read (test_segments.py)
     ("users", None, ["id", "counts"]),
-    ("shards", None, ["shard", "sample_ids", "users", "size", "centre"]),
+    ("shards", None, ["shard", "ids_file", "users", "size", "centre"]),
     ("adapters", _live, ["id", "kind", "status", "shard", "path", "sha256", "settings",
                          "manifest_hash", "valid_errors", "wall_time_s"]),
     ("requests", None, ["id", "status", "subjects", "targets", "affected_shards"]),

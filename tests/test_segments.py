@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 from data_fixtures import assert_one_line_error, cli
 from store_fixtures import make_store
@@ -99,6 +100,53 @@ def test_the_trace_scan_decodes_compressed_segments(tmp_path):
     assert "stray/copy.bin: a removed sample id" in found
 
 
+def _with_shards(store: Store) -> dict[int, list[str]]:
+    """Two shards over the training samples (user0..2 in shard 0, the rest in shard 1), and
+    cached train embeddings, written inline the way the partition step writes them."""
+    train = [r for r in records.sample_rows(store.snapshot()) if r["split"] == "train"]
+    manifests = {k: [r["id"] for r in train if (r["user_id"] < "user3") == (k == 0)]
+                 for k in (0, 1)}
+    owners = {r["id"]: r["user_id"] for r in train}
+    with store.transaction() as db:
+        records.replace_shards(db, [
+            {"shard": k, "sample_ids": ids, "users": sorted({owners[s] for s in ids}),
+             "size": len(ids), "centre": None, "adapter": None}
+            for k, ids in manifests.items()])
+        update_meta(db, embeddings={"train": {
+            "file": store.write_array("emb-train", np.zeros((len(train), 2), np.float32)),
+            "ids": [r["id"] for r in train]}})
+    return manifests
+
+
+def test_shard_manifests_and_embedding_ids_live_in_segments(tmp_path):
+    store = make_store(tmp_path / "store")
+    manifests = _with_shards(store)
+    text = store.file.read_text()
+    document = json.loads(text)
+    assert '"sample_ids"' not in text and '"ids":' not in text
+    assert all(row["ids_file"].startswith("segments/shard-ids-")
+               for row in document["shards"].values())
+    db = store.snapshot()
+    assert {row["shard"]: row["sample_ids"] for row in records.shard_rows(db)} == manifests
+    assert sorted(records.embedding_entries(db)["train"]["ids"]) == sorted(
+        manifests[0] + manifests[1])
+    own = [r["id"] for r in records.user_sample_rows(db, "user4")]
+    assert records.user_sample_shards(db, "user4", own) == {
+        sid: 1 for sid in own if sid in manifests[1]}
+    shown = json.loads(cli("user", "show", "user4", "--store", store.root, "--json").stdout)
+    assert shown["data"]["shards"] == [1]
+
+
+def test_a_missing_shard_manifest_is_a_one_line_exit_5(tmp_path):
+    store = make_store(tmp_path / "store")
+    _with_shards(store)
+    shard_1 = json.loads(store.file.read_text())["shards"]["2"]["ids_file"]
+    store.path_of(shard_1).unlink()
+    assert_one_line_error(cli("user", "show", "user4", "--store", store.root), 5, "missing")
+    assert_one_line_error(cli("forget", "--user", "user4", "--dry-run", "--store",
+                              store.root), 5, "missing")
+
+
 # -- damaged segments ------------------------------------------------------------------------
 
 
@@ -179,9 +227,17 @@ def test_a_malformed_segment_map_is_refused_at_load(tmp_path):
 
 
 def _as_schema_1(store: Store) -> list[dict]:
-    """Rewrite the store as schema 1 wrote it: every sample inside apa.json."""
+    """Rewrite the store as schema 1 wrote it: every sample, shard manifest and embedding
+    id inside apa.json."""
+    manifests = _with_shards(store)
     rows = sorted(records.sample_rows(store.snapshot()), key=lambda r: r["order"])
+    ids = records.embedding_entries(store.snapshot())["train"]["ids"]
     document = _document(store)
+    for row in document["shards"].values():
+        del row["ids_file"]
+        row["sample_ids"] = manifests[row["shard"]]
+    train = document["meta"]["1"]["embeddings"]["train"]
+    document["meta"]["1"]["embeddings"]["train"] = {"file": train["file"], "ids": ids}
     document["samples"] = {str(i + 1): row for i, row in enumerate(rows)}
     del document["meta"]["1"]["samples"]
     document["meta"]["1"]["schema_version"] = 1
@@ -206,6 +262,9 @@ def test_a_schema_1_store_reads_as_it_is_and_migrate_moves_its_samples(tmp_path)
     migrated = sorted(records.sample_rows(Store.open(store.root).snapshot()),
                       key=lambda r: r["order"])
     assert migrated == rows
+    assert '"sample_ids"' not in store.file.read_text()
+    assert [len(r["sample_ids"]) for r in records.shard_rows(store.snapshot())] == [
+        r["size"] for r in document["shards"].values()]
     again = cli("migrate", "--store", store.root)
     assert again.exit_code == 0 and "nothing to do" in again.stderr
 

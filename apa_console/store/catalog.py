@@ -56,7 +56,7 @@ def list_users(
     ]
     users = [user for user in users if user["samples"] >= min_samples]
     shards_of_user: dict[str, set[int]] = {}
-    for row in db.table("shards"):
+    for row in records.shard_summaries(db):
         for user_id in row["users"]:
             shards_of_user.setdefault(user_id, set()).add(row["shard"])
     for user in users:
@@ -113,8 +113,9 @@ def user_detail(
     db = _view(source)
     if not records.has_user(db, user_id):
         raise user_not_found(db, user_id)
-    shard_of = records.sample_shards(db)
-    rows = [{**row, "shard": shard_of.get(row["id"])} for row in user_samples(db, user_id)]
+    own = user_samples(db, user_id)
+    shard_of = records.user_sample_shards(db, user_id, [row["id"] for row in own])
+    rows = [{**row, "shard": shard_of.get(row["id"])} for row in own]
     splits = {split: [row for row in rows if row["split"] == split] for split in SPLITS}
     detail = _summary(user_id, Counter({split: len(rows) for split, rows in splits.items()}))
     detail["shards"] = sorted({row["shard"] for row in rows if row["shard"] is not None})

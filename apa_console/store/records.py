@@ -11,8 +11,8 @@ from typing import Any
 from tinydb import TinyDB
 
 from apa_console.samples import Sample
-from apa_console.store import sample_segments
-from apa_console.store.document import now_iso
+from apa_console.store import id_lists, sample_segments
+from apa_console.store.document import get_meta, now_iso
 
 # Adapter kinds and states. A replaced or retired row keeps its hashes, not its files.
 SHARD = "shard"
@@ -102,8 +102,15 @@ def remove_samples(db: TinyDB, owners: dict[str, str], splits: tuple[str, ...]) 
 # -- shards ----------------------------------------------------------------------------------
 
 
-def shard_rows(db: TinyDB) -> list[dict[str, Any]]:
+def shard_summaries(db: TinyDB) -> list[dict[str, Any]]:
+    """Shard rows without their manifests (size and users are in apa.json; cheap)."""
     return sorted(db.table("shards").all(), key=lambda row: row["shard"])
+
+
+def shard_rows(db: TinyDB) -> list[dict[str, Any]]:
+    """Shard rows with their `sample_ids` (reads every manifest segment)."""
+    return [id_lists.shard_with_ids(db.store.path_of, row)  # type: ignore[attr-defined]
+            for row in shard_summaries(db)]
 
 
 def sample_shards(db: TinyDB) -> dict[str, int]:
@@ -111,10 +118,28 @@ def sample_shards(db: TinyDB) -> dict[str, int]:
     return {sid: row["shard"] for row in shard_rows(db) for sid in row["sample_ids"]}
 
 
+def user_sample_shards(db: TinyDB, user: str, sample_ids: list[str]) -> dict[str, int]:
+    """sample id → shard for one user's samples, reading only the manifests of the shards
+    that list the user."""
+    found: dict[str, int] = {}
+    for row in shard_summaries(db):
+        if user in row["users"]:
+            for sid in id_lists.shard_members_among(db.store.path_of,  # type: ignore[attr-defined]
+                                                    row, sample_ids):
+                found[sid] = row["shard"]
+    return found
+
+
+def embedding_entries(db: TinyDB) -> dict[str, dict[str, Any]]:
+    """The cached embeddings, {split: {file, ids}} (ids read from their segments)."""
+    return id_lists.embedding_entries(db.store.path_of,  # type: ignore[attr-defined]
+                                      get_meta(db).get("embeddings"))
+
+
 def user_shards(db: TinyDB) -> dict[str, list[int]]:
     """user id → the shards holding their training samples, in shard order."""
     found: dict[str, list[int]] = {}
-    for row in shard_rows(db):
+    for row in shard_summaries(db):
         for user in row.get("users", []):
             found.setdefault(user, []).append(row["shard"])
     return found

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import zlib
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from apa_console.errors import StoreInvalidError
 from apa_console.samples import SPLITS
 from apa_console.store import segments
 
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from tinydb import TinyDB
 
-ROWS_PER_BUCKET = 4096
+ROWS_PER_BUCKET = 2048
 META_KEY = "samples"
 KIND = "samples"
 PathOf = Callable[[str], Any]
@@ -99,24 +100,32 @@ def segment_files(entry: Entry) -> list[str]:
 # -- reading -----------------------------------------------------------------------------
 
 
-def _read_bucket(path_of: PathOf, seg: dict) -> list[dict[str, Any]]:
-    import pyarrow.compute as pc
-
+def _read_table(path_of: PathOf, seg: dict) -> pa.Table:
+    """A bucket's table, its split and label values and ids checked (pyarrow.compute is
+    not used: its import alone costs a read command a third of a second)."""
     table = segments.read_segment(path_of, seg["file"], sample_schema(), rows=seg["rows"])
-    if table.num_rows and not (
-        pc.all(pc.is_in(table["split"], value_set=_value_set(SPLITS))).as_py()
-        and pc.all(pc.is_in(table["label"], value_set=_value_set((0, 1), int8=True))).as_py()
-        and table["id"].null_count == 0 and table["user_id"].null_count == 0
-    ):
-        raise segments.StoreInvalidError(
+    if not (set(table.column("split").to_pylist()) <= set(SPLITS)
+            and set(table.column("label").to_pylist()) <= {0, 1}
+            and table.column("id").null_count == 0
+            and table.column("user_id").null_count == 0):
+        raise StoreInvalidError(
             f"{seg['file']} is corrupt (a sample with an unknown split, label or no id)")
-    return table.to_pylist()
+    return table
 
 
-def _value_set(values: Iterable, int8: bool = False):
-    import pyarrow as pa
+def _read_bucket(path_of: PathOf, seg: dict) -> list[dict[str, Any]]:
+    return _read_table(path_of, seg).to_pylist()
 
-    return pa.array(list(values), type=pa.int8() if int8 else pa.string())
+
+def _read_user(path_of: PathOf, seg: dict, user: str) -> list[dict[str, Any]]:
+    """One user's rows of a bucket, converting to Python only the span holding them (rows
+    are written sorted by user, so that span is theirs alone)."""
+    table = _read_table(path_of, seg)
+    hits = [i for i, owner in enumerate(table.column("user_id").to_pylist()) if owner == user]
+    if not hits:
+        return []
+    span = table.slice(hits[0], hits[-1] - hits[0] + 1).to_pylist()
+    return [row for row in span if row["user_id"] == user]
 
 
 def all_rows(db: TinyDB) -> list[dict[str, Any]]:
@@ -137,7 +146,7 @@ def user_rows(db: TinyDB, user: str) -> list[dict[str, Any]]:
     if entry:
         seg = entry["segments"].get(str(bucket_of(user, entry["buckets"])))
         if seg is not None:
-            found = [r for r in _read_bucket(_path_of(db), seg) if r["user_id"] == user] + found
+            found = _read_user(_path_of(db), seg, user) + found
     return found
 
 
@@ -167,7 +176,7 @@ def has_rows(db: TinyDB) -> bool:
 def _segment_entry(path_of: PathOf, rows: list[dict[str, Any]]) -> dict[str, Any]:
     import pyarrow as pa
 
-    rows.sort(key=lambda row: row["order"])
+    rows.sort(key=lambda row: (row["user_id"], row["order"]))
     table = pa.Table.from_pylist(
         [{**row, "history": row.get("history") or []} for row in rows], schema=sample_schema())
     per_split = {s: 0 for s in SPLITS}
@@ -187,9 +196,10 @@ def merged(path_of: PathOf, entry: Entry, add: list[dict[str, Any]] = (),
     buckets = entry.get("buckets") or bucket_count(len(add))
     old = dict(entry.get("segments") or {})
     added: dict[int, list[dict]] = defaultdict(list)
-    for row in add:
+    columns = set(sample_schema().names)
+    for row in add:  # a row with extra keys (a TinyDB doc id, say) is copied without them
         added[bucket_of(row["user_id"], buckets)].append(
-            {key: value for key, value in row.items() if key in sample_schema().names})
+            row if row.keys() <= columns else {k: v for k, v in row.items() if k in columns})
     touched = set(added) | {bucket_of(user, buckets) for user in remove.values()}
     new = {key: seg for key, seg in old.items() if int(key) not in touched}
     for bucket in sorted(touched):

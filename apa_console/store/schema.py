@@ -86,9 +86,12 @@ def _split_counts(value: Any) -> bool:
 
 
 def _embeddings(value: Any) -> bool:
+    """{split: {file, ids_file, rows}}, or the inline {file, ids} a writer leaves to its
+    commit (id_lists.py)."""
     return isinstance(value, dict) and all(
         split in SPLITS and isinstance(entry, dict) and _str(entry.get("file"))
-        and _list_of(_str)(entry.get("ids"))
+        and (_list_of(_str)(entry.get("ids")) if "ids" in entry
+             else _str(entry.get("ids_file")) and _count(entry.get("rows")))
         for split, entry in value.items()
     )
 
@@ -117,7 +120,9 @@ USER: Fields = {
 }
 SHARD: Fields = {
     "shard": (REQUIRED, _count),
-    "sample_ids": (REQUIRED, _list_of(_str)),
+    # the manifest's segment; inline `sample_ids` only until the commit moves them there
+    "ids_file": (OPTIONAL, _str),
+    "sample_ids": (OPTIONAL, _list_of(_str)),
     "users": (REQUIRED, _list_of(_str)),
     "size": (REQUIRED, _count),
     "centre": (OPTIONAL, _optional(_str)),
@@ -210,6 +215,9 @@ def check_document(document: dict[str, Any]) -> None:
     if not meta.get("salt") and not all(meta.get(key) for key in ("pseudonyms", "store_id",
                                                                    "key_id")):
         raise RecordError("meta record 1 names neither a salt nor a key for its pseudonyms")
+    for doc_id, row in document.get("shards", {}).items():
+        if "ids_file" not in row and "sample_ids" not in row:
+            raise RecordError(f"shards record {doc_id} has no 'ids_file'")
     live_files = ("path", "valid_errors")
     for doc_id, row in document.get("adapters", {}).items():
         if row["status"] == "live" and not all(_str(row.get(key)) for key in live_files):

@@ -85,7 +85,7 @@ def _covered(db: TinyDB, requests: list[dict]) -> _Removal:
 
 def _drop_embedding_rows(store: Store, db: TinyDB, removal: _Removal) -> None:
     """New content-addressed arrays without the removed rows (the commit switches to them)."""
-    embeddings = dict(get_meta(db).get("embeddings", {}))
+    embeddings = records.embedding_entries(db)
     for split, entry in embeddings.items():
         array = store.read_array(entry["file"], ndim=2, rows=len(entry["ids"]))
         keep = np.array([sid not in removal.samples for sid in entry["ids"]], dtype=bool)
@@ -136,6 +136,7 @@ def _shrink_shards(store: Store, db: TinyDB, removal: _Removal) -> None:
         kept = [sid for sid in row["sample_ids"] if sid not in removal.samples]
         if len(kept) == len(row["sample_ids"]):
             continue
+        kept_set = set(kept)
         for request_id, ids in removal.per_request.items():
             if ids & set(row["sample_ids"]):
                 removal.affected[request_id].add(row["shard"])
@@ -148,7 +149,7 @@ def _shrink_shards(store: Store, db: TinyDB, removal: _Removal) -> None:
         removal.shard_updates[row["shard"]] = {
             "sample_ids": kept, "size": len(kept), "centre": centre,
             "users": [user for user in row["users"]
-                      if user not in remaining or remaining[user] & set(kept)],
+                      if user not in remaining or remaining[user] & kept_set],
         }
 
 
@@ -172,7 +173,7 @@ def _commit(db: TinyDB, requests: list[dict], removal: _Removal) -> None:
             _scrub(db, row, names)
     partition = dict(get_meta(db).get("partition") or {})
     if partition:
-        partition["train_samples"] = sum(len(r["sample_ids"]) for r in records.shard_rows(db))
+        partition["train_samples"] = sum(r["size"] for r in records.shard_summaries(db))
     update_meta(db, embeddings=removal.embeddings, partition=partition or None)
     for request in requests:
         mine = [removal.samples[sid] for sid in removal.per_request[request["id"]]]

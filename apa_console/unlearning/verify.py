@@ -15,7 +15,8 @@ from apa_console.engine.dispatch import DispatchOptions, ShardJob, open_dispatch
 from apa_console.errors import ConflictError, NotFoundError, StoreInvalidError
 from apa_console.progress import NEVER_CANCELLED, CancelToken, ProgressCallback, ignore_progress
 from apa_console.store import records, segments
-from apa_console.store.document import MODELS_DIR, Store, referenced_paths
+from apa_console.store.document import MODELS_DIR, Store
+from apa_console.store.references import referenced_paths
 from apa_console.unlearning import audit_log
 
 _TOKEN = re.compile(rb"[A-Za-z0-9_:.\-]{2,64}")
