@@ -434,6 +434,10 @@ def test_kill_9_leaves_a_serving_store_that_apply_completes(
     assert crashed.returncode == -9, crashed.stderr
     reopened = Store.open(store.root)
     served = _live_shas(reopened)
+    # the user's rows come from segment files: the old ones serve until the purge commit,
+    # from which on no segment the store references holds them
+    held = records.user_sample_rows(reopened.snapshot(), "user2")
+    assert bool(held) == (point == "before_purge_commit")
     if point == "before_purge_commit":
         assert served == old
     elif point in PURGED_POINTS:

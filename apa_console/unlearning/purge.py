@@ -88,10 +88,10 @@ def _drop_embedding_rows(store: Store, db: TinyDB, removal: _Removal) -> None:
     embeddings = records.embedding_entries(db)
     for split, entry in embeddings.items():
         array = store.read_array(entry["file"], ndim=2, rows=len(entry["ids"]))
-        keep = np.array([sid not in removal.samples for sid in entry["ids"]], dtype=bool)
+        keep = np.fromiter((sid not in removal.samples for sid in entry["ids"]), dtype=bool,
+                           count=len(entry["ids"]))
         removal.removed_vectors.update(
-            (sid, row) for sid, row, k in zip(entry["ids"], array, keep) if not k
-        )
+            (entry["ids"][i], array[i]) for i in np.flatnonzero(~keep))
         removal.kept_rows[split] = keep
         if not keep.all():
             embeddings[split] = {
@@ -122,10 +122,8 @@ def _drop_error_columns(store: Store, db: TinyDB, removal: _Removal) -> None:
 def _shrink_shards(store: Store, db: TinyDB, removal: _Removal) -> None:
     """Each hit shard's remaining manifest, users and centre (from its remaining members)."""
     train = removal.embeddings.get("train")
-    train_vectors = (
-        dict(zip(train["ids"], store.read_array(train["file"], ndim=2, rows=len(train["ids"]))))
-        if train else {}
-    )
+    train_rows: dict[str, int] | None = None  # read once a hit shard needs its centre
+    train_vectors = None
     # A removed sample's owner stays in a shard only while another of their samples does;
     # reading just the owners' rows keeps the purge's cost to the size of the change.
     remaining = {
@@ -141,10 +139,13 @@ def _shrink_shards(store: Store, db: TinyDB, removal: _Removal) -> None:
             if ids & set(row["sample_ids"]):
                 removal.affected[request_id].add(row["shard"])
         centre = None
-        if kept and all(sid in train_vectors for sid in kept):
+        if kept and train and train_rows is None:
+            train_vectors = store.read_array(train["file"], ndim=2, rows=len(train["ids"]))
+            train_rows = {sid: i for i, sid in enumerate(train["ids"])}
+        if kept and train_rows is not None and all(sid in train_rows for sid in kept):
             centre = store.write_array(
                 f"centre-{row['shard']}",
-                shard_centre(np.stack([train_vectors[s] for s in kept])),
+                shard_centre(train_vectors[[train_rows[s] for s in kept]]),
             )
         removal.shard_updates[row["shard"]] = {
             "sample_ids": kept, "size": len(kept), "centre": centre,
