@@ -34,8 +34,9 @@ OPEN_REQUEST_STATES = (PENDING, RUNNING)
 
 
 def sample_rows(db: TinyDB) -> list[dict[str, Any]]:
-    """Every sample row; reads every segment, so only whole-store work calls it."""
-    return sample_segments.all_rows(db)
+    """Every sample row in ingest order (segments hold them by user); reads every segment,
+    so only whole-store work calls it."""
+    return sorted(sample_segments.all_rows(db), key=lambda row: row["order"])
 
 
 def samples_by_id(db: TinyDB) -> dict[str, Sample]:
