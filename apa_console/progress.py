@@ -25,10 +25,31 @@ class ProgressEvent:
     eta_s: float | None = None
     message: str = ""
     request: str | None = None  # the forget request this work was recorded as, once it is
+    unit: str = ""  # what `step` counts ("step", "sample", "shard"), singular; "" for a stage
 
     @property
     def done(self) -> bool:
         return self.total > 0 and self.step >= self.total
+
+
+# Task names every front-end knows: loading the model, the purge commit, "k of n done".
+MODEL_TASK, PURGE_TASK, OVERALL_TASK = "model", "purge", "overall"
+
+# A shard job reports its stages as tasks "shard-2 (train)", "shard-2 (validation)"; a
+# front-end shows them as one row that goes through the stages in this order.
+JOB_STAGES = ("train", "verify", "validation")
+
+
+def split_task(name: str) -> tuple[str, str]:
+    """"shard-1 (train)" → ("shard-1", "train"); a plain name has no stage."""
+    if name.endswith(")") and " (" in name:
+        base, stage = name[:-1].split(" (", 1)
+        return base, stage
+    return name, ""
+
+
+def stage_index(stage: str) -> int:
+    return JOB_STAGES.index(stage) if stage in JOB_STAGES else len(JOB_STAGES)
 
 
 ProgressCallback = Callable[[ProgressEvent], None]

@@ -7,9 +7,18 @@ engine turns its text into a prompt, partitions and forget requests refer to its
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from enum import Enum
 from typing import Any
 
 SPLITS = ("train", "valid", "test")
+
+
+class Split(str, Enum):
+    """A split by name, for the command line (`--split train|valid|test`)."""
+
+    TRAIN = "train"
+    VALID = "valid"
+    TEST = "test"
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,12 @@ from __future__ import annotations  # noqa: I001 (apa_console.engine must come b
 # Engine first: importing it requests huge pages, which torch reads once, as it loads.
 from apa_console.engine.backbone import Backbone
 from apa_console.engine.devices import available_cores
+import argparse
+import json
 import os
 import platform
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -34,6 +38,31 @@ def load_source(data: Path | str):
         raise FileNotFoundError(f"MovieLens-100K raw files not found in {data} "
                                 "(pass --data DIR, or --data demo for the generated set)")
     return load_movielens(data), f"MovieLens-100K ({data.name}, TALLRec split)"
+
+
+def movielens_arguments(prog: str, doc: str, train: int, test: int) -> argparse.ArgumentParser:
+    """A parser with the options every MovieLens benchmark takes (data, model, sizes, --json)."""
+    parser = argparse.ArgumentParser(prog=f"python -m {prog}", description=doc.split("\n")[0])
+    parser.add_argument("--data", default=str(ML100K), help="MovieLens-100K raw files")
+    parser.add_argument("--model", help="a local Hugging Face model directory")
+    parser.add_argument("--train", type=int, default=train)
+    parser.add_argument("--test", type=int, default=test)
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    return parser
+
+
+def run_and_write(run: Callable[[], dict], json_path: Path | None) -> int:
+    """Run a benchmark; exit status 2 with one line when its data or model is missing."""
+    from apa_console.errors import ApaError
+
+    try:
+        result = run()
+    except (ApaError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if json_path:
+        json_path.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
 
 
 def build_base_store(root: Path, backbone: Backbone, parsed, sizes: dict[str, int],

@@ -16,7 +16,6 @@ from __future__ import annotations  # noqa: I001 (apa_console.engine must come b
 from apa_console.engine.backbone import Backbone
 from apa_console.engine.devices import DTYPES
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -29,9 +28,13 @@ from apa_console.apa.metrics import auc
 from apa_console.data.ingest import select
 from apa_console.engine.mixture import AdapterFactors
 from apa_console.engine.training import TrainSettings, train_adapter
-from apa_console.errors import ApaError
 from benchmarks.bootstrap import delta_interval
-from benchmarks.common import ML100K, load_source, machine_description
+from benchmarks.common import (
+    load_source,
+    machine_description,
+    movielens_arguments,
+    run_and_write,
+)
 
 
 def _timed(work):
@@ -96,27 +99,13 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.dtype_quality",
-                                     description=__doc__.split("\n")[0])
-    parser.add_argument("--data", default=str(ML100K), help="MovieLens-100K raw files")
-    parser.add_argument("--model", help="a local Hugging Face model directory")
-    parser.add_argument("--train", type=int, default=512)
-    parser.add_argument("--test", type=int, default=500)
+    parser = movielens_arguments("benchmarks.dtype_quality", __doc__, train=512, test=500)
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     if min(args.train, args.test, args.epochs) < 1 or not args.lr > 0:
         parser.error("--train, --test and --epochs must be at least 1, --lr above 0")
-    try:
-        result = run(args)
-    except (ApaError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
-    return 0
-
+    return run_and_write(lambda: run(args), args.json)
 
 if __name__ == "__main__":
     sys.exit(main())

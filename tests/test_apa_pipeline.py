@@ -165,6 +165,11 @@ def test_compare_reports_every_method_and_records_the_evaluation(trained_store, 
     retraining = result["rows"][0]
     assert retraining["delta_vs_retraining"] == pytest.approx(0.0)
     assert all(row["samples_per_s"] > 0 for row in result["rows"])
+    # its APA(D) score is a point of the served recommender's AUC history
+    point = records.score_history(trained_store.snapshot())[-1]
+    apa_d = next(row for row in result["rows"] if row["method"] == "APA(D)")
+    assert (point["method"], point["split"]) == ("APA(D)", "test")
+    assert point["auc"] == pytest.approx(apa_d["auc"])
 
 
 def test_tune_stores_the_best_grid_point(trained_store):

@@ -79,6 +79,13 @@ def test_score_json_matches_the_core_and_its_auc(store, backbone):
     assert report["auc"] == pytest.approx(auc(labels, expected.p_yes))
     human = cli(store, "score", "--split", "test").output
     assert f"{len(samples)} test samples" in human  # "over only 8 test samples (fewer than 10…"
+    # each whole-split score from the CLI is a point of the TUI's AUC chart; the core call
+    # without record_as and a user's score add none
+    cli(store, "score", "--user", samples[0].user_id)
+    history = records.score_history(store.snapshot())
+    assert report["recorded"] and len(history) == 2
+    assert history[0]["auc"] == pytest.approx(report["auc"]) and history[0]["split"] == "test"
+    assert history[0]["samples"] == len(samples) and history[0]["after_request"] is None
 
 
 def test_compare_reports_aucs_that_recompute_from_the_scores(store, backbone):

@@ -10,9 +10,10 @@ import shutil
 from importlib import metadata
 
 import pytest
-from data_fixtures import cli, new_store
+from data_fixtures import cli, new_store, runner, store_bytes
 from store_fixtures import make_store
 
+from apa_console.cli.app import app
 from apa_console.units import auc_summary, plural
 
 BOXES = set("│┃━─┏┗┡╇┼")
@@ -53,19 +54,48 @@ def test_completion_is_offered_on_the_root_app_only():
     assert sub.exit_code == 0 and "--install-completion" not in sub.stdout
 
 
-@pytest.mark.parametrize("command", [
-    [], ["forget"], ["train"], ["score"], ["partition"], ["audit"], ["audit", "verify"],
-    ["user", "show"], ["export", "tallrec"], ["tui"], ["status"],
-])
-def test_help_shows_no_placeholder_the_parser_would_reject(command):
+EVERY_COMMAND = [
+    [], ["init"], ["status"], ["model"], ["model", "info"], ["ingest"], ["ingest", "movielens"],
+    ["ingest", "tallrec"], ["ingest", "demo"], ["ingest", "bookcrossing"], ["export"],
+    ["export", "tallrec"], ["users"], ["user"], ["user", "show"], ["partition"], ["shards"],
+    ["train"], ["score"], ["compare"], ["tune"], ["forget"], ["apply"], ["verify"],
+    ["requests"], ["requests", "cancel"], ["audit"], ["audit", "head"], ["audit", "verify"],
+    ["tui"],
+]
+
+
+@pytest.mark.parametrize("command", EVERY_COMMAND, ids=lambda c: " ".join(c) or "root")
+def test_help_shows_real_metavars_not_type_placeholders(command):
     result = cli(*command, "--help")
     assert result.exit_code == 0, result.output
-    assert "bool>" not in result.stdout and "list[" not in result.stdout
+    for placeholder in ("bool>", "list[", "<str>", "<int", "<float>", "<path>", "{"):
+        assert placeholder not in result.stdout, (placeholder, result.stdout)
 
 
-def test_repeatable_options_show_their_element_type():
-    result = cli("forget", "--help")
-    assert re.search(r"--user\s+<str>", result.stdout), result.stdout
+def test_metavars_name_the_value_and_list_the_choices():
+    score = cli("score", "--help").stdout
+    assert re.search(r"--split\s+\[train\|valid\|test\]", score), score
+    assert re.search(r"--level\s+\[D\|ND\]", score) and re.search(r"--user\s+USER", score)
+    assert re.search(r"--limit\s+N ", score)
+    forget = cli("forget", "--help").stdout
+    assert re.search(r"--user\s+USER\s+User id \(repeatable\)", forget), forget
+    assert re.search(r"--ray-address\s+HOST:PORT", forget) and re.search(r"--model\s+DIR", forget)
+    ingest = cli("ingest", "movielens", "--help").stdout
+    assert re.search(r"Usage: \S+ ingest movielens \[OPTIONS\] PATH\s", ingest), ingest
+    assert re.search(r"user show \[OPTIONS\] ID\s", cli("user", "show", "--help").stdout)
+
+
+def test_a_split_outside_the_choices_is_one_line_and_exit_2(demo_store):
+    result = cli("score", "--split", "holdout", "--store", demo_store)
+    assert result.exit_code == 2
+    assert "holdout" in result.output and "train" in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+
+
+def test_command_summaries_are_not_broken_mid_sentence():
+    listing = cli("--help").stdout
+    assert "partition or a baseline)." in " ".join(listing.split())
+    assert not re.search(r"partition or a\s*│\n", listing)
 
 
 # -- tables ----------------------------------------------------------------------------------
@@ -237,3 +267,15 @@ def test_plural_and_auc_wording():
         "AUC 0.5000 over only 2 test samples (fewer than 10: not a reliable estimate)")
     assert auc_summary(None, 1, 1, "valid") == (
         "no AUC: 1 valid sample, all labelled Yes (AUC needs both labels)")
+
+
+def test_forgetting_several_users_is_confirmed_by_typing_their_count(demo_store):
+    """The TUI's marked users and `forget --user A --user B` share the plan and the phrase."""
+    before = store_bytes(demo_store)
+    args = ["forget", "--user", "u001", "--user", "u002", "--store", str(demo_store)]
+    result = runner.invoke(app, args, input="u001\n")
+    assert result.exit_code == 2, result.output
+    assert "type '2 users' to confirm" in result.output
+    assert "typed 'u001', not '2 users': nothing was changed" in result.output
+    assert "Forget user u001, user u002: 16 samples" in result.output
+    assert store_bytes(demo_store) == before

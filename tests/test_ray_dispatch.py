@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -170,6 +171,28 @@ def test_bad_ray_flags_exit_2_with_one_line(tmp_path):
         assert len(result.output.strip().splitlines()) == 1, result.output
     with pytest.raises(UsageError):
         DispatchOptions(workers=1, cpus_per_job=-1).check()
+
+
+def test_an_address_that_answers_but_is_not_ray_is_refused_in_one_line(tmp_path):
+    pytest.importorskip("ray")
+    with socket.socket() as listener:  # answers TCP, speaks no Ray
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        address = f"127.0.0.1:{listener.getsockname()[1]}"
+        result = CliRunner().invoke(app, ["apply", "--ray-address", address,
+                                          "--store", str(tmp_path / "none")])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines() == [result.output.strip()]
+    assert f"{address} answers but is not a Ray cluster" in result.output \
+        or "no Ray cluster could be joined" in result.output
+    assert not (tmp_path / "none").exists()
+
+
+def test_a_running_cluster_address_is_accepted(ray_instance):
+    import ray
+
+    address = ray.get_runtime_context().gcs_address
+    assert DispatchOptions(address=address).check().address == address
 
 
 def test_sequential_commands_never_import_ray(tmp_path):

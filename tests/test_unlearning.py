@@ -94,6 +94,10 @@ def test_forget_user_removes_every_trace_and_retrains_only_affected_shards(
     assert receipt["removed"] == the_plan["samples"]
     assert {c["shard"] for c in receipt["adapters"]} == affected
     assert receipt["baseline_retired"]  # the all-data baseline held the user's data
+    # the cost of retraining every shard instead, for the TUI's forget-cost chart
+    assert receipt["full_retrain_estimate_s"] == pytest.approx(sum(
+        row["wall_time_s"] + row["valid_wall_s"]
+        for row in records.live_adapters(store.snapshot())), abs=0.01)
     # the validation cache dropped the user's validation columns
     live = load_live_set(store)
     assert live.valid_errors.shape[1] == len(samples_to_score(store, split="valid"))

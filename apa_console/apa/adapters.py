@@ -36,7 +36,7 @@ from apa_console.progress import (
     ignore_progress,
 )
 from apa_console.samples import Sample
-from apa_console.store import audit, records
+from apa_console.store import audit, records, throughput
 from apa_console.store.document import Store, get_meta, now_iso, update_meta
 from apa_console.store.records import BASELINE
 
@@ -283,6 +283,8 @@ def train_all(
                             version=records.next_adapter_version(store.snapshot(), kind, shard))
                 for kind, shard, ids in jobs]
         progress_overall(progress, 0, len(todo), started)
+        # Ray workers' speed (other processes, maybe other machines) is not this machine's
+        measured_here = not (dispatch and dispatch.distributed)
         with open_dispatcher(backbone, dispatch) as dispatcher:
             # each adapter is committed as it arrives: a later failure or cancel keeps it
             for result in dispatcher.run(todo, progress=progress, cancel=cancel):
@@ -291,6 +293,8 @@ def train_all(
                     records.commit_adapters(db, [row])
                     audit.append(db, "train.adapter",
                                  adapter_entry(row, audit.pseudonyms(db)))
+                    if measured_here:
+                        throughput.record_adapter(db, row, len(valid))
                 store.collect_garbage()
                 trained.append(row)
                 progress_overall(progress, len(trained), len(todo), started)
@@ -300,5 +304,4 @@ def train_all(
 def progress_overall(progress: ProgressCallback, done: int, total: int, started: float) -> None:
     elapsed = time.monotonic() - started
     eta = elapsed / done * (total - done) if done else None
-    progress(ProgressEvent(task="overall", step=done, total=total, eta_s=eta,
-                           message=f"{done}/{total} adapters"))
+    progress(ProgressEvent(task="overall", step=done, total=total, eta_s=eta, unit="adapter"))

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from apa_console.apa import score_history
 from apa_console.apa.adapters import ids_hash, load_adapter, score_with_adapter
 from apa_console.apa.embeddings import cached_embeddings, embeddings_for, split_samples
 from apa_console.apa.metrics import auc
@@ -45,6 +46,7 @@ class ScoreReport:
     level: str | None = None
     tau: float | None = None
     neighbours: int | None = None
+    recorded: bool = False  # added to the served recommender's score history
 
     @property
     def auc(self) -> float | None:
@@ -67,6 +69,7 @@ class ScoreReport:
             "tau": self.tau, "neighbours": self.neighbours, "auc": self.auc,
             "samples": len(self.sample_ids), "wall_s": self.wall_s,
             "samples_per_s": self.samples_per_s, "adapters": self.adapter_ids, "rows": rows,
+            "recorded": self.recorded,
         }
 
 
@@ -177,12 +180,16 @@ def score_apa(
     level: str = "D", tau: float | None = None, neighbours: int | None = None,
     use_cache: bool = True, live: LiveSet | None = None, batch_size: int = SCORE_BATCH_SIZE,
     progress: ProgressCallback = ignore_progress, cancel: CancelToken = NEVER_CANCELLED,
+    record_as: str | None = None,
 ) -> ScoreReport:
     """APA inference: per-sample weights, then one forward pass per batch with each row's own
     adapter mixture. `use_cache=False` recomputes the samples' embeddings (the paper's
-    "without precomputation" timing)."""
+    "without precomputation" timing). `record_as="test"` adds the AUC to the served
+    recommender's history as a score of the whole test split (`score_history`), when this
+    is the served recommender: adaptive weights, level D, the store's τ and n."""
     samples = list(samples)
     check_aggregation(tau, neighbours)
+    served = strategy == "adaptive" and level == "D" and tau is None and neighbours is None
     default_tau, default_n = aggregation_defaults(store)
     tau = default_tau if tau is None else tau
     neighbours = default_n if neighbours is None else neighbours
@@ -201,13 +208,16 @@ def score_apa(
         p_yes = backbone.score(backbone.prompts_for(samples), before_batch=weights_for,
                                batch_size=batch_size, progress=progress, cancel=cancel,
                                task=f"APA({level})")
-    return ScoreReport(
+    report = ScoreReport(
         method=f"APA({level})", sample_ids=[s.id for s in samples],
         user_ids=[s.user_id for s in samples],
         labels=np.array([s.label for s in samples]), p_yes=p_yes,
         wall_s=time.perf_counter() - started, adapter_ids=live.ids, weights=weights,
         strategy=strategy, level=level, tau=tau, neighbours=neighbours,
     )
+    if record_as is not None and served:
+        report.recorded = score_history.record_score(store, report, record_as)
+    return report
 
 
 def score_each_adapter(
@@ -278,7 +288,7 @@ def compare(
         score_baseline(store, backbone, samples, progress=progress, cancel=cancel),
         score_sisa(store, backbone, samples, live=live, per_adapter=per_adapter),
         score_apa(store, backbone, samples, strategy=strategy, level="D", live=live,
-                  progress=progress, cancel=cancel),
+                  progress=progress, cancel=cancel, record_as=split),
         score_apa(store, backbone, samples, strategy=strategy, level="ND", live=live,
                   progress=progress, cancel=cancel),
     ]

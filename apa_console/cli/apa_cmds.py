@@ -23,6 +23,7 @@ from apa_console.cli.common import (
 )
 from apa_console.cli.progress_view import live_progress
 from apa_console.engine.choices import ComputeDtype, MixtureLevel
+from apa_console.samples import Split
 from apa_console.units import auc_summary, plural
 from apa_console.workflows.model import open_backbone
 
@@ -141,8 +142,9 @@ def train(
 def score(
     user: Annotated[str | None, typer.Option("--user", help="Score this user's samples.")]
     = None,
-    split: Annotated[str | None, typer.Option("--split", help="train, valid or test.")]
-    = None,
+    split: Annotated[Split | None, typer.Option(
+        "--split", help="The split to score (default test; with --user, that user's samples "
+        "of it).", show_default=False)] = None,
     strategy: Annotated[Strategy, typer.Option(help="How adapters are weighted per sample.")]
     = Strategy.ADAPTIVE,
     level: Annotated[MixtureLevel, typer.Option(help="D (decomposition) or ND.")]
@@ -163,19 +165,21 @@ def score(
 
     target = open_store(store)
     check_aggregation(tau, neighbours)
-    samples = serving.samples_to_score(target, split=split, user=user)
+    samples = serving.samples_to_score(target, split=split and split.value, user=user)
     serving.check_servable(target)
     backbone = open_backbone(target, model, device)
     with live_progress(quiet=json) as (bars, cancel):
         report = serving.score_apa(target, backbone, samples, strategy=strategy.value,
                                    level=level.value,
                                    tau=tau, neighbours=neighbours, progress=bars,
-                                   cancel=cancel)
+                                   cancel=cancel,
+                                   # a whole split's AUC joins the history the TUI charts
+                                   record_as=None if user is not None else (split or "test"))
     if json:
         output.emit_json(report.to_dict())
         return
     rows = report.to_dict()["rows"]
-    scored = split or "test"
+    scored = split.value if split else "test"
     whose = f"user {user}'s " if user is not None else ""
     # one weight column per adapter, headed by its id (shard-K-vN), in the mixture's order
     output.table(
@@ -198,7 +202,7 @@ def score(
 
 @app.command()
 def compare(
-    split: Annotated[str, typer.Option(help="Split to evaluate.")] = "test",
+    split: Annotated[Split, typer.Option(help="Split to evaluate.")] = Split.TEST,
     strategy: Annotated[Strategy, typer.Option(help="APA weight strategy.")]
     = Strategy.ADAPTIVE,
     store: StoreOption = None,
@@ -213,7 +217,7 @@ def compare(
     serving.check_servable(target)
     backbone = open_backbone(target, model, device)
     with live_progress(quiet=json) as (bars, cancel):
-        result = serving.compare(target, backbone, split=split, strategy=strategy.value,
+        result = serving.compare(target, backbone, split=split.value, strategy=strategy.value,
                                  progress=bars, cancel=cancel)
     if json:
         output.emit_json(result)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
 import os
+import re
 import traceback
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, get_args
 
 import typer
 from typer.core import TyperGroup
@@ -35,6 +37,7 @@ ModelOption = Annotated[
         "--model",
         help="Local Hugging Face model directory (default: the model the store was built with, "
         "else SmolLM2-135M-Instruct).",
+        metavar="DIR",
         show_default=False,
     ),
 ]
@@ -56,7 +59,8 @@ WorkersOption = Annotated[
 ]
 RayAddressOption = Annotated[
     str | None,
-    typer.Option("--ray-address", show_default=False, rich_help_panel="Ray",
+    typer.Option("--ray-address", metavar="HOST:PORT", show_default=False,
+                 rich_help_panel="Ray",
                  help="Run shard jobs on the Ray cluster at HOST:PORT (or auto)."),
 ]
 GpusPerJobOption = Annotated[
@@ -99,19 +103,61 @@ def _usage_exit(exc: ClickException) -> typer.Exit:
     return typer.Exit(exc.exit_code)
 
 
+MAX_TIGHT_CHOICES = 18
+
+
+def _metavar(param) -> str | None:
+    """What an option's value is called in help: nothing for an on/off flag (Typer writes
+    `<bool>`, which reads as if it took a value), `[a|b|c]` for a choice, N for a count,
+    PATH for a path, else the option's own name (`--user USER`)."""
+    if param.is_flag or param.count:
+        return ""
+    described = param.type_descriptor
+    if described.choices:
+        names = [str(getattr(choice, "value", choice)) for choice in described.choices]
+        # a long list gets spaces to wrap at: help's narrow type column would split a word
+        return "[" + ("|" if len("|".join(names)) <= MAX_TIGHT_CHOICES else " | ").join(
+            names) + "]"
+    annotation = described.annotation
+    if described.is_list:
+        annotation = get_args(annotation)[0] if get_args(annotation) else str
+    if annotation is int:
+        return "N"
+    if annotation is float:
+        return "NUMBER"
+    if described.is_path or annotation is Path:
+        return "PATH"
+    longest = max(param.opts, key=len)
+    return longest.lstrip("-").upper().replace("-", "_")
+
+
+def _tidy_argument(param) -> None:
+    """An argument by its name in capitals (`PATH`, `[PATH]` when optional) on the usage line,
+    where Typer writes `{path}`; its type column stays empty, the name says it."""
+    if param.metavar is None:
+        param.metavar = param.name.upper()
+    usage = param.metavar if param.required else f"[{param.metavar}]"
+    usage += "..." if param.nargs != 1 else ""
+    param.get_usage_pieces = lambda ctx: [usage]
+    param.display_type_rich = lambda ctx: None
+
+
 def _tidy_metavars(params: list) -> None:
-    """Typer labels an on/off flag `<bool>` (which reads as if it took a value the parser
-    would then reject) and a repeatable option `<list[str]>`: show nothing for a flag and
-    the element type for a repeatable option."""
     for param in params:
-        if getattr(param, "param_type_name", "") != "option" or param.metavar is not None:
-            continue
-        if param.is_flag or param.count:
-            param.metavar = ""
-        elif param.multiple:
-            label = param.display_type_rich(None) or ""
-            if label.startswith("<list[") and label.endswith("]>"):
-                param.metavar = f"<{label[len('<list['):-len(']>')]}>"
+        kind = getattr(param, "param_type_name", "")
+        if kind == "option" and param.metavar is None:
+            param.metavar = _metavar(param)
+        elif kind == "argument" and not getattr(param, "_tidied", False):
+            _tidy_argument(param)
+            param._tidied = True
+
+
+def _one_paragraph_per_line(text: str | None) -> str | None:
+    """A docstring's wrapped lines joined, paragraphs kept: the help formatter re-wraps them,
+    and a kept line break would end a line mid-sentence."""
+    if not text:
+        return text
+    return re.sub(r"(?<!\n)\n(?!\n)", " ", inspect.cleandoc(text))
 
 
 class ApaGroup(TyperGroup):
@@ -124,8 +170,10 @@ class ApaGroup(TyperGroup):
 
     def get_command(self, ctx, cmd_name):
         command = super().get_command(ctx, cmd_name)
-        if command is not None and not isinstance(command, ApaGroup):
-            _tidy_metavars(command.get_params(ctx))  # a group tidies its own
+        if command is not None:
+            command.help = _one_paragraph_per_line(command.help)
+            if not isinstance(command, ApaGroup):
+                _tidy_metavars(command.get_params(ctx))  # a group tidies its own
         return command
 
     def make_context(self, info_name, args, parent=None, **extra):

@@ -53,7 +53,7 @@ def _print_receipt(receipt: dict) -> None:
 
 
 def _confirm(targets: Targets) -> None:
-    expected = (targets.users or targets.samples or targets.items)[0]
+    expected = describe.confirmation_phrase(targets)
     if not sys.stdin.isatty() and sys.stdin.closed:
         raise UsageError("confirmation needed: pass --yes (no terminal to ask on)")
     try:
@@ -269,8 +269,9 @@ def audit_head(store: StoreOption = None, json: JsonOption = False) -> None:
 def audit_verify(
     expect_head: Annotated[
         str | None,
-        typer.Option("--expect-head", help="A head recorded earlier (from a receipt or "
-                     "`audit head`): fail unless the chain still holds it."),
+        typer.Option("--expect-head", metavar="HEAD",
+                     help="A head recorded earlier (from a receipt or `audit head`): fail "
+                     "unless the chain still holds it."),
     ] = None,
     store: StoreOption = None,
     json: JsonOption = False,

@@ -26,7 +26,7 @@ app.add_typer(user_app, name="user")
 @app.command()
 def users(
     match: Annotated[
-        str | None, typer.Option("--match", help="Only ids containing this text.")
+        str | None, typer.Option("--match", metavar="TEXT", help="Only ids containing this text.")
     ] = None,
     min_samples: Annotated[
         int, typer.Option("--min-samples", min=0, help="Only users with at least N samples.")

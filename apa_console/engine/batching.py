@@ -51,4 +51,4 @@ def rate_event(task: str, done: int, total: int, started: float) -> ProgressEven
     elapsed = max(time.perf_counter() - started, 1e-9)
     rate = done / elapsed
     eta = (total - done) / rate if rate > 0 else None
-    return ProgressEvent(task, done, total, samples_per_s=rate, eta_s=eta)
+    return ProgressEvent(task, done, total, samples_per_s=rate, eta_s=eta, unit="sample")

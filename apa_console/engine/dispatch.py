@@ -15,9 +15,12 @@ commits the results itself, so it stays the single writer.
 from __future__ import annotations
 
 import math
+import os
 import re
 import shutil
 import socket
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
@@ -27,7 +30,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from apa_console.errors import UsageError
-from apa_console.progress import NEVER_CANCELLED, CancelToken, ProgressCallback, ignore_progress
+from apa_console.progress import (
+    NEVER_CANCELLED,
+    CancelToken,
+    ProgressCallback,
+    ProgressEvent,
+    ignore_progress,
+)
 
 if TYPE_CHECKING:  # numpy and torch load with the jobs, not with the CLI's options
     import numpy as np
@@ -36,6 +45,10 @@ if TYPE_CHECKING:  # numpy and torch load with the jobs, not with the CLI's opti
 
 RAY_EXTRA = "pip install 'apa-console[ray]'"
 CONNECT_TIMEOUT_S = 5.0
+JOIN_TIMEOUT_S = 60.0
+# Ray ends the process that cannot reach a cluster's GCS, so joining is tried in a child first.
+_JOIN_PROBE = ("import sys, ray; ray.init(address=sys.argv[1], include_dashboard=False, "
+               "log_to_driver=False, configure_logging=False); ray.shutdown()")
 _ADDRESS = re.compile(r"^(auto|(ray://)?[A-Za-z0-9_.\-\[\]:]+:\d{1,5})$")
 
 
@@ -74,6 +87,7 @@ class DispatchOptions:
                              "(HOST:PORT, ray://HOST:PORT or auto)")
         if self.address is not None:
             _reachable(self.address)
+            _joinable(self.address)
         return self
 
 
@@ -88,6 +102,36 @@ def _reachable(address: str) -> None:
     except (OSError, ValueError) as exc:
         raise UsageError(f"no Ray cluster answers at {address} ({' '.join(str(exc).split())}); "
                          "start one with `ray start --head`, or check the address") from None
+
+
+def _joinable(address: str) -> None:
+    """Refuse (exit 2) an address where something answers but no Ray cluster can be joined:
+    Ray itself would retry for a minute and then end this process."""
+    env = {**os.environ, "RAY_gcs_rpc_server_reconnect_timeout_s": "10"}
+    try:
+        joined = subprocess.run([sys.executable, "-c", _JOIN_PROBE, address], env=env,
+                                capture_output=True, text=True, timeout=JOIN_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise UsageError(f"no Ray cluster could be joined at {address} within "
+                         f"{JOIN_TIMEOUT_S:.0f} s; check the address (the head's GCS port, "
+                         "6379 unless `ray start --port` chose another)") from None
+    if joined.returncode == 0:
+        return
+    if "No module named 'ray'" in joined.stderr:
+        raise UsageError(f"--workers and --ray-address need Ray: {RAY_EXTRA}")
+    # Ray's last complaint, without its log prefix: "Failed to connect to GCS within 10 s…"
+    reasons = [_ray_log_message(line) for line in joined.stderr.splitlines()
+               if "Error" in line or "Failed to" in line]
+    reason = " ".join(reasons[-1].split())[:160] if reasons else "Ray could not join it"
+    raise UsageError(f"{address} answers but is not a Ray cluster this machine can join "
+                     f"({reason})")
+
+
+def _ray_log_message(line: str) -> str:
+    """"[time W pid tid] file.cc:12: Failed to connect. More…" → "Failed to connect"."""
+    if line.startswith("["):
+        line = line.partition("] ")[2].partition(": ")[2] or line
+    return line.split(". ")[0]
 
 
 @dataclass(frozen=True)
@@ -135,6 +179,12 @@ def run_job(backbone, job: ShardJob, out_dir: Path, *,
     from apa_console.engine.mixture import absolute_errors
     from apa_console.engine.training import TrainSettings, train_adapter
 
+    # both stages announced now, so a front-end shows the whole job from the start
+    progress(ProgressEvent(f"{job.name} ({job.purpose})", 0, 0, unit="step",
+                           message="preparing"))
+    if job.validate:
+        progress(ProgressEvent(f"{job.name} (validation)", 0, len(job.valid_prompts),
+                               unit="sample", message="after training"))
     result = train_adapter(
         backbone, job.prompts, job.labels, job.sample_ids,
         TrainSettings.from_dict(job.settings), out_dir, progress=progress, cancel=cancel,

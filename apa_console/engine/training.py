@@ -404,6 +404,7 @@ def train_adapter(
                             loss=loss_curve[-1],
                             samples_per_s=seen / elapsed,
                             eta_s=(total_steps - step) * elapsed / step,
+                            unit="step",
                         )
                     )
             cancel.raise_if_cancelled()

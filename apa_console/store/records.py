@@ -291,3 +291,26 @@ def audit_entries(db: TinyDB) -> list[dict[str, Any]]:
 
 def insert_audit_entry(db: TinyDB, entry: dict[str, Any]) -> None:
     db.table("audit").insert(entry)
+
+
+# -- the served recommender's score history ---------------------------------------------------
+
+# Enough points for years of forgets; the cap keeps apa.json (rewritten on every commit) small.
+SCORE_HISTORY_LIMIT = 500
+
+
+def score_history(db: TinyDB) -> list[dict[str, Any]]:
+    """Every recorded whole-split score of the served recommender, oldest first."""
+    meta = db.table("meta").get(doc_id=1) or {}
+    return list(meta.get("score_history") or [])
+
+
+def append_score_point(db: TinyDB, point: dict[str, Any]) -> None:
+    history = score_history(db) + [point]
+    db.table("meta").update({"score_history": history[-SCORE_HISTORY_LIMIT:]}, doc_ids=[1])
+
+
+def last_done_request(db: TinyDB) -> dict[str, Any] | None:
+    """The forget request that finished last (the one a score now runs after)."""
+    done = [row for row in request_rows(db) if row.get("status") == DONE]
+    return max(done, key=lambda row: (row.get("finished") or "", row["id"]), default=None)

@@ -79,6 +79,15 @@ def _history(value: Any) -> bool:
     )
 
 
+def _throughput(value: Any) -> bool:
+    """meta's `throughput` (store/throughput.py): per machine key, lists of positive rates."""
+    return isinstance(value, dict) and all(
+        isinstance(entry, dict) and all(
+            _list_of(lambda x: _number(x) and 0 < x < float("inf"))(entry.get(name, []))
+            for name in ("train", "score"))
+        for entry in value.values())
+
+
 def _split_counts(value: Any) -> bool:
     return isinstance(value, dict) and all(
         split in SPLITS and _count(n) for split, n in value.items()
@@ -94,6 +103,19 @@ def _embeddings(value: Any) -> bool:
              else _str(entry.get("ids_file")) and _count(entry.get("rows")))
         for split, entry in value.items()
     )
+
+
+def _score_point(value: Any) -> bool:
+    """One point of the served recommender's AUC history (apa/score_history.py)."""
+    return isinstance(value, dict) and _str(value.get("time")) and value.get("split") in SPLITS \
+        and _count(value.get("samples")) and _optional(_number)(value.get("auc")) \
+        and _optional(_str)(value.get("after_request"))
+
+
+def _receipt(value: Any) -> bool:
+    """The receipt fields charts read; a receipt from before the estimate lacks it."""
+    return isinstance(value, dict) and _number(value.get("wall_s", 0)) \
+        and _optional(_number)(value.get("full_retrain_estimate_s"))
 
 
 # field → check; a field marked optional may be absent, any other must be present.
@@ -161,7 +183,7 @@ REQUEST: Fields = {
     "removed": (OPTIONAL, _optional(_split_counts)),
     "adapters_before": (OPTIONAL, _list_of(lambda ref: _dict(ref) and _count(ref.get("shard"))
                                            and _str(ref.get("id")))),
-    "receipt": (OPTIONAL, _optional(_dict)),
+    "receipt": (OPTIONAL, _optional(_receipt)),
 }
 AUDIT: Fields = {
     "seq": (REQUIRED, _int),
@@ -186,6 +208,8 @@ META: Fields = {
     "train_settings": (OPTIONAL, _optional(_dict)),
     "aggregation": (OPTIONAL, _optional(lambda a: _dict(a) and _number(a.get("tau"))
                                         and _count(a.get("neighbours")))),
+    "score_history": (OPTIONAL, _list_of(_score_point)),
+    "throughput": (OPTIONAL, _throughput),  # absent in stores made before it was measured
 }
 TABLE_FIELDS: dict[str, Fields] = {
     "samples": SAMPLE, "users": USER, "shards": SHARD, "adapters": ADAPTER,

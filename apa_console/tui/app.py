@@ -1,4 +1,4 @@
-"""The console app: four sections (Overview, Users, Shards, Requests & audit) as modes,
+"""The console app: five sections (Overview, Users, Shards, Requests & audit, Charts) as modes,
 screens pushed on top of them (a user, a score, a forget), one background job at a time,
 and a refresh whenever another process commits to the store."""
 
@@ -17,7 +17,8 @@ from apa_console.tui import operations
 from apa_console.tui.commands import RequestCommands, UserCommands
 from apa_console.tui.jobs import new_tracker, run_tracked
 from apa_console.tui.model_host import ModelHost
-from apa_console.tui.screens.forget import ForgetScreen
+from apa_console.tui.screens.charts import CHARTS, ChartsScreen
+from apa_console.tui.screens.forget import ForgetScreen, forget_title
 from apa_console.tui.screens.help import HelpScreen
 from apa_console.tui.screens.job import JobScreen
 from apa_console.tui.screens.modals import ConfirmModal, ErrorModal
@@ -30,6 +31,7 @@ from apa_console.tui.screens.user_detail import UserScreen
 from apa_console.tui.screens.users import UsersScreen
 from apa_console.tui.tracker import CANCELLED, DONE, ProgressTracker
 from apa_console.tui.widgets.nav_bar import SECTIONS
+from apa_console.unlearning import describe
 from apa_console.unlearning import requests as requests_core
 
 STORE_POLL_S = 1.0
@@ -43,6 +45,7 @@ class ApaConsoleApp(App[None]):
         "users": UsersScreen,
         "shards": ShardsScreen,
         "requests": RequestsScreen,
+        "charts": ChartsScreen,
     }
     DEFAULT_MODE = "overview"
     COMMANDS = App.COMMANDS | {UserCommands, RequestCommands}
@@ -130,6 +133,16 @@ class ApaConsoleApp(App[None]):
             f"Withdraw {request_id}? It has removed nothing yet; the data stays in the store.",
             title="Withdraw a queued request"), confirmed)
 
+    def show_chart(self, chart: str, shard: int | None = None) -> None:
+        """Charts (5) on one chart; the loss chart can open on a shard (l on Shards)."""
+
+        def on_charts() -> None:
+            if isinstance(self.screen, ChartsScreen):
+                self.screen.show_chart(chart, shard)
+
+        self.switch_mode("charts")
+        self.call_after_refresh(on_charts)
+
     def score(self, user: str | None = None) -> None:
         self.push_screen(ScoreScreen(user))
 
@@ -148,14 +161,22 @@ class ApaConsoleApp(App[None]):
     def job_running(self) -> bool:
         return self.job is not None and self.job.running
 
-    def forget(self, user_id: str) -> None:
-        if not self.readonly:
-            self.push_screen(ForgetScreen(user_id))
+    def forget(self, *user_ids: str) -> None:
+        """Show the plan for forgetting these users together (one request)."""
+        if not self.readonly and user_ids:
+            self.push_screen(ForgetScreen(list(user_ids)))
 
-    def start_forget(self, user_id: str, queued: set[str]) -> ProgressTracker | None:
-        """Forget `user_id` and the open requests `queued` the operator saw in the plan."""
-        return self._start_job(f"forget user {user_id}",
-                               operations.forget_user(self.store, self.models, user_id, queued))
+    def start_forget(self, user_ids: list[str], queued: set[str],
+                     plan: dict | None = None) -> ProgressTracker | None:
+        """Forget `user_ids` and the open requests `queued` the operator saw in `plan`
+        (whose estimate the progress shows)."""
+        tracker = self._start_job(forget_title(user_ids),
+                                  operations.forget_users(self.store, self.models, user_ids,
+                                                          queued))
+        if tracker is not None and plan is not None:
+            tracker.estimate_s = plan.get("estimate_s")
+            tracker.estimate_basis = describe.estimate_basis(plan)
+        return tracker
 
     def apply_pending(self) -> None:
         if self.readonly:
@@ -242,6 +263,9 @@ class ApaConsoleApp(App[None]):
         for mode, key, label in SECTIONS:
             yield SystemCommand(label, f"go to {label} ({key})",
                                 lambda mode=mode: self.switch_mode(mode))
+        for chart, label, shows in CHARTS:
+            yield SystemCommand(f"Chart: {label}", shows,
+                                lambda chart=chart: self.show_chart(chart))
         yield SystemCommand("Score the test split", "APA P(Yes), weights and AUC on test",
                             self.action_score_test)
         if not self.readonly:

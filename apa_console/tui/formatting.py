@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from rich.text import Text
 
 EIGHTHS = " ▏▎▍▌▋▊▉"
@@ -26,3 +28,13 @@ def level(fraction: float) -> str:
 
 def yes_no(label: int) -> Text:
     return Text("Yes", style="green") if label == 1 else Text("No", style="red")
+
+
+_SHARD_ADAPTER = re.compile(r"^shard-(\d+)-v\d+$")
+
+
+def weight_column(adapter_id: str) -> str:
+    """The score table's header for one adapter's weight: "w0" for shard 0's adapter
+    (shard-0-v2), so each weight names its shard; any other adapter keeps its id."""
+    match = _SHARD_ADAPTER.match(adapter_id)
+    return f"w{match.group(1)}" if match else adapter_id

@@ -11,11 +11,9 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from apa_console.progress import CancelToken, ProgressCallback, ProgressEvent
+from apa_console.progress import MODEL_TASK, CancelToken, ProgressCallback, ProgressEvent
 from apa_console.store.document import Store
 from apa_console.workflows.model import open_backbone
-
-MODEL_TASK = "model"
 
 
 class ModelHost:
@@ -30,9 +28,10 @@ class ModelHost:
     def _load(self, progress: ProgressCallback):
         with self._load_lock:
             if self._backbone is None:
-                progress(ProgressEvent(MODEL_TASK, 0, 1, message="loading the model"))
+                progress(ProgressEvent(MODEL_TASK, 0, 1, message="loading the model…"))
                 self._backbone = open_backbone(self.store, self.model, self.device)
-            progress(ProgressEvent(MODEL_TASK, 1, 1, message=self._backbone.info.get("name", "")))
+            progress(ProgressEvent(MODEL_TASK, 1, 1,
+                                   message=f"{self._backbone.info.get('name', '')} loaded"))
             return self._backbone
 
     @contextmanager
@@ -43,7 +42,7 @@ class ModelHost:
             cancel.raise_if_cancelled()
             if not waiting_said:
                 progress(ProgressEvent(MODEL_TASK, 0, 1,
-                                       message="waiting for the running job to free the model"))
+                                       message="waiting for the running job to free the model…"))
                 waiting_said = True
         try:
             cancel.raise_if_cancelled()

@@ -17,28 +17,32 @@ from apa_console.unlearning.targets import Targets
 from apa_console.workflows import forget as forgetting
 
 Work = Callable[[ProgressTracker], Any]
+SCORED_SPLIT = "test"  # the console scores held-out samples, as `apa-console score` does
 
 
-def score(store: Store, models: ModelHost, user: str | None) -> Work:
-    """APA scores for a user's test samples, or for the whole test split."""
+def score(store: Store, models: ModelHost, user: str | None, record: bool = True) -> Work:
+    """APA scores for a user's test samples, or for the whole test split (which, with
+    `record`, adds a point to the served recommender's AUC history)."""
 
     def work(tracker: ProgressTracker) -> dict[str, Any]:
-        samples = serving.samples_to_score(store, split=None if user else "test", user=user)
+        samples = serving.samples_to_score(store, split=SCORED_SPLIT, user=user)
         with models.use(tracker, tracker.cancel) as backbone:
             report = serving.score_apa(store, backbone, samples, progress=tracker,
-                                       cancel=tracker.cancel)
-        return report.to_dict()
+                                       cancel=tracker.cancel,
+                                       record_as=SCORED_SPLIT if record and user is None
+                                       else None)
+        return {**report.to_dict(), "split": SCORED_SPLIT, "user": user}
 
     return work
 
 
-def forget_user(store: Store, models: ModelHost, user: str, queued: set[str]) -> Work:
-    """Forget `user` and the open requests `queued` (the plan the operator confirmed on
-    screen), through the same workflow as `apa-console forget`."""
+def forget_users(store: Store, models: ModelHost, users: list[str], queued: set[str]) -> Work:
+    """Forget `users` in one request, and the open requests `queued` (the plan the operator
+    confirmed on screen), through the same workflow as `apa-console forget --user …`."""
 
     def work(tracker: ProgressTracker) -> dict[str, Any]:
         return forgetting.forget(
-            store, Targets(users=[user]), lambda: models.use(tracker, tracker.cancel),
+            store, Targets(users=list(users)), lambda: models.use(tracker, tracker.cancel),
             confirm=lambda plan: forgetting.same_queue(plan, queued),
             progress=tracker, cancel=tracker.cancel,
         ).to_dict()

@@ -38,6 +38,8 @@ class TrackerView:
     elapsed_s: float
     error: str | None
     result: Any
+    estimate_s: float | None = None
+    estimate_basis: str = ""
 
     @property
     def running(self) -> bool:
@@ -71,6 +73,10 @@ class ProgressTracker:
     finish_announced: bool = False
     # The forget request a job recorded, so a cancel can say which one stays pending.
     request_id: str | None = None
+    # What the plan estimated before the job started, and from what ("throughput
+    # measured here"), shown beside the elapsed time.
+    estimate_s: float | None = None
+    estimate_basis: str = ""
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -111,7 +117,7 @@ class ProgressTracker:
             tasks = [self._task_view(clock, now) for clock in self._tasks.values()]
             end = self._ended or now
             return TrackerView(self.title, self.state, tasks, end - self._started,
-                               self.error, self.result)
+                               self.error, self.result, self.estimate_s, self.estimate_basis)
 
     @staticmethod
     def _task_view(clock: _TaskClock, now: float) -> TaskView:

@@ -16,6 +16,17 @@ def subject_label(plan: dict[str, Any]) -> str:
     return Targets.from_dict(plan["targets"]).label()
 
 
+def confirmation_phrase(targets: Targets) -> str:
+    """What an operator types to confirm a forget: the id of a single subject, or the count
+    ("3 users") when several go at once, so the number is read before it is typed."""
+    subjects = targets.users + targets.samples + targets.items
+    if len(subjects) == 1:
+        return subjects[0]
+    if len(targets.users) == len(subjects):
+        return plural(len(subjects), "user")
+    return plural(len(subjects), "subject")
+
+
 def split_summary(counts: dict[str, int]) -> str:
     return (f"train {counts.get('train', 0)}, valid {counts.get('valid', 0)}, "
             f"test {counts.get('test', 0)}")
@@ -35,14 +46,33 @@ def plan_lines(plan: dict[str, Any]) -> list[str]:
             f"of {plural(len(users), 'user')}",
             *queued_lines(plan),
             f"retrain {len(plan['adapters_to_retrain'])} of "
-            f"{plural(plan['total_shards'], 'shard adapter')} · "
-            f"estimated {seconds(plan['estimate_s'])}",
+            f"{plural(plan['total_shards'], 'shard adapter')} · {estimate_text(plan)}",
         ]
     if plan.get("users_are_records"):
         lines.append("note: this dataset was imported without user ids, so each record is "
                      "its own user and --user removes that one record")
     lines += [f"{already} was already forgotten" for already in plan["already_forgotten"]]
     return lines
+
+
+# what an estimate rests on, in words (requests.MEASURED / ADAPTER_TIMES)
+ESTIMATE_BASIS = {
+    "measured": "the speed measured on this machine",
+    "adapter times": "the adapters' training times (nothing measured on this machine yet)",
+}
+
+
+def estimate_basis(plan: dict[str, Any]) -> str:
+    return ESTIMATE_BASIS.get(plan.get("estimate_basis") or "", "")
+
+
+def estimate_text(plan: dict[str, Any]) -> str:
+    """"estimated 1m02s from the speed measured on this machine, plus loading the model"."""
+    if not plan["adapters_to_retrain"]:
+        return "nothing to retrain"
+    basis = estimate_basis(plan)
+    return (f"estimated {seconds(plan['estimate_s'])}" + (f" from {basis}" if basis else "")
+            + ", plus loading the model")
 
 
 def queued_lines(plan: dict[str, Any]) -> list[str]:

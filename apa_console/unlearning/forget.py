@@ -30,9 +30,9 @@ from apa_console.progress import (
     ProgressEvent,
     ignore_progress,
 )
-from apa_console.store import records
+from apa_console.store import records, throughput
 from apa_console.store.document import Store, now_iso
-from apa_console.units import plural
+from apa_console.units import seconds
 from apa_console.unlearning import audit_log
 from apa_console.unlearning.crash_points import crash_point
 from apa_console.unlearning.purge import adapter_ref, purge
@@ -90,7 +90,8 @@ def apply_pending(
             store.collect_garbage()  # the half-built adapter files, never referenced
             raise
         _crash_point("before_swap")
-        receipts = _swap_and_receipt(store, requests, new_rows, retired, started)
+        receipts = _swap_and_receipt(store, requests, new_rows, retired, started,
+                                     measured_here=not (dispatch and dispatch.distributed))
         _crash_point("after_swap")
         store.collect_garbage()
         return receipts
@@ -104,8 +105,7 @@ def _retrain_shards(store, backbone, shards, progress, cancel, dispatch=None):
     valid = split_samples(store, "valid")
     retired, jobs = [], []
     overall_start = time.monotonic()
-    progress(ProgressEvent(task="overall", step=0, total=len(shards),
-                           message=f"{len(shards)} shards"))
+    progress(ProgressEvent(task="overall", step=0, total=len(shards), unit="shard"))
     cancel.raise_if_cancelled()
     for k in shards:
         adapter = live.get(k)
@@ -128,12 +128,13 @@ def _retrain_shards(store, backbone, shards, progress, cancel, dispatch=None):
                                      cancel=cancel):
             new_rows.append(adapter_row(store, result, valid))
             progress(ProgressEvent(task="overall", step=skipped + len(new_rows),
-                                   total=len(shards), message=f"shard {result.job.key['shard']}"))
+                                   total=len(shards), unit="shard",
+                                   message=f"shard {result.job.key['shard']} swapped in next"))
             _crash_point("after_first_retrain")
     new_rows.sort(key=lambda row: row["shard"])  # the order the sequential path gives
     elapsed = time.monotonic() - overall_start
-    progress(ProgressEvent(task="overall", step=len(shards), total=len(shards),
-                           message=f"{plural(len(shards), 'shard')} in {elapsed:.1f}s"))
+    progress(ProgressEvent(task="overall", step=len(shards), total=len(shards), unit="shard",
+                           message=f"retrained in {seconds(elapsed)}"))
     return new_rows, retired
 
 
@@ -151,7 +152,8 @@ def _receipt(db, request: dict, after: dict[int, dict], finished: str, started: 
     adapters = [{"shard": ref["shard"], "before": ref,
                  "after": adapter_ref(after[ref["shard"]]) if ref["shard"] in after else None}
                 for ref in before]
-    settings = [row["settings"] for row in records.live_adapters(db) if row["shard"] in hit]
+    live = records.live_adapters(db)  # after the swap: every shard's current adapter
+    settings = [row["settings"] for row in live if row["shard"] in hit]
     return {
         "request": request["id"],
         "subjects": request["subjects"],
@@ -163,15 +165,24 @@ def _receipt(db, request: dict, after: dict[int, dict], finished: str, started: 
         "started": request.get("started"),
         "finished": finished,
         "wall_s": round(time.monotonic() - started, 3),
+        # what retraining every shard instead would have cost: their recorded training and
+        # validation times (the forget's wall_s covers the same two steps for its shards)
+        "full_retrain_estimate_s": round(sum(
+            row["wall_time_s"] + (row.get("valid_wall_s") or 0.0) for row in live), 3),
     }
 
 
-def _swap_and_receipt(store, requests, new_rows, retired, started) -> list[dict]:
-    """Commit 2: new adapters live, empty shards' adapters retired, receipts written."""
+def _swap_and_receipt(store, requests, new_rows, retired, started,
+                      measured_here: bool = True) -> list[dict]:
+    """Commit 2: new adapters live, empty shards' adapters retired, receipts written, and
+    (unless the shards trained on Ray workers) the speed they trained at recorded."""
     finished = now_iso()
     receipts = []
+    valid_samples = len(records.split_samples(store.snapshot(), "valid"))
     with store.transaction() as db:
         records.commit_adapters(db, new_rows)
+        for row in new_rows if measured_here else []:
+            throughput.record_adapter(db, row, valid_samples)
         for row in retired:
             records.retire_adapter(db, row["id"])
             records.update_shard(db, row["shard"], {"adapter": None, "centre": None})

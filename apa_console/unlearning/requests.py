@@ -6,16 +6,31 @@ from typing import Any
 
 from apa_console.errors import ConflictError, NotFoundError
 from apa_console.samples import SPLITS
-from apa_console.store import records
+from apa_console.store import records, throughput
 from apa_console.store.document import Store, get_meta, now_iso
 from apa_console.unlearning import audit_log
 from apa_console.unlearning.targets import Targets, covered_samples
 
+MEASURED, ADAPTER_TIMES = "measured", "adapter times"  # what a plan's estimate rests on
 
-def _retrain_estimate(adapter: dict | None, new_size: int) -> float:
-    if not adapter or not adapter.get("sample_count"):
-        return 0.0
-    return float(adapter["wall_time_s"]) * new_size / adapter["sample_count"]
+
+def _retrain_estimate(db, adapter: dict | None, new_size: int,
+                      valid_left: int) -> tuple[float, str | None]:
+    """Seconds to retrain `adapter`'s shard on `new_size` samples and score the validation
+    pool with it, and what that rests on: the speed measured on this machine for the
+    adapter's dtype, or else (nothing measured yet) its own training time scaled to the
+    new size, which leaves the validation pass out."""
+    if not adapter:
+        return 0.0, None
+    settings = adapter.get("settings") or {}
+    rates = throughput.measured(db, settings.get("dtype"))
+    if rates:
+        epochs = int(settings.get("epochs") or 1)
+        return (new_size * epochs / rates["train_samples_per_s"]
+                + valid_left / rates["score_samples_per_s"]), MEASURED
+    if not adapter.get("sample_count"):
+        return 0.0, None
+    return float(adapter["wall_time_s"]) * new_size / adapter["sample_count"], ADAPTER_TIMES
 
 
 def plan(store: Store, targets: Targets) -> dict[str, Any]:
@@ -33,18 +48,22 @@ def plan(store: Store, targets: Targets) -> dict[str, Any]:
     live = {row["shard"]: row for row in
             records.withdrawn_adapters(db) + records.live_adapters(db)}
     shard_rows = records.shard_rows(db)
-    shards = []
+    valid_left = len({s.id for s in records.split_samples(db, "valid")} - removed_ids)
+    shards, bases = [], set()
     for row in shard_rows:
         hit = [sid for sid in row["sample_ids"] if sid in removed_ids]
         if not hit and row["shard"] not in pending_retrain:
             continue
         remaining = row["size"] - len(hit)
         adapter = live.get(row["shard"])
+        estimate, basis = (_retrain_estimate(db, adapter, remaining, valid_left)
+                           if remaining else (0.0, None))
+        bases.add(basis)
         shards.append({
             "shard": row["shard"], "removed": len(hit), "remaining": remaining,
             "adapter": adapter["id"] if adapter else None,
             "action": "retire" if remaining == 0 else ("retrain" if adapter else "none"),
-            "estimate_s": 0.0 if remaining == 0 else _retrain_estimate(adapter, remaining),
+            "estimate_s": estimate,
         })
     counts = {split: sum(1 for s in samples if s.split == split) for split in SPLITS}
     dataset = get_meta(db).get("dataset") or {}
@@ -61,6 +80,9 @@ def plan(store: Store, targets: Targets) -> dict[str, Any]:
         "shards": shards,
         "adapters_to_retrain": [s["adapter"] for s in shards if s["action"] == "retrain"],
         "estimate_s": sum(s["estimate_s"] for s in shards),
+        # "measured" only when every shard's estimate is: one fallback makes it approximate
+        "estimate_basis": (ADAPTER_TIMES if ADAPTER_TIMES in bases
+                           else MEASURED if MEASURED in bases else None),
         "total_shards": len(shard_rows),
     }
 

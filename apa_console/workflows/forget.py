@@ -11,6 +11,7 @@ from apa_console.engine.backbone import Backbone
 from apa_console.engine.dispatch import DispatchOptions
 from apa_console.errors import ConflictError
 from apa_console.progress import (
+    MODEL_TASK,
     NEVER_CANCELLED,
     CancelToken,
     ProgressCallback,
@@ -118,7 +119,10 @@ def apply_pending(
     interrupted run left. `dispatch` retrains the shards on Ray workers."""
     if not requests.open_requests(store):
         return ForgetOutcome(None, leftovers_removed=forget_pipeline.remove_leftovers(store))
+    # the model takes a while to load: say so, or the first seconds look like a hang
+    progress(ProgressEvent(MODEL_TASK, 0, 1, message="loading the model…"))
     with model() as backbone:
+        progress(ProgressEvent(MODEL_TASK, 1, 1, message="model loaded"))
         receipts = forget_pipeline.apply_pending(store, backbone, progress=progress,
                                                  cancel=cancel, only=only, dispatch=dispatch)
     return ForgetOutcome(None, receipts=receipts, audit_head=audit_log.current_head(store))

@@ -148,3 +148,55 @@ def build_display_store(path: Path) -> Store:
              "subjects": [pending_fp], "created": "2026-01-04T10:00:00Z"},
         ])
     return store
+
+
+# -- what the Charts screen needs beyond the other screens -------------------------------------
+
+SPREAD_USERS = {"user1": 3, "user0": 2}  # users the chart history spreads over several shards
+# (AUC, the forget it ran after): a score before any forget, two after r0001, one after r0003
+SCORES = ((0.62, None), (0.66, "r0001"), (0.64, "r0001"), (0.71, "r0003"))
+R0003_FORGET_S, R0003_FULL_RETRAIN_S = 5.2, 16.5
+
+
+def add_chart_history(store: Store) -> Store:
+    """The display store after more use: user1's training samples in all three shards and
+    user0's in two, shard 1's adapter trained for two epochs, four recorded scores of the
+    test split, and a second finished forget whose receipt records a full-retrain estimate.
+    Kept apart from `build_display_store` so the other screens' snapshots stay as they are."""
+    with store.transaction() as db:
+        shards = {row["shard"]: row for row in records.shard_rows(db)}
+        user_of = {row["id"]: row["user_id"] for row in records.sample_rows(db)}
+
+        def move(user: str, source: int, target: int) -> None:
+            sample = next(s for s in shards[source]["sample_ids"] if user_of[s] == user)
+            shards[source]["sample_ids"].remove(sample)
+            shards[target]["sample_ids"].append(sample)
+
+        move("user1", 1, 0)
+        move("user1", 1, 2)
+        move("user0", 0, 2)
+        for row in shards.values():
+            ids = row["sample_ids"]
+            db.table("shards").update(
+                {"sample_ids": ids, "size": len(ids),
+                 "users": sorted({user_of[s] for s in ids})},
+                lambda r, k=row["shard"]: r["shard"] == k)
+        db.table("adapters").update({"settings": {"seed": 0, "epochs": 2}},
+                                    lambda r: r["id"] == "shard-1-v1")
+        points = [{"time": f"2026-01-0{day}T12:00:00Z", "split": "test", "samples": 8,
+                   "positives": 4, "auc": auc, "method": "APA(D)", "strategy": "adaptive",
+                   "adapters": ["shard-0-v2", "shard-1-v1", "shard-2-v1"],
+                   "after_request": after}
+                  for day, (auc, after) in enumerate(SCORES, start=2)]
+        update_meta(db, score_history=points)
+        receipt = {"request": "r0003", "subjects": ["f" * 64], "shards": [1, 2],
+                   "removed": {"train": 3, "valid": 1, "test": 1}, "adapters": [],
+                   "baseline_retired": None, "started": "2026-01-05T10:00:00Z",
+                   "finished": "2026-01-05T10:00:05Z", "wall_s": R0003_FORGET_S,
+                   "full_retrain_estimate_s": R0003_FULL_RETRAIN_S}
+        db.table("requests").insert(
+            {"id": "r0003", "status": "done", "phase": "purged", "targets": None,
+             "subjects": ["f" * 64], "created": "2026-01-05T09:59:00Z",
+             "started": "2026-01-05T10:00:00Z", "finished": "2026-01-05T10:00:05Z",
+             "affected_shards": [1, 2], "removed": receipt["removed"], "receipt": receipt})
+    return store

@@ -9,6 +9,7 @@ import threading
 import pytest
 from pilot_helpers import console, row_keys, settle, text_of, wait_until
 
+from apa_console.progress_rows import progress_rows
 from apa_console.tui.screens.forget import ForgetScreen
 from apa_console.tui.screens.job import JobScreen
 from apa_console.tui.screens.modals import ConfirmModal, TypeToConfirm
@@ -32,7 +33,7 @@ async def open_forget(pilot, user: str) -> ForgetScreen:
     await pilot.press("f")
     await settle(pilot)
     screen = pilot.app.screen
-    assert isinstance(screen, ForgetScreen) and screen.user_id == user
+    assert isinstance(screen, ForgetScreen) and screen.user_ids == [user]
     return screen
 
 
@@ -59,7 +60,8 @@ async def test_score_test_split_and_a_user(trained_store):
             assert 0.0 <= row["p_yes"] <= 1.0
             assert len(row["weights"]) == 3
             assert sum(row["weights"].values()) == pytest.approx(1.0, abs=1e-5)
-        assert f"AUC {report['auc']:.3f}" in text_of(pilot, "#score-summary")
+        summary = text_of(pilot, "#score-summary")
+        assert f"AUC {report['auc']:.4f} over only 4 test samples" in summary
         assert "shard-0-v1" in text_of(pilot, "#weights")
         await pilot.press("escape")
 
@@ -79,6 +81,9 @@ async def test_forget_flow_with_navigation_while_the_model_is_busy(trained_store
         plan = screen.plan
         assert sum(plan["samples"].values()) == 6
         assert row_keys(pilot, "#plan-shards") == [str(s["shard"]) for s in plan["shards"]]
+        # `train` measured this machine's speed, so the estimate rests on it
+        assert plan["estimate_basis"] == "measured"
+        assert "from the speed measured on this machine" in text_of(pilot, "#plan-summary")
 
         # Another job holds the model: the forget records its request and waits, and the
         # console stays usable meanwhile.
@@ -110,6 +115,12 @@ async def test_forget_flow_with_navigation_while_the_model_is_busy(trained_store
         for shard in plan["shards"]:
             train = next(t for t in view.tasks if t.event.task == f"shard-{shard['shard']} (train)")
             assert train.event.done and train.last_loss is not None
+        rows = {row.name: row for row in progress_rows(view.tasks)}
+        shard_row = rows[f"shard-{plan['shards'][0]['shard']}"]
+        assert shard_row.done and shard_row.label == "validation (2/2)"
+        assert shard_row.count.endswith(" samples") and shard_row.loss is not None
+        assert rows["model"].done and rows["overall"].count.endswith(" shard" if len(
+            plan["shards"]) == 1 else " shards")
         await pilot.press("escape")  # back to Requests & audit, refreshed
         await settle(pilot)
         assert isinstance(app.screen, RequestsScreen)

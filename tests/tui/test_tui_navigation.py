@@ -210,7 +210,7 @@ async def test_quit_during_a_job_asks_then_cancels_it_and_leaves_the_request_que
     async with app.run_test() as pilot:
         app.models._use_lock.acquire()  # the job will wait for the model
         try:
-            tracker = app.start_forget("user3", {"r0002"})
+            tracker = app.start_forget(["user3"], {"r0002"})
             await wait_until(pilot, lambda: tracker.request_id is not None,
                              what="the request to be recorded")
             await pilot.press("q")
@@ -354,7 +354,7 @@ async def test_the_palette_acts_on_users_and_requests(display_store):
     async with console(display_store).run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         await _palette(pilot, "forget user user4")
-        assert isinstance(pilot.app.screen, ForgetScreen) and pilot.app.screen.user_id == "user4"
+        assert isinstance(pilot.app.screen, ForgetScreen) and pilot.app.screen.user_ids == ["user4"]
         await pilot.press("escape")
         await settle(pilot)
         await _palette(pilot, "request r0001")

@@ -1,14 +1,16 @@
 """How progress reaches the screen: the tracker keeps the newest event per task, a newer
-update message replaces a queued older one, and shard phases share one row."""
+update message replaces a queued older one, a shard's training and validation share one
+row whose bar only moves forward, and the headline says what the job is doing."""
 
 from __future__ import annotations
 
 import threading
 
-from apa_console.progress import ProgressEvent
+from apa_console.progress import MODEL_TASK, ProgressEvent
+from apa_console.progress_rows import activity, count_text, progress_rows
 from apa_console.tui.jobs import TrackerUpdated
 from apa_console.tui.tracker import CANCELLED, ProgressTracker
-from apa_console.tui.widgets.job_progress import merged_rows, render_view
+from apa_console.tui.widgets.job_progress import headline, render_view
 
 
 def test_tracker_keeps_the_latest_event_per_task_and_estimates_eta():
@@ -51,13 +53,57 @@ def test_a_newer_update_replaces_a_queued_one_for_the_same_tracker_only():
     assert not TrackerUpdated(first).can_replace(TrackerUpdated(second))
 
 
-def test_shard_phases_share_a_row_that_keeps_the_training_loss():
-    tracker = ProgressTracker("forget")
-    tracker(ProgressEvent("purge", 1, 1))
-    tracker(ProgressEvent("shard-1 (train)", 4, 4, loss=0.5))
-    tracker(ProgressEvent("shard-1 (validation)", 1, 3))
-    rows = merged_rows(tracker.view().tasks)
-    assert [(base, phase) for base, phase, _, _ in rows] == [("purge", ""),
-                                                            ("shard-1", "validation")]
-    assert rows[1][3] == 0.5
+def _feed_a_shard_job(tracker: ProgressTracker) -> list[tuple[float, str, str]]:
+    """A retrain as the core reports it; after each event: the row's bar, stage and count."""
+    events = [
+        ProgressEvent(MODEL_TASK, 0, 1, message="loading the model…"),
+        ProgressEvent(MODEL_TASK, 1, 1, message="model loaded"),
+        ProgressEvent("overall", 0, 1, unit="shard"),
+        ProgressEvent("shard-1 (train)", 0, 0, unit="step", message="preparing"),
+        ProgressEvent("shard-1 (validation)", 0, 48, unit="sample", message="after training"),
+        *(ProgressEvent("shard-1 (train)", step, 6, loss=0.7 - step / 100, unit="step")
+          for step in range(1, 7)),
+        *(ProgressEvent("shard-1 (validation)", done, 48, unit="sample")
+          for done in (16, 32, 48)),
+    ]
+    seen = []
+    for event in events:
+        tracker(event)
+        row = next((r for r in progress_rows(tracker.view().tasks) if r.name == "shard-1"),
+                   None)
+        if row is not None:
+            seen.append((row.fraction, row.label, row.count))
+    return seen
+
+
+def test_a_shard_is_one_row_whose_bar_never_goes_back_and_names_its_unit():
+    seen = _feed_a_shard_job(ProgressTracker("forget"))
+    fractions = [fraction for fraction, _, _ in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert [label for _, label, _ in seen[:2]] == ["train", "train (1/2)"]  # announced,
+    # validation is a stage to come, not the one running
+    assert ("0.5", "train (1/2)", "6/6 steps") == (f"{seen[7][0]:.1f}", *seen[7][1:])
+    assert seen[8][1:] == ("validation (2/2)", "16/48 samples")
+    assert seen[-1][2] == "48/48 samples"
+
+
+def test_counts_are_plural_only_when_more_than_one():
+    assert count_text(ProgressEvent("overall", 0, 1, unit="shard")) == "0/1 shard"
+    assert count_text(ProgressEvent("overall", 1, 3, unit="shard")) == "1/3 shards"
+    assert count_text(ProgressEvent("purge", 1, 1)) == ""  # a stage counts nothing
+
+
+def test_the_headline_names_what_the_job_does_and_the_estimate_behind_it():
+    tracker = ProgressTracker("forget user u1", estimate_s=62.0,
+                              estimate_basis="the speed measured on this machine")
+    tracker(ProgressEvent(MODEL_TASK, 0, 1, message="loading the model…"))
+    line = headline(tracker.view()).plain
+    assert "loading the model…" in line
+    assert "estimated 1m02s from the speed measured on this machine" in line
+    tracker(ProgressEvent(MODEL_TASK, 1, 1, message="model loaded"))
+    tracker(ProgressEvent("purge", 0, 1, message="removing samples"))
+    assert "removing the samples…" in headline(tracker.view()).plain
+    tracker(ProgressEvent("shard-2 (train)", 1, 4, unit="step"))
+    assert "training shard-2" in headline(tracker.view()).plain
+    assert activity(progress_rows(tracker.view().tasks), running=False) == ""
     render_view(tracker.view())  # renders without a terminal

@@ -48,7 +48,8 @@ class ConsoleScreen(Screen):
         self._searching: ConsoleTable | None = None
 
     BINDINGS = [
-        Binding("tab", "app.focus_next", "Pane"),
+        # in `?` help, not the footer: at 80 columns the footer has room for the actions only
+        Binding("tab", "app.focus_next", "Pane", show=False),
         Binding("slash", "search", "Search"),
     ]
 

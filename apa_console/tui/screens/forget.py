@@ -1,6 +1,7 @@
-"""Forget a user: the plan first (samples per split, shards hit, adapters to retrain, time
-estimate), then a confirmation that needs the user id typed, then live progress per shard
-with cancel. The retrain belongs to the app, so leaving this screen does not stop it."""
+"""Forget one user or several marked together (one request): the plan first (samples per
+split, shards hit, adapters to retrain, time estimate), then a confirmation that needs the
+user id (or the count) typed, then live progress per shard with cancel. The retrain
+belongs to the app, so leaving this screen does not stop it."""
 
 from __future__ import annotations
 
@@ -22,6 +23,13 @@ from apa_console.unlearning import describe
 from apa_console.unlearning.targets import Targets
 from apa_console.workflows import forget as forgetting
 from apa_console.workflows import views
+
+
+def forget_title(user_ids: list[str]) -> str:
+    """"forget user u1" / "forget 3 users"."""
+    if len(user_ids) == 1:
+        return f"forget user {user_ids[0]}"
+    return f"forget {plural(len(user_ids), 'user')}"
 
 
 def plan_text(plan: dict[str, Any]) -> Text:
@@ -55,10 +63,11 @@ class ForgetScreen(ConsoleScreen):
         Binding("c", "cancel", "Cancel retrain"),
     ]
 
-    def __init__(self, user_id: str, **kwargs: Any) -> None:
+    def __init__(self, user_ids: list[str], **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.user_id = user_id
-        self.title = f"Forget user {terminal_safe(user_id)}"
+        self.user_ids = list(user_ids)
+        title = terminal_safe(forget_title(self.user_ids))
+        self.title = title[0].upper() + title[1:]
         self.plan: dict[str, Any] | None = None
         self.tracker: ProgressTracker | None = None
 
@@ -80,7 +89,11 @@ class ForgetScreen(ConsoleScreen):
         self.app.progress_signal.subscribe(self, self._on_progress)
 
     def fetch(self, store: Store) -> dict[str, Any]:
-        return forgetting.plan(store, Targets(users=[self.user_id]))
+        return forgetting.plan(store, self.targets)
+
+    @property
+    def targets(self) -> Targets:
+        return Targets(users=self.user_ids)
 
     def show(self, plan: dict[str, Any]) -> None:
         self.plan = plan
@@ -107,11 +120,14 @@ class ForgetScreen(ConsoleScreen):
         queued = [q["request"] for q in self.plan["queued"]]
         noun = "request" if len(queued) == 1 else "requests"
         also = f" It also runs the open {noun} {', '.join(queued)}." if queued else ""
-        consequence = (f"This removes {plural(samples, 'sample')} of user {self.user_id} from "
+        whose = describe.subject_label(self.plan)
+        consequence = (f"This removes {plural(samples, 'sample')} of {whose} from "
                        f"the store and retrains {plural(retrain, 'shard adapter')}.{also} "
                        "It cannot be undone.")
-        self.app.push_screen(TypeToConfirm(self.user_id, consequence, "Forget",
-                                           title=self.title),
+        several = len(self.user_ids) > 1
+        self.app.push_screen(TypeToConfirm(describe.confirmation_phrase(self.targets),
+                                           consequence, "Forget", title=self.title,
+                                           what="number of users" if several else "user id"),
                              self._confirmed)
 
     def _confirmed(self, confirmed: bool | None) -> None:
@@ -120,7 +136,7 @@ class ForgetScreen(ConsoleScreen):
             return
         assert self.plan is not None
         self.tracker = self.app.start_forget(
-            self.user_id, {q["request"] for q in self.plan["queued"]})
+            self.user_ids, {q["request"] for q in self.plan["queued"]}, self.plan)
         if self.tracker is not None:
             # the plan's summary stays; the per-shard progress takes the table's place
             self.query_one("#plan-shards").display = False

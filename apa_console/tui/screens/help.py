@@ -11,7 +11,7 @@ from textual.widgets import Static
 
 KEYS = (
     ("Everywhere", (
-        ("1 2 3 4", "Overview · Users · Shards · Requests & audit"),
+        ("1 2 3 4 5", "Overview · Users · Shards · Requests · Charts"),
         ("tab / shift+tab", "next / previous pane"),
         ("?", "this help"),
         ("ctrl+p", "command palette (screens, users, actions)"),
@@ -28,16 +28,22 @@ KEYS = (
     ("Users", (
         ("enter", "open the user: samples, shards, request history"),
         ("s", "score the user's test samples"),
-        ("f", "forget the user (plan, typed confirmation, retrain)"),
+        ("space", "mark / unmark the user (esc unmarks all)"),
+        ("f", "forget the marked users, or the highlighted one (plan, typed "
+              "confirmation, retrain)"),
     )),
     ("Overview", (("s", "score the test split"),)),
-    ("Shards", (("c", "copy the adapter's full sha256"),)),
+    ("Shards", (("c", "copy the adapter's full sha256"),
+                ("l", "the highlighted shard's loss curve (Charts)"))),
     ("Score", (("r", "score again"),)),
-    ("Forget", (("f", "confirm (type the user id)"), ("c", "cancel the retrain"))),
+    ("Forget", (("f", "confirm (type the user id, or the count: 3 users)"),
+                ("c", "cancel the retrain"))),
     ("Requests & audit", (("enter", "open a request: state, receipt, its audit entries"),
                           ("a", "apply pending requests"),
                           ("x", "withdraw a queued request (before it removes anything)"),
                           ("v", "verify the chain again"))),
+    ("Charts", (("[ / ]", "previous / next chart (loss, users×shards, AUC, forget "
+                          "cost, validation error)"),)),
 )
 
 

@@ -38,8 +38,8 @@ def chain_status(verification: dict[str, Any]) -> Text:
 class RequestsScreen(ConsoleScreen):
     TITLE = "Requests & audit"
     BINDINGS = [
-        Binding("a", "apply_pending", "Apply pending"),
-        Binding("x", "withdraw", "Withdraw queued"),
+        Binding("a", "apply_pending", "Apply"),
+        Binding("x", "withdraw", "Withdraw"),
         Binding("v", "verify", "Verify"),
     ]
 
@@ -51,7 +51,7 @@ class RequestsScreen(ConsoleScreen):
     def compose_body(self) -> ComposeResult:
         yield ConsoleTable(id="requests", classes="panel", cursor_type="row")
         yield Static(id="chain", classes="panel")
-        yield ConsoleTable(id="audit", classes="panel", cursor_type="row")
+        yield ConsoleTable(id="audit", classes="panel", cursor_type="row", follow_top=True)
 
     def on_mount(self) -> None:
         requests = self.query_one("#requests", DataTable)

@@ -42,7 +42,8 @@ def _adapter_details(shard: dict[str, Any]) -> Table:
 
 class ShardsScreen(ConsoleScreen):
     TITLE = "Shards"
-    BINDINGS = [Binding("c", "copy_hash", "Copy sha256")]
+    BINDINGS = [Binding("c", "copy_hash", "Copy sha256"),
+                Binding("l", "loss_chart", "Loss")]
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -91,6 +92,10 @@ class ShardsScreen(ConsoleScreen):
         if shard and shard["adapter"] and shard["adapter"]["sha256"]:
             self.app.copy_to_clipboard(shard["adapter"]["sha256"])
             self.notify(f"copied the sha256 of {shard['adapter']['id']}", timeout=2)
+
+    def action_loss_chart(self) -> None:
+        key = selected_key(self.query_one("#shards", DataTable))
+        self.app.show_chart("loss", int(key) if key is not None else None)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.data_table.id == "shards":

@@ -1,5 +1,5 @@
 """Users: samples per split and the shards holding each user's data; `/` searches, `o`
-sorts, Enter opens the user."""
+sorts, Enter opens the user, space marks users so `f` forgets them together."""
 
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ class UsersScreen(ConsoleScreen):
         Binding("enter", "open_user", "Open"),
         Binding("s", "score_user", "Score"),
         Binding("f", "forget_user", "Forget"),
+        Binding("space", "mark", "Mark", key_display="space"),
+        Binding("escape", "clear_marks", "Unmark all", show=False),  # the hint line says so
     ]
 
     def __init__(self, **kwargs: Any) -> None:
@@ -30,7 +32,8 @@ class UsersScreen(ConsoleScreen):
         self._users: list[dict[str, Any]] = []
 
     def compose_body(self) -> ComposeResult:
-        yield ConsoleTable(id="users", classes="panel", cursor_type="row", zebra_stripes=True)
+        yield ConsoleTable(id="users", classes="panel", cursor_type="row", zebra_stripes=True,
+                           markable=not self.app.readonly)
         yield Static(id="users-count", classes="hint")
 
     def on_mount(self) -> None:
@@ -57,15 +60,31 @@ class UsersScreen(ConsoleScreen):
         if table.id != "users":
             return
         suffix = f" matching {table.search!r}" if table.search else ""
+        marked = len(table.marked)
+        keys = (f"{marked} marked · f: forget them · esc: unmark" if marked
+                else "enter: open · space: mark")
         self.query_one("#users-count", Static).update(Text(
-            f"{table.row_count} of {len(self._users)} users{terminal_safe(suffix)} · "
-            "enter: open · /: search · o: sort"))
+            f"{table.row_count} of {len(self._users)} users{terminal_safe(suffix)} · {keys}"))
+
+    def on_console_table_marks_changed(self, event: ConsoleTable.MarksChanged) -> None:
+        self.search_changed(event.table)
+        self.refresh_bindings()
 
     # -- actions on the selected user -------------------------------------------------------
 
     @property
     def selected_user(self) -> str | None:
         return selected_key(self.query_one("#users", DataTable))
+
+    @property
+    def marked_users(self) -> list[str]:
+        return self.query_one("#users", ConsoleTable).marked_keys
+
+    def action_mark(self) -> None:
+        self.query_one("#users", ConsoleTable).action_toggle_mark()
+
+    def action_clear_marks(self) -> None:
+        self.query_one("#users", ConsoleTable).clear_marks()
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         self.action_open_user()
@@ -79,10 +98,14 @@ class UsersScreen(ConsoleScreen):
             self.app.score(user=self.selected_user)
 
     def action_forget_user(self) -> None:
-        if self.selected_user:
-            self.app.forget(self.selected_user)
+        """The marked users, or the highlighted one when none is marked: one plan for all."""
+        users = self.marked_users or ([self.selected_user] if self.selected_user else [])
+        if users:
+            self.app.forget(*users)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "forget_user":
+        if action in ("forget_user", "mark"):
             return not self.app.readonly
+        if action == "clear_marks":
+            return bool(self.query_one("#users", ConsoleTable).marked)
         return True

@@ -1,6 +1,6 @@
 """Live progress of one tracked operation: a row per task (model, purge, overall, and one
-per shard that follows it through training and validation) with its bar, steps, loss,
-speed and ETA."""
+per shard that goes through training and validation on one bar) with its count in named
+units, loss, speed and ETA; the headline says what the job is doing now."""
 
 from __future__ import annotations
 
@@ -12,40 +12,31 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
-from apa_console.tui.tracker import CANCELLED, DONE, FAILED, ProgressTracker, TaskView, TrackerView
+from apa_console.progress_rows import activity, progress_rows
+from apa_console.tui.tracker import CANCELLED, DONE, FAILED, ProgressTracker, TrackerView
 from apa_console.units import number, seconds
 
 STATE_STYLE = {DONE: "green", CANCELLED: "yellow", FAILED: "red"}
 REPAINT_S = 0.5
 
 
-def split_task(name: str) -> tuple[str, str]:
-    """"shard-1 (train)" → ("shard-1", "train"); a plain name has no phase."""
-    if name.endswith(")") and " (" in name:
-        base, phase = name[:-1].split(" (", 1)
-        return base, phase
-    return name, ""
-
-
-def merged_rows(tasks: list[TaskView]) -> list[tuple[str, str, TaskView, float | None]]:
-    """One row per task base name, showing its most recent phase; a shard keeps the training
-    loss on screen while its validation pass runs."""
-    groups: dict[str, list[TaskView]] = {}
-    for task in tasks:
-        groups.setdefault(split_task(task.event.task)[0], []).append(task)
-    rows = []
-    for base, members in groups.items():
-        latest = max(members, key=lambda t: t.order)
-        losses = [t.last_loss for t in sorted(members, key=lambda t: t.order)
-                  if t.last_loss is not None]
-        rows.append((base, split_task(latest.event.task)[1], latest,
-                     losses[-1] if losses else None))
-    return rows
+def estimate_text(view: TrackerView) -> str:
+    """"estimated 1m02s from throughput measured here": the plan's figure and its basis."""
+    if view.estimate_s is None:
+        return ""
+    basis = f" from {view.estimate_basis}" if view.estimate_basis else ""
+    return f"estimated {seconds(view.estimate_s)}{basis}"
 
 
 def headline(view: TrackerView) -> Text:
     if view.running:
-        return Text.assemble((view.title, "bold"), f" · running {seconds(view.elapsed_s)}")
+        doing = activity(progress_rows(view.tasks), running=True)
+        text = Text.assemble((view.title, "bold"), " · ", (doing, "cyan"),
+                             f" · {seconds(view.elapsed_s)}")
+        estimate = estimate_text(view)
+        if estimate:
+            text.append(f" · {estimate}", style="dim")
+        return text
     text = Text.assemble((view.title, "bold"), " · ",
                          (view.state, STATE_STYLE.get(view.state, "")),
                          f" after {seconds(view.elapsed_s)}")
@@ -56,25 +47,26 @@ def headline(view: TrackerView) -> Text:
 
 def render_view(view: TrackerView) -> Group:
     table = Table(box=None, expand=True, show_edge=False, pad_edge=False, header_style="dim")
-    table.add_column("task", no_wrap=True, max_width=14)
+    table.add_column("task", no_wrap=True, overflow="ellipsis", max_width=12)
+    table.add_column("stage", no_wrap=True, overflow="ellipsis")
     table.add_column("", ratio=1, min_width=6)
-    table.add_column("steps", justify="right", no_wrap=True)
+    table.add_column("done", justify="right", no_wrap=True)
     table.add_column("loss", justify="right", no_wrap=True)
     table.add_column("smp/s", justify="right", no_wrap=True)
     table.add_column("ETA", justify="right", no_wrap=True)
     table.add_column("", ratio=1, no_wrap=True, overflow="ellipsis")
-    for base, phase, task, loss in merged_rows(view.tasks):
-        event = task.event
-        total = max(event.total, 1)
+    for row in progress_rows(view.tasks):
+        event = row.event
         table.add_row(
-            base,
-            ProgressBar(total=total, completed=min(event.step, total),
-                        complete_style="green" if event.done else "cyan"),
-            f"{event.step}/{event.total}",
-            number(loss, 3),
+            row.name,
+            row.label,
+            ProgressBar(total=1000, completed=round(row.fraction * 1000),
+                        complete_style="green" if row.done else "cyan"),
+            row.count,
+            number(row.loss, 3),
             number(event.samples_per_s, 1),
-            "" if event.done or not view.running else seconds(task.eta_s),
-            " ".join(part for part in (phase, event.message) if part),
+            "" if row.done or not view.running else seconds(row.eta_s),
+            event.message,
         )
     return Group(headline(view), table) if view.tasks else Group(headline(view))
 

@@ -6,25 +6,21 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
+from apa_console.progress import OVERALL_TASK
+from apa_console.progress_rows import activity, progress_rows
 from apa_console.tui.tracker import DONE, ProgressTracker
 from apa_console.units import seconds
-
-OVERALL = "overall"  # the core's task name for "k of n shards done"
 
 
 def status_line(tracker: ProgressTracker) -> Text:
     view = tracker.view()
     if view.running:
-        text = Text.assemble(("⟳ ", "cyan"), (view.title, "bold"))
-        overall = next((t.event for t in view.tasks if t.event.task == OVERALL), None)
-        if overall is not None:
-            text.append(f" · shards {overall.step}/{overall.total}")
-        current = [t for t in view.tasks if t.event.task != OVERALL and not t.event.done]
-        if current:
-            event = max(current, key=lambda t: t.order).event
-            text.append(f" · {event.task} {event.step}/{event.total}")
-            if event.loss is not None:
-                text.append(f" · loss {event.loss:.3f}")
+        rows = progress_rows(view.tasks)
+        text = Text.assemble(("⟳ ", "cyan"), (view.title, "bold"), " · ",
+                             (activity(rows, running=True), "cyan"))
+        overall = next((row for row in rows if row.name == OVERALL_TASK), None)
+        if overall is not None and overall.count:
+            text.append(f" · {overall.count} done")
         text.append(f" · {seconds(view.elapsed_s)} — j: progress, c: cancel", style="dim")
         return text
     if view.state == DONE:

@@ -1,4 +1,4 @@
-"""The section tabs under the header: which of the four screens you are on, and its key."""
+"""The section tabs under the header: which of the five screens you are on, and its key."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ SECTIONS = (
     ("users", "2", "Users"),
     ("shards", "3", "Shards"),
     ("requests", "4", "Requests & audit"),
+    ("charts", "5", "Charts"),
 )
 
 
