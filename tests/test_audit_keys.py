@@ -99,13 +99,22 @@ def test_the_key_lives_outside_the_store_and_only_there(tmp_path):
             assert key not in data and key.hex().encode() not in data, file
 
 
+def _strings(value) -> list[str]:
+    if isinstance(value, dict):
+        return [s for item in [*value.keys(), *value.values()] for s in _strings(item)]
+    if isinstance(value, list):
+        return [s for item in value for s in _strings(item)]
+    return [value] if isinstance(value, str) else []
+
+
 def _brute_force(document: dict, candidates: list[str]) -> set[str]:
     """Every candidate id whose pseudonym can be computed from the document alone: try each
     string the document holds as salt or HMAC key, and no key at all."""
     text = json.dumps(document)
     hashes = set(re.findall(r"[0-9a-f]{64}", text))
-    secrets = {""} | {s for s in re.findall(r'"([^"]{1,64})"', text)
-                      if s in json.dumps(document["meta"])}
+    # every string of meta, found by walking it (a regex over the text pairs the wrong
+    # quotes once a longer string, such as a segment path, comes before the salt)
+    secrets = {""} | {s for s in _strings(document["meta"]) if len(s) <= 64}
     found = set()
     for value in candidates:
         for kind in ("user", "sample"):
@@ -317,7 +326,8 @@ def test_a_legacy_salted_store_still_forgets_and_verifies(trained_template, tmp_
                              "created": meta["created"], "salt": salt,
                              **{k: meta[k] for k in meta if k in ("dataset", "model",
                                                                    "partition", "embeddings",
-                                                                   "train_settings")}}
+                                                                   "train_settings",
+                                                                   "samples")}}
     document["audit"] = {}  # old stores logged forgets only
     _write(store, document)
     submit(store, Targets(users=["user1"]))

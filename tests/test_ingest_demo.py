@@ -7,6 +7,7 @@ from collections import Counter
 from data_fixtures import assert_one_line_error, cli, new_store, store_bytes
 
 from apa_console.data.demo import GENRE_WORDS, build_catalog, generate_demo
+from apa_console.store import records as store_records
 from apa_console.store.document import Store, get_meta
 
 
@@ -67,7 +68,7 @@ def test_cli_ingest_demo_is_deterministic(tmp_path):
         assert result.exit_code == 0, result.output
         stores.append(Store.open(store_dir).snapshot())
     first, second = stores
-    assert list(first.table("samples")) == list(second.table("samples"))
+    assert store_records.sample_rows(first) == store_records.sample_rows(second)
     assert list(first.table("users")) == list(second.table("users"))
     dataset = get_meta(first)["dataset"]
     assert dataset["name"] == "demo" and dataset["stored"]["train"]["count"] == 24

@@ -18,6 +18,7 @@ from data_fixtures import (
 from apa_console.data import load_movielens
 from apa_console.prompting import MOVIE_INSTRUCTION
 from apa_console.samples import Sample
+from apa_console.store import records
 from apa_console.store.document import Store, get_meta
 
 FULL_SIZES = ("--train-size", "8000", "--valid-size", "1000", "--test-size", "1000")
@@ -61,7 +62,7 @@ def test_ingest_writes_samples_users_and_meta(tiny_dir, tmp_path):
     assert "train" in result.stdout and "ingested movielens-100k" in result.stderr
 
     db = Store.open(store_dir).snapshot()
-    rows = sorted(db.table("samples"), key=lambda row: row["order"])
+    rows = sorted(records.sample_rows(db), key=lambda row: row["order"])
     assert len(rows) == 10
     assert Sample.from_record(rows[0]).to_record() == dict(rows[0])
     assert all(isinstance(row["target_item"], str) for row in rows)
@@ -90,7 +91,7 @@ def test_json_summary_goes_to_stdout(tiny_dir, tmp_path):
 
 def stored_ids(store_dir, split):
     db = Store.open(store_dir).snapshot()
-    return [row["id"] for row in db.table("samples") if row["split"] == split]
+    return [row["id"] for row in records.sample_rows(db) if row["split"] == split]
 
 
 def test_subsampling_is_seeded_and_keeps_order(tiny_dir, tmp_path):

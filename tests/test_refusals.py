@@ -159,10 +159,9 @@ def _live(row: dict) -> bool:
 
 
 RECORD_FIELDS = [
-    ("samples", None, ["id", "user_id", "target_item", "label", "split", "input", "history",
-                       "order"]),
+    # samples live in segment files, checked as they are read (test_segments.py)
     ("users", None, ["id", "counts"]),
-    ("shards", None, ["shard", "sample_ids", "users", "size", "centre"]),
+    ("shards", None, ["shard", "ids_file", "users", "size", "centre"]),
     ("adapters", _live, ["id", "kind", "status", "shard", "path", "sha256", "settings",
                          "manifest_hash", "valid_errors", "wall_time_s"]),
     ("requests", None, ["id", "status", "subjects", "targets", "affected_shards"]),
@@ -189,7 +188,7 @@ for _table, _where, _fields in RECORD_FIELDS:
         if _field not in REQUIRED_ONLY:
             RECORD_CASES.append((_table, _where, _field, DROP))
         RECORD_CASES.append((_table, _where, _field, WRONG.get(_field, 12345)))
-for _table in ("samples", "users", "shards", "adapters", "requests", "audit"):
+for _table in ("users", "shards", "adapters", "requests", "audit"):
     RECORD_CASES.append((_table, None, None, "not an object"))
 
 

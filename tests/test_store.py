@@ -14,6 +14,7 @@ from data_fixtures import assert_one_line_error, cli, new_store, store_bytes
 
 from apa_console.data import generate_demo, write_dataset
 from apa_console.errors import ConflictError, ExitCode, StoreInvalidError, StoreLockedError
+from apa_console.store import records
 from apa_console.store.document import LOCK_FILE, Store, get_meta, update_meta
 
 SIZES = {"train": 1024, "valid": 500, "test": 1000}
@@ -73,7 +74,7 @@ def test_failed_replace_leaves_the_old_file(store, monkeypatch):
     monkeypatch.undo()
     assert store_bytes(store.root) == before
     assert not [p for p in store.root.iterdir() if p.name.endswith(".tmp")]
-    assert len(store.snapshot().table("samples")) == 0
+    assert records.sample_rows(store.snapshot()) == []
 
 
 def test_process_killed_mid_write_leaves_the_old_file(store):
@@ -92,10 +93,10 @@ def test_process_killed_mid_write_leaves_the_old_file(store):
     finished = subprocess.run([sys.executable, "-c", code], capture_output=True)
     assert finished.returncode == -9, finished.stderr
     assert store_bytes(store.root) == before
-    assert len(Store.open(store.root).snapshot().table("samples")) == 0
+    assert records.sample_rows(Store.open(store.root).snapshot()) == []
     # and the next writer is not blocked by the dead one
     write_dataset(store, generate_demo(4), SIZES, 0)
-    assert len(store.snapshot().table("samples")) == 32
+    assert len(records.sample_rows(store.snapshot())) == 32
 
 
 def test_exception_inside_transaction_discards_changes(store):
@@ -166,9 +167,11 @@ def test_garbage_collection_removes_only_unreferenced_arrays(store):
     assert np.array_equal(store.read_array(kept), np.arange(4, dtype=np.float32))
     assert not store.path_of(dropped).exists() and not stray.parent.exists()
 
+    ids_file = get_meta(store.snapshot())["embeddings"]["train"]["ids_file"]
+    assert ids_file.startswith("segments/")  # the commit moved the id list out of apa.json
     with store.transaction() as db:
         update_meta(db, embeddings={})
-    assert store.collect_garbage() == [kept]
+    assert sorted(store.collect_garbage()) == sorted([kept, ids_file])
     with pytest.raises(StoreInvalidError, match="missing"):
         store.read_array(kept)
 
@@ -182,4 +185,4 @@ def test_same_array_is_stored_once(store):
 def test_new_store_via_cli_is_valid(tmp_path):
     store_dir = new_store(tmp_path / "fresh")
     meta = get_meta(Store.open(store_dir).snapshot())
-    assert meta["app"] == "apa-console" and meta["schema_version"] == 1
+    assert meta["app"] == "apa-console" and meta["schema_version"] == 2

@@ -25,6 +25,7 @@ from apa_console.engine.backbone import Backbone
 from apa_console.engine.training import TrainSettings, train_adapter
 from apa_console.errors import CancelledError, ConflictError, NotFoundError, UsageError
 from apa_console.progress import CancelToken
+from apa_console.samples import SPLITS
 from apa_console.store import records
 from apa_console.store.document import Store
 from apa_console.unlearning import audit_log as audit
@@ -85,7 +86,7 @@ def test_forget_user_removes_every_trace_and_retrains_only_affected_shards(
     (receipt,) = _forget(store, backbone, users=[user])
 
     db = store.snapshot()
-    assert not db.table("samples").search(lambda r: r["user_id"] == user)
+    assert not [r for r in records.sample_rows(db) if r["user_id"] == user]
     assert not db.table("users").search(lambda r: r["id"] == user)
     assert all(user not in row["users"] for row in records.shard_rows(store.snapshot()))
     after = _live_shas(store)
@@ -162,7 +163,7 @@ def test_item_takedown_removes_every_sample_mentioning_the_item(apa_template, tm
     store = _copy(apa_template, tmp_path)
     item = "3"
     _forget(store, backbone, items=[item])
-    for row in store.snapshot().table("samples"):
+    for row in records.sample_rows(store.snapshot()):
         assert row["target_item"] != item
         assert all(h["item"] != item for h in row["history"])
 
@@ -437,6 +438,10 @@ def test_kill_9_leaves_a_serving_store_that_apply_completes(
     assert crashed.returncode == -9, crashed.stderr
     reopened = Store.open(store.root)
     served = _live_shas(reopened)
+    # the user's rows come from segment files: the old ones serve until the purge commit,
+    # from which on no segment the store references holds them
+    held = records.user_sample_rows(reopened.snapshot(), "user2")
+    assert bool(held) == (point == "before_purge_commit")
     if point == "before_purge_commit":
         assert served == old
     elif point in PURGED_POINTS:
@@ -511,13 +516,16 @@ def test_trace_scan_reads_temp_files_whatever_their_names(apa_template, tmp_path
     before_forget = store.file.read_bytes()
     (receipt,) = _forget(store, backbone, users=["user2"])
     assert verify_request(store, backbone, receipt["request"])["ok"]
-    # a pre-forget document and a pre-forget embedding array under names no scan expects
+    # a pre-forget document, its sample segments and an embedding array under names no
+    # scan expects (the removed rows' ids and texts live in the segments, not apa.json)
     (store.root / ".apa.json.zz.tmp").write_bytes(before_forget)
+    for n, old in enumerate(sorted((apa_template / "segments").glob("*"))):
+        shutil.copy(old, store.root / f".segment-{n}.zz.tmp")
     old_embedding = json.loads(before_forget)["meta"]["1"]["embeddings"]["train"]
     shutil.copy(apa_template / old_embedding["file"], store.root / "arrays" / "old-cache.bin")
     traces = verify_request(store, backbone, receipt["request"])["traces"]
-    assert any(".apa.json.zz.tmp: a removed sample id" in t for t in traces)
-    assert any(".apa.json.zz.tmp: a removed sample's text" in t for t in traces)
+    assert any(".zz.tmp: a removed sample id" in t for t in traces)
+    assert any(".zz.tmp: a removed sample's text" in t for t in traces)
     assert any(".apa.json.zz.tmp: a forgotten user or item id" in t for t in traces)
     assert any("old-cache.bin: a removed sample's hidden-state vector" in t for t in traces)
 
@@ -563,7 +571,13 @@ def test_trace_scan_tells_a_forgotten_numeric_user_from_an_item_with_the_same_id
     flag item "7" in other users' samples, and must flag "7" where a user id is written."""
     store = make_store(tmp_path / "store")
     with store.transaction() as db:
-        db.table("samples").update({"target_item": "7"}, doc_ids=[1])
+        rows = records.sample_rows(db)
+        records.remove_samples(db, {row["id"]: row["user_id"] for row in rows}, SPLITS)
+        rows[0]["target_item"] = "7"
+        counts: dict[str, dict[str, int]] = {}
+        for row in rows:
+            counts.setdefault(row["user_id"], dict.fromkeys(SPLITS, 0))[row["split"]] += 1
+        records.insert_dataset(db, rows, counts)
     names = audit.pseudonyms(store.snapshot())
     subjects = [names.fingerprint("user", "7")]
     assert scan_for_traces(store, {}, subjects) == []

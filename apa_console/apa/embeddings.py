@@ -20,7 +20,7 @@ def split_samples(store: Store, split: str) -> list[Sample]:
 
 
 def cached_embeddings(store: Store, split: str) -> tuple[list[str], np.ndarray] | None:
-    entry = get_meta(store.snapshot()).get("embeddings", {}).get(split)
+    entry = records.embedding_entries(store.snapshot()).get(split)
     if not entry:
         return None
     return list(entry["ids"]), store.read_array(entry["file"], ndim=2, rows=len(entry["ids"]))

@@ -104,7 +104,7 @@ def shard_summary(store: Store) -> dict[str, Any]:
     meta = get_meta(db)
     adapters = {row["id"]: row for row in records.adapter_rows(db)}
     shards = []
-    for row in records.shard_rows(db):
+    for row in records.shard_summaries(db):  # sizes and users only: no manifest is read
         adapter = adapters.get(row.get("adapter") or "")
         shards.append({
             "shard": row["shard"],

@@ -1,4 +1,4 @@
-"""`init` and `status`."""
+"""`init`, `status` and `migrate`."""
 
 from __future__ import annotations
 
@@ -52,3 +52,17 @@ def status(store: StoreOption = None, json: JsonOption = False) -> None:
         ],
         title="apa-console store",
     )
+
+
+@app.command()
+def migrate(store: StoreOption = None, json: JsonOption = False) -> None:
+    """Bring a store an older apa-console wrote to the current layout (its samples move out
+    of apa.json into segment files) in one atomic commit. Any write does the same on its
+    way; a store already current is left untouched."""
+    opened = open_store(store)
+    changed = opened.migrate()
+    if json:
+        output.emit_json({"store": str(opened.root), "migrated": changed})
+        return
+    output.info(f"migrated {opened.root} to the segment layout" if changed
+                else f"{opened.root} already has the current layout; nothing to do")

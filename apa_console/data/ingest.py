@@ -103,7 +103,7 @@ def ensure_no_dataset(store: Store) -> None:
 
 def _refuse_if_holding_data(db, store: Store) -> None:
     dataset = get_meta(db).get("dataset")
-    if dataset or records.sample_rows(db):
+    if dataset or records.has_samples(db):
         name = (dataset or {}).get("name", "a dataset")
         raise ConflictError(
             f"store {store.root} already holds {name}; ingest into a new store "

@@ -2,16 +2,18 @@
 
 Every function takes a `Store` (and reads one fresh snapshot) or an already-open snapshot,
 so a screen that shows several things can read them from one consistent view. Counts come
-from the samples table itself, so they stay right whatever else changed it.
+from the users table, which every write that adds or removes samples recounts in the same
+commit; a user's rows come from their own segment, so nothing here reads every sample
+except `samples_by_split` and `median_user`.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections import Counter, defaultdict
+from collections import Counter
 from typing import Any
 
-from tinydb import Query, TinyDB
+from tinydb import TinyDB
 
 from apa_console.errors import NotFoundError, StoreInvalidError
 from apa_console.samples import SPLITS, Sample
@@ -30,13 +32,6 @@ def natural_key(identifier: str) -> tuple:
     return (0, int(identifier), "") if identifier.isdigit() else (1, 0, identifier)
 
 
-def _split_counts(db: TinyDB) -> dict[str, Counter]:
-    counts: dict[str, Counter] = defaultdict(Counter)
-    for row in db.table("samples"):
-        counts[row["user_id"]][row["split"]] += 1
-    return counts
-
-
 def _summary(user_id: str, per_split: Counter) -> dict[str, Any]:
     counts = {split: per_split.get(split, 0) for split in SPLITS}
     return {"id": user_id, "samples": sum(counts.values()), "counts": counts}
@@ -53,16 +48,15 @@ def list_users(
     `contains` keeps ids containing it (case-insensitive); ties are in natural id order.
     """
     db = _view(source)
-    per_user = _split_counts(db)
     needle = (contains or "").lower()
     users = [
-        _summary(row["id"], per_user.get(row["id"], Counter()))
+        _summary(row["id"], Counter(row["counts"]))
         for row in db.table("users")
         if needle in row["id"].lower()
     ]
     users = [user for user in users if user["samples"] >= min_samples]
     shards_of_user: dict[str, set[int]] = {}
-    for row in db.table("shards"):
+    for row in records.shard_summaries(db):
         for user_id in row["users"]:
             shards_of_user.setdefault(user_id, set()).add(row["shard"])
     for user in users:
@@ -109,8 +103,7 @@ def user_not_found(source: StoreOrView, user_id: str) -> NotFoundError:
 
 def user_samples(source: StoreOrView, user_id: str) -> list[dict[str, Any]]:
     """The user's sample records in source order."""
-    rows = _view(source).table("samples").search(Query().user_id == user_id)
-    return sorted((dict(row) for row in rows), key=lambda row: row.get("order", 0))
+    return [dict(row) for row in records.user_sample_rows(_view(source), user_id)]
 
 
 def user_detail(
@@ -118,10 +111,11 @@ def user_detail(
 ) -> dict[str, Any]:
     """{id, samples, counts, splits: {split: [sample records]}}; `limit` caps each split."""
     db = _view(source)
-    if not db.table("users").contains(Query().id == user_id):
+    if not records.has_user(db, user_id):
         raise user_not_found(db, user_id)
-    shard_of = records.sample_shards(db)
-    rows = [{**row, "shard": shard_of.get(row["id"])} for row in user_samples(db, user_id)]
+    own = user_samples(db, user_id)
+    shard_of = records.user_sample_shards(db, user_id, [row["id"] for row in own])
+    rows = [{**row, "shard": shard_of.get(row["id"])} for row in own]
     splits = {split: [row for row in rows if row["split"] == split] for split in SPLITS}
     detail = _summary(user_id, Counter({split: len(rows) for split, rows in splits.items()}))
     detail["shards"] = sorted({row["shard"] for row in rows if row["shard"] is not None})
@@ -134,7 +128,7 @@ def user_detail(
 def samples_by_split(source: StoreOrView) -> dict[str, list[Sample]]:
     """Every stored sample, per split, in source order."""
     grouped: dict[str, list[Sample]] = {split: [] for split in SPLITS}
-    for row in _view(source).table("samples"):
+    for row in records.sample_rows(_view(source)):
         grouped.setdefault(row["split"], []).append(Sample.from_record(row))
     for samples in grouped.values():
         samples.sort(key=lambda sample: sample.order)
@@ -144,8 +138,9 @@ def samples_by_split(source: StoreOrView) -> dict[str, list[Sample]]:
 def median_user(source: StoreOrView, split: str = "train") -> str | None:
     """The user whose sample count in `split` is the (lower) median over users with any;
     among equals, the first in natural id order. None when the split is empty."""
-    counts = Counter(row["user_id"] for row in _view(source).table("samples")
-                     if row["split"] == split)
+    counts = Counter({row["id"]: row["counts"].get(split, 0)
+                      for row in _view(source).table("users")})
+    counts = +counts  # users with none in the split do not count
     if not counts:
         return None
     ranked = sorted(counts.items(), key=lambda kv: (kv[1], natural_key(kv[0])))

@@ -3,8 +3,9 @@
 Safety rules, which everything else relies on:
 - `apa.json` is the single commit point. It is only ever replaced whole (temp file, fsync,
   `os.replace`), so a reader or a process killed at any moment sees the old or the new file.
-- Files beside it (arrays, adapters) are written once under fresh names before the commit
-  that references them; files no longer referenced are deleted after it (`collect_garbage`).
+- Files beside it (segments, arrays, adapters) are written once under fresh names before
+  the commit that references them; files no longer referenced are deleted after it
+  (`collect_garbage`).
   A crash therefore leaves at worst unreferenced files, never a reference to a missing one.
 - One writer at a time across processes: an OS file lock, released by the kernel if the
   holder dies. Readers need no lock.
@@ -12,8 +13,6 @@ Safety rules, which everything else relies on:
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import os
 import time
@@ -28,19 +27,21 @@ from tinydb.table import Table
 
 from apa_console.errors import ConflictError, StoreInvalidError, StoreLockedError
 from apa_console.fileio import atomic_write_bytes
-from apa_console.store import keys
+from apa_console.store import arrays, id_lists, keys, references, sample_segments
+from apa_console.store.references import MANAGED_DIRS
 from apa_console.store.schema import RecordError, check_document
 
 if TYPE_CHECKING:  # numpy is imported by the two methods that need it (fast CLI start)
     import numpy as np
 
 APP_NAME = "apa-console"
-SCHEMA_VERSION = 1
+# 2: samples live in Parquet segments (sample_segments.py). A schema-1 store (samples
+# inside apa.json) is read as it is and migrated by its next commit.
+SCHEMA_VERSION = 2
+READABLE_SCHEMAS = (1, 2)
 STORE_FILE = "apa.json"
 LOCK_FILE = "apa.lock"
 TABLES = ("meta", "users", "samples", "shards", "adapters", "requests", "audit")
-# Folders whose files are referenced from apa.json and garbage-collected when they are not.
-MANAGED_DIRS = ("arrays", "adapters")
 MODELS_DIR = "models"
 DEFAULT_STORE = "store"
 STORE_ENV = "APA_STORE"
@@ -83,8 +84,10 @@ class _StoreDB(TinyDB):
     table_class = _UncachedTable
 
 
-def _open_db(document: dict, read_only: bool) -> TinyDB:
-    return _StoreDB(storage=_DocumentStorage, document=document, read_only=read_only)
+def _open_db(document: dict, read_only: bool, store: Store) -> TinyDB:
+    db = _StoreDB(storage=_DocumentStorage, document=document, read_only=read_only)
+    db.store = store  # records reach the segment files of this document through it
+    return db
 
 
 def _empty_document() -> dict:
@@ -170,10 +173,11 @@ class Store:
                 f"{self.file} is not an apa-console store; point --store at one "
                 "or run `apa-console init` in an empty directory"
             )
-        if meta.get("schema_version") != SCHEMA_VERSION:
+        if meta.get("schema_version") not in READABLE_SCHEMAS:
             raise StoreInvalidError(
                 f"{self.file} has schema version {meta.get('schema_version')}, this apa-console "
-                f"reads version {SCHEMA_VERSION}; use a matching apa-console release"
+                f"reads versions {', '.join(map(str, READABLE_SCHEMAS))}; use a matching "
+                "apa-console release"
             )
         for name in TABLES:
             if not isinstance(document.get(name, {}), dict):
@@ -191,7 +195,7 @@ class Store:
 
     def snapshot(self) -> TinyDB:
         """A read-only TinyDB view of the committed state."""
-        return _open_db(self.load(), read_only=True)
+        return _open_db(self.load(), read_only=True, store=self)
 
     @contextmanager
     def locked(self, wait_s: float = 2.0) -> Iterator[None]:
@@ -252,21 +256,10 @@ class Store:
             self._lock.release()
 
     def _references_intact(self, document: dict) -> bool:
-        """Every file field names an existing file under a managed folder."""
-        embeddings = ((document.get("meta", {}).get("1", {}).get("embeddings") or {})
-                      .values())
-        fields = ([entry.get("file") for entry in embeddings]
-                  + [row.get("centre") for row in document.get("shards", {}).values()]
-                  + [row.get(key) for row in document.get("adapters", {}).values()
-                     for key in ("path", "valid_errors")])
-        prefixes = tuple(f"{managed}/" for managed in MANAGED_DIRS)
-        refs = [ref for ref in fields if ref is not None]
-        if not all(isinstance(ref, str) and ref.startswith(prefixes) for ref in refs):
-            return False
-        try:
-            return all(self.path_of(ref).exists() for ref in referenced_paths(document))
-        except StoreInvalidError:
-            return False
+        return references.intact(self.path_of, document)
+
+    def _unreferenced(self, document: dict) -> list[Path]:
+        return references.unreferenced(self.root, document)
 
     @contextmanager
     def transaction(self, wait_s: float = 2.0) -> Iterator[TinyDB]:
@@ -275,15 +268,32 @@ class Store:
         An exception inside the block discards every change.
         """
         with self.locked(wait_s):
-            db = _open_db(self.load(), read_only=False)
+            db = _open_db(self.load(), read_only=False, store=self)
             yield db
             storage: _DocumentStorage = db.storage  # type: ignore[assignment]
             if storage.dirty:
                 self._write_document(storage.document)
 
     def _write_document(self, document: dict) -> None:
+        """Commit `document`; sample rows and id lists still inside it move to segments
+        first, so every commit of a schema-1 store is also its migration (one atomic
+        replace)."""
+        sample_segments.absorb_inline(self.path_of, document)
+        id_lists.absorb_inline(self.path_of, document)
+        document["meta"]["1"]["schema_version"] = SCHEMA_VERSION
         data = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
         atomic_write_bytes(self.file, data)
+
+    def migrate(self) -> bool:
+        """Move a schema-1 store's samples into segments in one atomic commit (what its next
+        write would do anyway); False when the store already has the current layout."""
+        with self.locked():
+            document = self.load()
+            meta = document["meta"]["1"]
+            if meta.get("schema_version") == SCHEMA_VERSION and not document.get("samples"):
+                return False
+            self._write_document(document)
+        return True
 
     def change_token(self) -> tuple[int, int]:
         """Changes whenever a writer commits; lets a viewer (the TUI) know to refresh."""
@@ -326,45 +336,12 @@ class Store:
 
     def write_array(self, kind: str, array: np.ndarray) -> str:
         """Save an array under a content-addressed name; returns the store-relative path."""
-        import numpy as np
+        return arrays.write_array(self.path_of, kind, array)
 
-        buffer = io.BytesIO()
-        np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
-        data = buffer.getvalue()
-        relative = f"arrays/{kind}-{hashlib.sha256(data).hexdigest()[:20]}.npy"
-        target = self.path_of(relative)
-        if not target.exists():
-            atomic_write_bytes(target, data)
-        return relative
-
-    def read_array(
-        self, relative: str, ndim: int | None = None, rows: int | None = None
-    ) -> np.ndarray:
-        """A numeric array the store references; missing, truncated, garbage, or not of the
-        `ndim` dimensions and `rows` rows its record implies → exit 5."""
-        import numpy as np
-
-        path = self.path_of(relative)
-        try:
-            array = np.load(path, allow_pickle=False)
-        except FileNotFoundError:
-            raise StoreInvalidError(f"{path} is referenced by the store but missing") from None
-        except IsADirectoryError:
-            raise StoreInvalidError(f"{path} is referenced as an array but is a folder") from None
-        except (OSError, ValueError, EOFError) as exc:  # truncated, garbage, pickled objects
-            raise StoreInvalidError(
-                f"{path} is corrupt (not a readable array: {exc}); restore the store from a "
-                "backup"
-            ) from None
-        if not isinstance(array, np.ndarray) or array.dtype.kind not in "fiub":
-            raise StoreInvalidError(f"{path} is corrupt (not a numeric array)")
-        if (ndim is not None and array.ndim != ndim) or (
-            rows is not None and (array.ndim == 0 or array.shape[0] != rows)
-        ):
-            raise StoreInvalidError(
-                f"{path} is corrupt (shape {array.shape} does not match its record)"
-            )
-        return array
+    def read_array(self, relative: str, ndim: int | None = None,
+                   rows: int | None = None) -> np.ndarray:
+        """A numeric array the store references (exit 5 when missing or not as recorded)."""
+        return arrays.read_array(self.path_of, relative, ndim, rows)
 
     def models_dir(self) -> Path:
         return self.root / MODELS_DIR
@@ -384,38 +361,6 @@ class Store:
                 if directory.is_dir() and not any(directory.iterdir()):
                     directory.rmdir()
         return removed
-
-    def _unreferenced(self, document: dict) -> list[Path]:
-        """Files in the managed folders that `document` does not reference (a file counts as
-        referenced when it or a folder above it is)."""
-        referenced = referenced_paths(document)
-        found = []
-        for managed in MANAGED_DIRS:
-            for path in sorted((self.root / managed).rglob("*")):
-                if not path.is_file():
-                    continue
-                relative = PurePosixPath(path.relative_to(self.root).as_posix())
-                names = {relative.as_posix()} | {parent.as_posix() for parent in relative.parents}
-                if not names & referenced:
-                    found.append(path)
-        return found
-
-
-def referenced_paths(document: Any) -> set[str]:
-    """Every store-relative managed path mentioned anywhere in the document."""
-    found: set[str] = set()
-    stack = [document]
-    prefixes = tuple(f"{managed}/" for managed in MANAGED_DIRS)
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-        elif isinstance(item, str) and item.startswith(prefixes):
-            found.add(item.rstrip("/"))
-    return found
-
 
 def get_meta(db: TinyDB) -> dict:
     return dict(db.table("meta").get(doc_id=1) or {})

@@ -11,7 +11,8 @@ from typing import Any
 from tinydb import TinyDB
 
 from apa_console.samples import Sample
-from apa_console.store.document import now_iso
+from apa_console.store import id_lists, sample_segments
+from apa_console.store.document import get_meta, now_iso
 
 # Adapter kinds and states. A replaced or retired row keeps its hashes, not its files.
 SHARD = "shard"
@@ -33,48 +34,65 @@ OPEN_REQUEST_STATES = (PENDING, RUNNING)
 
 
 def sample_rows(db: TinyDB) -> list[dict[str, Any]]:
-    return db.table("samples").all()
+    """Every sample row in ingest order (segments hold them by user); reads every segment,
+    so only whole-store work calls it."""
+    return sorted(sample_segments.all_rows(db), key=lambda row: row["order"])
 
 
 def samples_by_id(db: TinyDB) -> dict[str, Sample]:
-    return {row["id"]: Sample.from_record(row) for row in db.table("samples")}
+    return {row["id"]: Sample.from_record(row) for row in sample_rows(db)}
 
 
 def split_samples(db: TinyDB, split: str) -> list[Sample]:
     """The samples of one split in ingest order."""
-    rows = db.table("samples").search(lambda row: row["split"] == split)
+    rows = [row for row in sample_rows(db) if row["split"] == split]
     return [Sample.from_record(row) for row in sorted(rows, key=lambda row: row["order"])]
 
 
 def user_sample_rows(db: TinyDB, user: str, split: str | None = None) -> list[dict[str, Any]]:
-    return db.table("samples").search(
-        lambda row: row["user_id"] == user and (split is None or row["split"] == split)
-    )
+    """One user's sample rows in ingest order (reads only their segment)."""
+    rows = [row for row in sample_segments.user_rows(db, user)
+            if split is None or row["split"] == split]
+    return sorted(rows, key=lambda row: row["order"])
+
+
+def has_samples(db: TinyDB) -> bool:
+    return sample_segments.has_rows(db)
+
+
+def sample_counts(db: TinyDB) -> tuple[dict[str, int], dict[str, int]]:
+    """(samples per split, positive labels per split), without reading any sample."""
+    return sample_segments.counts(db)
 
 
 def user_ids(db: TinyDB) -> set[str]:
     return {row["id"] for row in db.table("users")}
 
 
+def user_row(db: TinyDB, user: str) -> dict[str, Any] | None:
+    rows = db.table("users").search(lambda row: row["id"] == user)
+    return rows[0] if rows else None
+
+
 def has_user(db: TinyDB, user: str) -> bool:
-    return bool(db.table("users").search(lambda row: row["id"] == user))
+    return user_row(db, user) is not None
 
 
 def insert_dataset(db: TinyDB, samples: list[dict], user_counts: dict[str, dict]) -> None:
-    db.table("samples").insert_multiple(samples)
+    sample_segments.add_rows(db, samples)
     db.table("users").insert_multiple(
         {"id": user_id, "counts": counts} for user_id, counts in user_counts.items()
     )
 
 
-def remove_samples(db: TinyDB, sample_ids: set[str], splits: tuple[str, ...]) -> None:
-    """Delete the samples, recount their users, and drop users left with none."""
-    owners = {row["user_id"] for row in db.table("samples") if row["id"] in sample_ids}
-    db.table("samples").remove(lambda row: row["id"] in sample_ids)
+def remove_samples(db: TinyDB, owners: dict[str, str], splits: tuple[str, ...]) -> None:
+    """Delete the samples (`owners`: sample id → its user), recount their users, and drop
+    users left with none. Only the owners' segments are read and rewritten."""
+    sample_segments.remove_rows(db, owners)
     users = db.table("users")
-    for user in owners:
+    for user in set(owners.values()):
         counts = {split: 0 for split in splits}
-        for row in user_sample_rows(db, user):
+        for row in sample_segments.user_rows(db, user):
             counts[row["split"]] += 1
         if sum(counts.values()):
             users.update({"counts": counts}, lambda row, u=user: row["id"] == u)
@@ -85,8 +103,15 @@ def remove_samples(db: TinyDB, sample_ids: set[str], splits: tuple[str, ...]) ->
 # -- shards ----------------------------------------------------------------------------------
 
 
-def shard_rows(db: TinyDB) -> list[dict[str, Any]]:
+def shard_summaries(db: TinyDB) -> list[dict[str, Any]]:
+    """Shard rows without their manifests (size and users are in apa.json; cheap)."""
     return sorted(db.table("shards").all(), key=lambda row: row["shard"])
+
+
+def shard_rows(db: TinyDB) -> list[dict[str, Any]]:
+    """Shard rows with their `sample_ids` (reads every manifest segment)."""
+    return [id_lists.shard_with_ids(db.store.path_of, row)  # type: ignore[attr-defined]
+            for row in shard_summaries(db)]
 
 
 def sample_shards(db: TinyDB) -> dict[str, int]:
@@ -94,10 +119,28 @@ def sample_shards(db: TinyDB) -> dict[str, int]:
     return {sid: row["shard"] for row in shard_rows(db) for sid in row["sample_ids"]}
 
 
+def user_sample_shards(db: TinyDB, user: str, sample_ids: list[str]) -> dict[str, int]:
+    """sample id → shard for one user's samples, reading only the manifests of the shards
+    that list the user."""
+    found: dict[str, int] = {}
+    for row in shard_summaries(db):
+        if user in row["users"]:
+            for sid in id_lists.shard_members_among(db.store.path_of,  # type: ignore[attr-defined]
+                                                    row, sample_ids):
+                found[sid] = row["shard"]
+    return found
+
+
+def embedding_entries(db: TinyDB) -> dict[str, dict[str, Any]]:
+    """The cached embeddings, {split: {file, ids}} (ids read from their segments)."""
+    return id_lists.embedding_entries(db.store.path_of,  # type: ignore[attr-defined]
+                                      get_meta(db).get("embeddings"))
+
+
 def user_shards(db: TinyDB) -> dict[str, list[int]]:
     """user id → the shards holding their training samples, in shard order."""
     found: dict[str, list[int]] = {}
-    for row in shard_rows(db):
+    for row in shard_summaries(db):
         for user in row.get("users", []):
             found.setdefault(user, []).append(row["shard"])
     return found

@@ -10,7 +10,8 @@ What stays exit 1 is a real bug: code misreading a record this check accepted.
 
 Only structure is checked (field present, of the type writers write, status words known);
 relations between records (a shard naming an adapter that exists) are `audit verify`'s job.
-The check is a single pass of cheap type tests, a small fraction of the JSON parse.
+The check is a single pass of cheap type tests, a small fraction of the JSON parse. Rows in
+segment files are checked when a segment is read (sample_segments.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from apa_console.samples import SPLITS
+from apa_console.store.sample_segments import check_entry as _sample_segments
 
 # The status words records.py uses (kept literal here: records imports the document layer).
 ADAPTER_KINDS = ("shard", "baseline")
@@ -93,9 +95,12 @@ def _split_counts(value: Any) -> bool:
 
 
 def _embeddings(value: Any) -> bool:
+    """{split: {file, ids_file, rows}}, or the inline {file, ids} a writer leaves to its
+    commit (id_lists.py)."""
     return isinstance(value, dict) and all(
         split in SPLITS and isinstance(entry, dict) and _str(entry.get("file"))
-        and _list_of(_str)(entry.get("ids"))
+        and (_list_of(_str)(entry.get("ids")) if "ids" in entry
+             else _str(entry.get("ids_file")) and _count(entry.get("rows")))
         for split, entry in value.items()
     )
 
@@ -137,7 +142,9 @@ USER: Fields = {
 }
 SHARD: Fields = {
     "shard": (REQUIRED, _count),
-    "sample_ids": (REQUIRED, _list_of(_str)),
+    # the manifest's segment; inline `sample_ids` only until the commit moves them there
+    "ids_file": (OPTIONAL, _str),
+    "sample_ids": (OPTIONAL, _list_of(_str)),
     "users": (REQUIRED, _list_of(_str)),
     "size": (REQUIRED, _count),
     "centre": (OPTIONAL, _optional(_str)),
@@ -194,6 +201,7 @@ META: Fields = {
     "model": (OPTIONAL, _optional(lambda m: _dict(m) and all(
         _optional(_str)(m.get(key)) for key in ("name", "source", "fingerprint")))),
     "embeddings": (OPTIONAL, _embeddings),
+    "samples": (OPTIONAL, _sample_segments),
     "partition": (OPTIONAL, _optional(lambda p: _dict(p) and all(
         _optional(_count)(p.get(key)) for key in ("shards", "cap", "train_samples")
     ) and _optional(_str)(p.get("method")))),
@@ -231,6 +239,9 @@ def check_document(document: dict[str, Any]) -> None:
     if not meta.get("salt") and not all(meta.get(key) for key in ("pseudonyms", "store_id",
                                                                    "key_id")):
         raise RecordError("meta record 1 names neither a salt nor a key for its pseudonyms")
+    for doc_id, row in document.get("shards", {}).items():
+        if "ids_file" not in row and "sample_ids" not in row:
+            raise RecordError(f"shards record {doc_id} has no 'ids_file'")
     live_files = ("path", "valid_errors")
     for doc_id, row in document.get("adapters", {}).items():
         if row["status"] == "live" and not all(_str(row.get(key)) for key in live_files):

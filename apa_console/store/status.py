@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from apa_console.samples import SPLITS
 from apa_console.store import records
 from apa_console.store.document import Store, get_meta
 
@@ -13,8 +12,7 @@ from apa_console.store.document import Store, get_meta
 def store_status(store: Store) -> dict[str, Any]:
     db = store.snapshot()
     meta = get_meta(db)
-    splits = Counter(row["split"] for row in db.table("samples"))
-    labels = Counter((row["split"], row["label"]) for row in db.table("samples"))
+    splits, positives = records.sample_counts(db)
     requests = Counter(row.get("status", "?") for row in db.table("requests"))
     adapters = records.all_live_adapters(db)
     return {
@@ -25,8 +23,8 @@ def store_status(store: Store) -> dict[str, Any]:
         "model": meta.get("model"),
         "partition": meta.get("partition"),
         "users": len(db.table("users")),
-        "samples": {split: splits.get(split, 0) for split in SPLITS},
-        "positives": {split: labels.get((split, 1), 0) for split in SPLITS},
+        "samples": splits,
+        "positives": positives,
         "shards": len(db.table("shards")),
         "live_adapters": len(adapters),
         "withdrawn_adapters": [

@@ -85,13 +85,13 @@ def _covered(db: TinyDB, requests: list[dict]) -> _Removal:
 
 def _drop_embedding_rows(store: Store, db: TinyDB, removal: _Removal) -> None:
     """New content-addressed arrays without the removed rows (the commit switches to them)."""
-    embeddings = dict(get_meta(db).get("embeddings", {}))
+    embeddings = records.embedding_entries(db)
     for split, entry in embeddings.items():
         array = store.read_array(entry["file"], ndim=2, rows=len(entry["ids"]))
-        keep = np.array([sid not in removal.samples for sid in entry["ids"]], dtype=bool)
+        keep = np.fromiter((sid not in removal.samples for sid in entry["ids"]), dtype=bool,
+                           count=len(entry["ids"]))
         removal.removed_vectors.update(
-            (sid, row) for sid, row, k in zip(entry["ids"], array, keep) if not k
-        )
+            (entry["ids"][i], array[i]) for i in np.flatnonzero(~keep))
         removal.kept_rows[split] = keep
         if not keep.all():
             embeddings[split] = {
@@ -122,27 +122,35 @@ def _drop_error_columns(store: Store, db: TinyDB, removal: _Removal) -> None:
 def _shrink_shards(store: Store, db: TinyDB, removal: _Removal) -> None:
     """Each hit shard's remaining manifest, users and centre (from its remaining members)."""
     train = removal.embeddings.get("train")
-    train_vectors = (
-        dict(zip(train["ids"], store.read_array(train["file"], ndim=2, rows=len(train["ids"]))))
-        if train else {}
-    )
-    owner = {r["id"]: r["user_id"] for r in records.sample_rows(db)}
+    train_rows: dict[str, int] | None = None  # read once a hit shard needs its centre
+    train_vectors = None
+    # A removed sample's owner stays in a shard only while another of their samples does;
+    # reading just the owners' rows keeps the purge's cost to the size of the change.
+    remaining = {
+        user: {r["id"] for r in records.user_sample_rows(db, user)} - set(removal.samples)
+        for user in {s.user_id for s in removal.samples.values()}
+    }
     for row in records.shard_rows(db):
         kept = [sid for sid in row["sample_ids"] if sid not in removal.samples]
         if len(kept) == len(row["sample_ids"]):
             continue
+        kept_set = set(kept)
         for request_id, ids in removal.per_request.items():
             if ids & set(row["sample_ids"]):
                 removal.affected[request_id].add(row["shard"])
         centre = None
-        if kept and all(sid in train_vectors for sid in kept):
+        if kept and train and train_rows is None:
+            train_vectors = store.read_array(train["file"], ndim=2, rows=len(train["ids"]))
+            train_rows = {sid: i for i, sid in enumerate(train["ids"])}
+        if kept and train_rows is not None and all(sid in train_rows for sid in kept):
             centre = store.write_array(
                 f"centre-{row['shard']}",
-                shard_centre(np.stack([train_vectors[s] for s in kept])),
+                shard_centre(train_vectors[[train_rows[s] for s in kept]]),
             )
         removal.shard_updates[row["shard"]] = {
             "sample_ids": kept, "size": len(kept), "centre": centre,
-            "users": sorted({owner[s] for s in kept}),
+            "users": [user for user in row["users"]
+                      if user not in remaining or remaining[user] & kept_set],
         }
 
 
@@ -151,7 +159,7 @@ def _commit(db: TinyDB, requests: list[dict], removal: _Removal) -> None:
     # an adapter an earlier, interrupted forget withdrew is still the shard's "before"
     live = {row["shard"]: row for row in
             records.withdrawn_adapters(db) + records.live_adapters(db)}
-    records.remove_samples(db, set(removal.samples), SPLITS)
+    records.remove_samples(db, {sid: s.user_id for sid, s in removal.samples.items()}, SPLITS)
     for shard, update in removal.shard_updates.items():
         records.update_shard(db, shard, update)
     for adapter_id, update in removal.error_updates.items():
@@ -166,7 +174,7 @@ def _commit(db: TinyDB, requests: list[dict], removal: _Removal) -> None:
             _scrub(db, row, names)
     partition = dict(get_meta(db).get("partition") or {})
     if partition:
-        partition["train_samples"] = sum(len(r["sample_ids"]) for r in records.shard_rows(db))
+        partition["train_samples"] = sum(r["size"] for r in records.shard_summaries(db))
     update_meta(db, embeddings=removal.embeddings, partition=partition or None)
     for request in requests:
         mine = [removal.samples[sid] for sid in removal.per_request[request["id"]]]

@@ -48,7 +48,10 @@ def plan(store: Store, targets: Targets) -> dict[str, Any]:
     live = {row["shard"]: row for row in
             records.withdrawn_adapters(db) + records.live_adapters(db)}
     shard_rows = records.shard_rows(db)
-    valid_left = len({s.id for s in records.split_samples(db, "valid")} - removed_ids)
+    # counted, not read: reading the validation split would read every sample segment
+    removed_valid = {s.id for s in samples if s.split == "valid"}.union(
+        *(q["valid_ids"] for q in queued))
+    valid_left = records.sample_counts(db)[0]["valid"] - len(removed_valid)
     shards, bases = [], set()
     for row in shard_rows:
         hit = [sid for sid in row["sample_ids"] if sid in removed_ids]
@@ -107,6 +110,7 @@ def _open_request_plans(db) -> list[dict[str, Any]]:
             "samples": (sum((request.get("removed") or {}).values()) if purged
                         else len(found)),
             "sample_ids": {s.id for s in found}, "shards": shards,
+            "valid_ids": {s.id for s in found if s.split == "valid"},
         })
     return out
 

@@ -51,7 +51,6 @@ def covered_samples(db: TinyDB, targets: Targets) -> tuple[list[Sample], list[st
         raise UsageError("nothing to forget: give --user, --sample or --item")
     done = records.done_subjects(db)
     names: Pseudonyms | None = None  # the key is loaded only when a pseudonym is needed
-    rows = records.sample_rows(db)
     chosen: dict[str, dict] = {}
     already: list[str] = []
 
@@ -65,11 +64,13 @@ def covered_samples(db: TinyDB, targets: Targets) -> tuple[list[Sample], list[st
             return True
         return False
 
-    for user in targets.users:
-        matches = [r for r in rows if r["user_id"] == user]
+    for user in targets.users:  # one user's segment each: a user forget reads no other rows
+        matches = records.user_sample_rows(db, user)
         if not matches and not forgotten("user", user):
             raise catalog.user_not_found(db, user)
         chosen.update((r["id"], r) for r in matches)
+    # a sample id or an item can be anywhere: these read every segment
+    rows = records.sample_rows(db) if targets.samples or targets.items else []
     by_id = {r["id"]: r for r in rows}
     for sample in targets.samples:
         if sample in by_id:

@@ -15,9 +15,10 @@ def user_audit(store: Store, user: str) -> dict[str, Any]:
     requests = records.request_rows(db)
     # the key is needed only to match the user against requests' pseudonyms
     fingerprint = audit_log.pseudonyms(db).fingerprint("user", user) if requests else None
-    shard_of = records.sample_shards(db)
+    own = records.user_sample_rows(db, user)
+    shard_of = records.user_sample_shards(db, user, [row["id"] for row in own])
     held: dict[str, int] = {}
-    for row in records.user_sample_rows(db, user):
+    for row in own:
         key = f"shard {shard_of[row['id']]}" if row["id"] in shard_of else row["split"]
         held[key] = held.get(key, 0) + 1
     withdrawn = records.withdrawn_adapters(db)

@@ -14,8 +14,9 @@ from apa_console.apa.adapters import recorded_settings
 from apa_console.engine.dispatch import DispatchOptions, ShardJob, open_dispatcher
 from apa_console.errors import ConflictError, NotFoundError, StoreInvalidError
 from apa_console.progress import NEVER_CANCELLED, CancelToken, ProgressCallback, ignore_progress
-from apa_console.store import records
-from apa_console.store.document import MODELS_DIR, Store, referenced_paths
+from apa_console.store import records, segments
+from apa_console.store.document import MODELS_DIR, Store
+from apa_console.store.references import referenced_paths
 from apa_console.unlearning import audit_log
 
 _TOKEN = re.compile(rb"[A-Za-z0-9_:.\-]{2,64}")
@@ -73,8 +74,9 @@ def scan_for_traces(store: Store, fingerprints: dict[str, list[str]],
                     subjects: list[str] | None = None) -> list[str]:
     """Files (and what was found) that still hold a removed sample's id, text or vector, or
     a forgotten subject's id. Every file counts, hidden and temporary ones included: each
-    is read for id-like tokens, parsed as JSON whatever its name, and read as an array
-    when it starts like one."""
+    is read for id-like tokens, parsed as JSON whatever its name, decoded as a Parquet
+    segment or read as an array when it starts like one. Segments are compressed, so their
+    raw bytes show nothing: decoding them is what lets the scan see every cell."""
     names = audit_log.pseudonyms(store.snapshot())
     ids = set(fingerprints.get("samples", []))
     texts = set(fingerprints.get("texts", []))
@@ -94,10 +96,16 @@ def scan_for_traces(store: Store, fingerprints: dict[str, list[str]],
             continue
         data = path.read_bytes()
         tokens = {t.decode() for t in _TOKEN.findall(data)}
+        document = _json_or_none(data)
+        if document is None and data.startswith(segments.PARQUET_MAGIC):
+            document = segments.decode_any(data)
+            if document is None and relative in referenced:
+                raise StoreInvalidError(f"{path} is corrupt (not a readable segment); "
+                                        "restore the store from a backup")
+        strings = _json_strings(document) if document is not None else []
+        tokens.update(s for s in strings if _TOKEN.fullmatch(s.encode()))
         if any(names.fingerprint("sample", t) in ids for t in tokens):
             found.append(f"{relative}: a removed sample id")
-        document = _json_or_none(data)
-        strings = _json_strings(document) if document is not None else []
         # Ids as short as "42" occur by chance elsewhere: a forgotten user or item is looked
         # for where the store writes such ids, under their JSON keys.
         if subject_set and document is not None and any(

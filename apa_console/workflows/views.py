@@ -108,7 +108,6 @@ def user_view(store: Store, user_id: str) -> dict[str, Any]:
         history = []
     if detail is None and not history:
         raise catalog.user_not_found(store, user_id)
-    shard_of = records.sample_shards(store.snapshot())
     samples = []
     if detail is not None:
         for split_rows in detail["splits"].values():
@@ -119,7 +118,7 @@ def user_view(store: Store, user_id: str) -> dict[str, Any]:
                     "label": row["label"],
                     "target_title": row.get("target_title", ""),
                     "input": row.get("input", ""),
-                    "shard": shard_of.get(row["id"]),
+                    "shard": row.get("shard"),
                     "order": row.get("order", 0),
                 })
     samples.sort(key=lambda s: s["order"])

@@ -17,7 +17,7 @@ import numpy as np
 from store_fixtures import make_store
 
 from apa_console.apa.partition import shard_centre
-from apa_console.store import audit
+from apa_console.store import audit, records
 from apa_console.store.document import Store, update_meta
 from apa_console.store.keys import legacy_fingerprint
 
@@ -63,7 +63,7 @@ def _adapter_row(store: Store, shard: int, version: int, size: int, live: bool) 
 def build_display_store(path: Path) -> Store:
     store = make_store(path)
     db = store.snapshot()
-    samples = sorted(db.table("samples").all(), key=lambda row: row["order"])
+    samples = sorted(records.sample_rows(db), key=lambda row: row["order"])
     train = [row for row in samples if row["split"] == "train"]
 
     # Hidden states with one direction per taste group, so "typical samples" mean something.
@@ -164,8 +164,8 @@ def add_chart_history(store: Store) -> Store:
     test split, and a second finished forget whose receipt records a full-retrain estimate.
     Kept apart from `build_display_store` so the other screens' snapshots stay as they are."""
     with store.transaction() as db:
-        shards = {row["shard"]: row for row in db.table("shards").all()}
-        user_of = {row["id"]: row["user_id"] for row in db.table("samples").all()}
+        shards = {row["shard"]: row for row in records.shard_rows(db)}
+        user_of = {row["id"]: row["user_id"] for row in records.sample_rows(db)}
 
         def move(user: str, source: int, target: int) -> None:
             sample = next(s for s in shards[source]["sample_ids"] if user_of[s] == user)
