@@ -77,3 +77,33 @@ def test_the_cli_starts_without_heavy_libraries(tmp_path):
     assert report["codes"] == {"--help": 0, "init": 0, "status": 0, "users": 0, "audit": 0,
                                "requests": 0, "statuss": 2}
     assert report["heavy"] == []
+
+
+TUI_PAINT_PROBE = r"""
+import asyncio, sys
+from typer.testing import CliRunner
+from apa_console.cli.app import app
+from apa_console.store.document import Store
+from apa_console.tui.app import ApaConsoleApp
+assert CliRunner().invoke(app, ["init", "--store", sys.argv[1]]).exit_code == 0
+assert CliRunner().invoke(app, ["ingest", "demo", "--store", sys.argv[1]]).exit_code == 0
+
+async def paint():
+    console = ApaConsoleApp(Store.open(sys.argv[1]), device="cpu")
+    async with console.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        await console.workers.wait_for_complete()
+        await pilot.pause()
+        return "Overview" in str(console.screen.title or console.title)
+
+print(asyncio.run(paint()), "torch" in sys.modules)
+"""
+
+
+def test_the_tui_paints_without_loading_torch(tmp_path):
+    """Torch takes seconds to import; the console loads it with its first model job, so the
+    overview of a store paints without it."""
+    result = subprocess.run([sys.executable, "-c", TUI_PAINT_PROBE, str(tmp_path / "store")],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[-2:] == ["True", "False"], result.stdout

@@ -1,7 +1,8 @@
 """The bodies of the console's worker threads: core calls only, progress into the tracker.
 
 Each returns a plain result the screens display; a CancelledError or ApaError raised here
-becomes the tracker's end state (see `jobs.run_tracked`).
+becomes the tracker's end state (see `jobs.run_tracked`). The core is imported inside each
+body: it loads torch, which the console needs only once a job runs, not to paint.
 """
 
 from __future__ import annotations
@@ -9,12 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from apa_console.apa import serving
 from apa_console.store.document import Store
 from apa_console.tui.model_host import ModelHost
 from apa_console.tui.tracker import ProgressTracker
 from apa_console.unlearning.targets import Targets
-from apa_console.workflows import forget as forgetting
 
 Work = Callable[[ProgressTracker], Any]
 SCORED_SPLIT = "test"  # the console scores held-out samples, as `apa-console score` does
@@ -25,6 +24,8 @@ def score(store: Store, models: ModelHost, user: str | None, record: bool = True
     `record`, adds a point to the served recommender's AUC history)."""
 
     def work(tracker: ProgressTracker) -> dict[str, Any]:
+        from apa_console.apa import serving
+
         samples = serving.samples_to_score(store, split=SCORED_SPLIT, user=user)
         with models.use(tracker, tracker.cancel) as backbone:
             report = serving.score_apa(store, backbone, samples, progress=tracker,
@@ -41,6 +42,8 @@ def forget_users(store: Store, models: ModelHost, users: list[str], queued: set[
     confirmed on screen), through the same workflow as `apa-console forget --user …`."""
 
     def work(tracker: ProgressTracker) -> dict[str, Any]:
+        from apa_console.workflows import forget as forgetting
+
         return forgetting.forget(
             store, Targets(users=list(users)), lambda: models.use(tracker, tracker.cancel),
             confirm=lambda plan: forgetting.same_queue(plan, queued),
@@ -52,6 +55,8 @@ def forget_users(store: Store, models: ModelHost, users: list[str], queued: set[
 
 def apply_pending(store: Store, models: ModelHost) -> Work:
     def work(tracker: ProgressTracker) -> dict[str, Any]:
+        from apa_console.workflows import forget as forgetting
+
         return forgetting.apply_pending(
             store, lambda: models.use(tracker, tracker.cancel),
             progress=tracker, cancel=tracker.cancel,

@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from apa_console.engine.backbone import Backbone
 from apa_console.engine.dispatch import DispatchOptions
 from apa_console.errors import ConflictError
 from apa_console.progress import (
@@ -20,12 +19,14 @@ from apa_console.progress import (
 )
 from apa_console.store.document import Store
 from apa_console.unlearning import audit_log, requests
-from apa_console.unlearning import forget as forget_pipeline
 from apa_console.unlearning.targets import Targets
+
+if TYPE_CHECKING:  # torch loads with the model, not with the front-end
+    from apa_console.engine.backbone import Backbone
 
 # Front-ends load the model their own way (the TUI shares one across jobs): a context
 # manager that yields the store's backbone.
-ModelLoader = Callable[[], AbstractContextManager[Backbone]]
+ModelLoader = Callable[[], "AbstractContextManager[Backbone]"]
 
 
 @dataclass
@@ -117,6 +118,9 @@ def apply_pending(
 ) -> ForgetOutcome:
     """Process every open request (or those in `only`); with none, only delete files an
     interrupted run left. `dispatch` retrains the shards on Ray workers."""
+    # the pipeline loads torch: a front-end that only plans (the TUI's forget screen) never does
+    from apa_console.unlearning import forget as forget_pipeline
+
     if not requests.open_requests(store):
         return ForgetOutcome(None, leftovers_removed=forget_pipeline.remove_leftovers(store))
     # the model takes a while to load: say so, or the first seconds look like a hang
