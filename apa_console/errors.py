@@ -47,6 +47,13 @@ class StoreInvalidError(ApaError):
     exit_code = ExitCode.STORE_INVALID
 
 
+class StoreChangedError(ApaError):
+    """A file the state being read referenced was collected by a newer commit (a forget
+    deletes its files at once): reading again sees the new state."""
+
+    exit_code = ExitCode.STORE_LOCKED
+
+
 class DataError(ApaError):
     exit_code = ExitCode.DATA_INVALID
 

@@ -13,6 +13,7 @@ import pytest
 from data_fixtures import assert_one_line_error, cli
 from store_fixtures import make_store
 
+from apa_console.errors import StoreChangedError
 from apa_console.samples import SPLITS
 from apa_console.store import records, sample_segments, segments
 from apa_console.store.document import Store, update_meta
@@ -157,6 +158,20 @@ def test_a_missing_segment_is_a_one_line_exit_5(tmp_path):
     result = cli("user", "show", "user1", "--store", store.root)
     assert_one_line_error(result, 5, "referenced by the store but missing")
     assert store.file.read_bytes() == before
+
+
+def test_a_reader_whose_segment_a_newer_commit_collected_is_told_to_read_again(
+        tmp_path, many_buckets):
+    store = make_store(tmp_path / "store", n_users=12, per_user=4)
+    stale = store.snapshot()  # read apa.json, not yet the segments
+    doomed = records.user_sample_rows(store.snapshot(), "user3")
+    with store.transaction() as db:  # another process forgets user3 in between
+        records.remove_samples(db, {row["id"]: "user3" for row in doomed}, SPLITS)
+    store.collect_garbage()
+    with pytest.raises(StoreChangedError) as changed:
+        records.user_sample_rows(stale, "user3")
+    assert changed.value.exit_code == 4 and "run it again" in str(changed.value)
+    assert records.user_sample_rows(store.snapshot(), "user3") == []  # the new state reads
 
 
 def test_a_corrupt_segment_is_a_one_line_exit_5(tmp_path):

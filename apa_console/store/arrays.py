@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from apa_console.errors import StoreInvalidError
 from apa_console.fileio import atomic_write_bytes
+from apa_console.store.missing_files import missing_file_error
 
 if TYPE_CHECKING:  # numpy is imported by the two functions that need it (fast CLI start)
     import numpy as np
@@ -40,7 +41,7 @@ def read_array(path_of, relative: str, ndim: int | None = None,
     try:
         array = np.load(path, allow_pickle=False)
     except FileNotFoundError:
-        raise StoreInvalidError(f"{path} is referenced by the store but missing") from None
+        raise missing_file_error(path, relative) from None
     except IsADirectoryError:
         raise StoreInvalidError(f"{path} is referenced as an array but is a folder") from None
     except (OSError, ValueError, EOFError) as exc:  # truncated, garbage, pickled objects

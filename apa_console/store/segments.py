@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from apa_console.errors import StoreInvalidError
 from apa_console.fileio import atomic_write_bytes
+from apa_console.store.missing_files import missing_file_error
 
 if TYPE_CHECKING:  # pyarrow is imported by the functions that need it (fast CLI start)
     import pyarrow as pa
@@ -79,7 +80,7 @@ def read_segment(path_of, relative: str, schema: pa.Schema, rows: int | None = N
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise StoreInvalidError(f"{path} is referenced by the store but missing") from None
+        raise missing_file_error(path, relative) from None
     except IsADirectoryError:
         raise StoreInvalidError(f"{path} is referenced as a segment but is a folder") from None
     except OSError as exc:

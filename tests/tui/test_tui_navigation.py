@@ -356,3 +356,26 @@ async def test_the_palette_acts_on_users_and_requests(display_store):
         await settle(pilot)
     statuses = {r["id"]: r["status"] for r in unlearning_requests.list_requests(display_store)}
     assert statuses == {"r0001": "done", "r0002": "cancelled"}
+
+
+def test_a_screen_reads_again_when_a_commit_collected_what_it_was_reading():
+    from types import SimpleNamespace
+
+    from apa_console.errors import StoreChangedError
+    from apa_console.tui.screens.base import STORE_CHANGE_RETRIES, ConsoleScreen
+
+    attempts = []
+
+    def fetch(store):
+        attempts.append(store)
+        if len(attempts) < STORE_CHANGE_RETRIES:
+            raise StoreChangedError("changed")
+        return "new state"
+
+    screen = SimpleNamespace(fetch=fetch, app=SimpleNamespace(store="store"))
+    assert ConsoleScreen._fetch_current(screen) == "new state"
+    assert len(attempts) == STORE_CHANGE_RETRIES
+    attempts.clear()
+    screen.fetch = lambda store: (_ for _ in ()).throw(StoreChangedError("changed"))
+    with pytest.raises(StoreChangedError):
+        ConsoleScreen._fetch_current(screen)

@@ -12,11 +12,13 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Input
 from textual.worker import get_current_worker
 
-from apa_console.errors import ApaError
+from apa_console.errors import ApaError, StoreChangedError
 from apa_console.store.document import Store
 from apa_console.tui.widgets.console_table import ConsoleTable
 from apa_console.tui.widgets.job_status import JobStatus
 from apa_console.tui.widgets.nav_bar import NavBar
+
+STORE_CHANGE_RETRIES = 3  # reads of a state that commits keep replacing under them
 
 
 class SearchBox(Input):
@@ -124,7 +126,7 @@ class ConsoleScreen(Screen):
     def _load(self) -> None:
         worker = get_current_worker()
         try:
-            data = self.fetch(self.app.store)
+            data = self._fetch_current()
         except ApaError as exc:
             if not worker.is_cancelled:
                 self._deliver(self.show_error, str(exc))
@@ -136,6 +138,17 @@ class ConsoleScreen(Screen):
             return
         if not worker.is_cancelled:
             self._deliver(self._show, data)
+
+    def _fetch_current(self) -> Any:
+        """fetch, read again when a commit (a forget from another terminal) collected a file
+        of the state it began to read."""
+        for attempt in range(STORE_CHANGE_RETRIES):
+            try:
+                return self.fetch(self.app.store)
+            except StoreChangedError:
+                if attempt == STORE_CHANGE_RETRIES - 1:
+                    raise
+        return None  # not reached: the last attempt returns or raises
 
     def _deliver(self, callback, *args: Any) -> None:
         try:
