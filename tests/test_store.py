@@ -13,7 +13,13 @@ import pytest
 from data_fixtures import assert_one_line_error, cli, new_store, store_bytes
 
 from apa_console.data import generate_demo, write_dataset
-from apa_console.errors import ConflictError, ExitCode, StoreInvalidError, StoreLockedError
+from apa_console.errors import (
+    ConflictError,
+    ExitCode,
+    StoreChangedError,
+    StoreInvalidError,
+    StoreLockedError,
+)
 from apa_console.store import records
 from apa_console.store.document import LOCK_FILE, Store, get_meta, update_meta
 
@@ -172,7 +178,7 @@ def test_garbage_collection_removes_only_unreferenced_arrays(store):
     with store.transaction() as db:
         update_meta(db, embeddings={})
     assert sorted(store.collect_garbage()) == sorted([kept, ids_file])
-    with pytest.raises(StoreInvalidError, match="missing"):
+    with pytest.raises(StoreChangedError, match="run it again"):  # a commit dropped it
         store.read_array(kept)
 
 
