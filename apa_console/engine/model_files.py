@@ -8,13 +8,16 @@ safetensors copy into a model cache; later loads read that copy.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
+import io
 import json
 import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -84,12 +87,13 @@ def ensure_default_model_cache(cache_root: Path) -> Path:
     try:
         started = time.perf_counter()
         # float32: the dequantized Q4_1 values are exact there, so the cache loses nothing.
-        model = AutoModelForCausalLM.from_pretrained(
-            package_dir,
-            gguf_file=DEFAULT_MODEL_GGUF,
-            quantization_config=GgufConfig(dequantize=True),
-            dtype=torch.float32,
-        )
+        with _tqdm_silenced():  # its bar would draw over the CLI's and the TUI's
+            model = AutoModelForCausalLM.from_pretrained(
+                package_dir,
+                gguf_file=DEFAULT_MODEL_GGUF,
+                quantization_config=GgufConfig(dequantize=True),
+                dtype=torch.float32,
+            )
         tokenizer = AutoTokenizer.from_pretrained(package_dir, gguf_file=DEFAULT_MODEL_GGUF)
         model.save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)
@@ -173,3 +177,11 @@ def answer_token_id(tokenizer: Any, word: str) -> int:
     if not ids:
         raise ConflictError(f"the model's tokenizer encodes {word!r} as no token at all")
     return int(ids[0])
+
+
+@contextlib.contextmanager
+def _tqdm_silenced() -> Iterator[None]:
+    """The GGUF reader draws a plain tqdm bar on stderr, which transformers' progress switch
+    does not reach; what it writes there is dropped (errors still raise)."""
+    with contextlib.redirect_stderr(io.StringIO()):
+        yield
