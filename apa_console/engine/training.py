@@ -69,9 +69,9 @@ class TrainSettings:
     Defaults are sized for a 135M model on a CPU and shards of a few hundred samples:
     rank 8 / alpha 16 / dropout 0.05 on q_proj and v_proj are TALLRec's LoRA settings; the
     learning rate and epochs were chosen by `benchmarks.recipe_sweep` on a shard-sized
-    MovieLens set (TALLRec's 1e-4 is for 7B over many more steps); batch 8 keeps a CPU step short while matmuls stay large enough
-    to run near peak; 10 % linear warmup, then linear decay
-    to zero, keeps the first steps on random LoRA init from overshooting. Prompts longer than
+    MovieLens set (TALLRec's 1e-4 is for 7B over many more steps); batch 8 keeps a CPU step
+    short while matmuls stay large enough to run near peak; 10 % linear warmup, then linear
+    decay to zero, keeps the first steps on random LoRA init from overshooting. Prompts longer than
     `max_length` tokens keep their end (the answer position). `group_by_length` batches rows
     of similar length together (`epoch_batches`), so little of a step is spent on padding;
     `dropout_sampler` picks how LoRA dropout masks are drawn (`dropout.py`).

@@ -194,6 +194,12 @@ class ApaConsoleApp(App[None]):
             "Process every pending forget request now? The affected shards are retrained.",
             title="Apply pending requests"), confirmed)
 
+    def verify_request(self, request_id: str) -> None:
+        """Retrain the request's shards and check them bit for bit (changes nothing)."""
+        if self._start_job(f"verify {request_id}", operations.verify(
+                self.store, self.models, request_id)):
+            self.push_screen(JobScreen())
+
     def _start_job(self, title: str, work: operations.Work) -> ProgressTracker | None:
         if self.job_running:
             self.show_error("a retrain is already running; wait for it or cancel it (j)")
@@ -205,7 +211,9 @@ class ApaConsoleApp(App[None]):
         return self.job
 
     def _job_finished(self, tracker: ProgressTracker) -> None:
-        if tracker.state == DONE:
+        if tracker.state == DONE and "traces" in (tracker.result or {}):
+            self._verify_finished(tracker.title, tracker.result)
+        elif tracker.state == DONE:
             receipts = (tracker.result or {}).get("receipts", [])
             self.notify(f"{tracker.title}: done, {len(receipts)} receipt(s) written",
                         title="Forget finished")
@@ -218,6 +226,16 @@ class ApaConsoleApp(App[None]):
         self.refresh_bindings()
         if self._quit_when_idle:
             self.exit()
+
+    def _verify_finished(self, title: str, result: dict) -> None:
+        checks, traces = result["shards"], result["traces"]
+        same = sum(check["ok"] for check in checks)
+        summary = (f"{same} of {len(checks)} shard{'s' if len(checks) != 1 else ''} "
+                   f"bit-identical, {len(traces)} trace{'s' if len(traces) != 1 else ''}")
+        if result["ok"]:
+            self.notify(f"{title}: PASS ({summary})", title="Verified")
+        else:
+            self.show_error(f"{title}: FAIL ({summary})")
 
     def action_cancel_job(self) -> None:
         if self.job_running:

@@ -53,7 +53,8 @@ class UserCommands(Provider):
 
 
 class RequestCommands(Provider):
-    """`request r0004` opens its receipt; `withdraw request r0004` for a queued one."""
+    """`request r0004` opens its receipt; `verify request r0004` retrains and checks a done
+    one; `withdraw request r0004` withdraws a queued one."""
 
     async def startup(self) -> None:
         self._requests = await asyncio.to_thread(views.requests_view, self.app.store)
@@ -64,6 +65,10 @@ class RequestCommands(Provider):
             rid = request["id"]
             entries.append((f"request {rid}", partial(self.app.open_request, rid),
                             f"{request['status']}: state, receipt and audit entries"))
+            if request["status"] == "done":
+                entries.append((f"verify request {rid}",
+                                partial(self.app.verify_request, rid),
+                                "retrain its shards, check them bit for bit, scan for traces"))
             if (not self.app.readonly and request["open"]
                     and request.get("phase") != "purged"):
                 entries.append((f"withdraw request {rid}",

@@ -63,3 +63,16 @@ def apply_pending(store: Store, models: ModelHost) -> Work:
         ).to_dict()
 
     return work
+
+
+def verify(store: Store, models: ModelHost, request_id: str) -> Work:
+    """Retrain a done request's shards and scan for traces, as `apa-console verify` does."""
+
+    def work(tracker: ProgressTracker) -> dict[str, Any]:
+        from apa_console.unlearning.verify import verify_request
+
+        with models.use(tracker, tracker.cancel) as backbone:
+            return verify_request(store, backbone, request_id, progress=tracker,
+                                  cancel=tracker.cancel)
+
+    return work

@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from pilot_helpers import console, row_keys, settle, text_of, wait_until
+from pilot_helpers import console, row_keys, run_palette, settle, text_of, wait_until
 
 from apa_console.progress_rows import progress_rows
 from apa_console.tui.screens.forget import ForgetScreen
@@ -205,3 +205,24 @@ async def test_cancel_mid_forget_leaves_the_request_pending_and_apply_finishes_i
         await pilot.press("escape")
         await settle(pilot)
         assert row_keys(pilot, "#requests") == ["r0001"]
+
+
+async def test_the_palette_verifies_a_done_request_without_changing_the_store(
+        trained_store, tiny_model_dir):
+    from apa_console.engine.backbone import Backbone
+    from apa_console.unlearning.targets import Targets
+
+    unlearning_requests.submit(trained_store, Targets(users=["user1"]))
+    forget_pipeline.apply_pending(trained_store, Backbone.load(tiny_model_dir, device="cpu"))
+    before = trained_store.file.read_bytes()
+    app = console(trained_store)
+    async with app.run_test(size=(100, 40)) as pilot:
+        await settle(pilot)
+        await run_palette(pilot, "verify request r0001")
+        tracker = app.job
+        assert tracker is not None and tracker.title == "verify r0001"
+        await settle(pilot)
+        assert tracker.state == "done", tracker.error
+        assert tracker.result["ok"] and tracker.result["traces"] == []
+        assert any("PASS" in str(note.message) for note in app._notifications)
+    assert trained_store.file.read_bytes() == before
