@@ -13,9 +13,7 @@ from apa_console.cli import output
 from apa_console.cli.common import JsonOption, StoreOption, new_typer, open_store
 from apa_console.data.demo import DEFAULT_USERS
 from apa_console.data.ingest import DEFAULT_SEED, DEFAULT_SIZES, ParsedDataset
-from apa_console.errors import ConflictError
 from apa_console.samples import SPLITS
-from apa_console.store import catalog
 from apa_console.units import plural
 
 SourceDir = Annotated[Path, typer.Argument(help="Directory holding the source files.")]
@@ -147,9 +145,9 @@ def export_tallrec_cmd(
     store: StoreOption = None,
 ) -> None:
     """Write train.json, valid.json, test.json in TALLRec's format."""
-    grouped = catalog.samples_by_split(open_store(store))
-    if not any(grouped.values()):
-        raise ConflictError("the store holds no samples; run `apa-console ingest` first")
-    written = data.export_tallrec(grouped, directory, overwrite=force, with_user_id=with_user_id)
-    for split, path in written.items():
-        output.info(f"wrote {path} ({plural(len(grouped.get(split, [])), 'sample')})")
+    from apa_console.workflows.export import export_samples
+
+    written = export_samples(open_store(store), directory, overwrite=force,
+                             with_user_id=with_user_id)
+    for path, count in written.values():
+        output.info(f"wrote {path} ({plural(count, 'sample')})")

@@ -61,7 +61,8 @@ def export_tallrec(
     targets = {split: directory / name for split, name in SPLIT_FILES.items()}
     existing = [str(path) for path in targets.values() if path.exists()]
     if existing and not overwrite:
-        raise ConflictError(f"{existing[0]} already exists; pass --force to overwrite")
+        raise ConflictError(f"{existing[0]} already exists; choose another directory, or "
+                            "overwrite with `apa-console export tallrec --force`")
     for split, path in targets.items():
         ordered = sorted(samples_by_split.get(split, []), key=lambda sample: sample.order)
         atomic_write_bytes(path, dumps_tallrec([tallrec_record(s, with_user_id) for s in ordered]))

@@ -5,6 +5,8 @@ and a refresh whenever another process commits to the store."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import partial
+from pathlib import Path
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
@@ -21,7 +23,7 @@ from apa_console.tui.screens.charts import CHARTS, ChartsScreen
 from apa_console.tui.screens.forget import ForgetScreen, forget_title
 from apa_console.tui.screens.help import HelpScreen
 from apa_console.tui.screens.job import JobScreen
-from apa_console.tui.screens.modals import ConfirmModal, ErrorModal
+from apa_console.tui.screens.modals import AskDirectory, ConfirmModal, ErrorModal
 from apa_console.tui.screens.overview import OverviewScreen
 from apa_console.tui.screens.request_detail import RequestScreen
 from apa_console.tui.screens.requests import RequestsScreen
@@ -200,6 +202,30 @@ class ApaConsoleApp(App[None]):
                 self.store, self.models, request_id)):
             self.push_screen(JobScreen())
 
+    def export_samples(self) -> None:
+        """Ask for a directory, then write the samples there as TALLRec JSON (`export tallrec`)."""
+
+        def chosen(directory: Path | None) -> None:
+            if directory is not None:
+                self.run_worker(partial(self._export_to, directory), thread=True,
+                                name="export", exit_on_error=False)
+
+        self.push_screen(AskDirectory("Write train.json, valid.json and test.json (TALLRec's "
+                                      "format) into which directory?", "Export the samples"),
+                         chosen)
+
+    def _export_to(self, directory: Path) -> None:
+        from apa_console.workflows.export import export_samples
+
+        try:
+            written = export_samples(self.store, directory)
+        except ApaError as exc:
+            self.call_from_thread(self.show_error, str(exc))
+            return
+        counts = " / ".join(str(count) for _, count in written.values())
+        self.call_from_thread(self.notify, f"wrote {len(written)} files to {directory} "
+                              f"(train / valid / test: {counts} samples)", title="Exported")
+
     def _start_job(self, title: str, work: operations.Work) -> ProgressTracker | None:
         if self.job_running:
             self.show_error("a retrain is already running; wait for it or cancel it (j)")
@@ -292,4 +318,6 @@ class ApaConsoleApp(App[None]):
         if self.job is not None:
             yield SystemCommand("Show the background job", "progress per shard (j)",
                                 self.action_show_job)
+        yield SystemCommand("Export the samples", "train/valid/test JSON in TALLRec's format",
+                            self.export_samples)
         yield SystemCommand("Help", "all keys (?)", self.action_help)

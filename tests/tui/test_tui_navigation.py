@@ -379,3 +379,29 @@ def test_a_screen_reads_again_when_a_commit_collected_what_it_was_reading():
     screen.fetch = lambda store: (_ for _ in ()).throw(StoreChangedError("changed"))
     with pytest.raises(StoreChangedError):
         ConsoleScreen._fetch_current(screen)
+
+
+async def test_the_palette_exports_the_samples_and_refuses_to_overwrite(display_store, tmp_path):
+    import json
+
+    from apa_console.tui.screens.modals import AskDirectory, ErrorModal
+
+    target = tmp_path / "export"
+    async with console(display_store, readonly=True).run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await run_palette(pilot, "Export the samples")
+        assert isinstance(pilot.app.screen, AskDirectory)
+        await pilot.press(*str(target), "enter")
+        await wait_until(pilot, lambda: (target / "test.json").exists(), what="the export")
+        await settle(pilot)
+        assert any("wrote 3 files" in str(note.message) for note in pilot.app._notifications)
+        exported = sum(len(json.loads((target / f"{split}.json").read_text()))
+                       for split in ("train", "valid", "test"))
+        assert exported == sum(user["samples"] for user in views_users(display_store))
+        before = (target / "train.json").read_bytes()
+        await run_palette(pilot, "Export the samples")
+        await pilot.press(*str(target), "enter")
+        await wait_until(pilot, lambda: isinstance(pilot.app.screen, ErrorModal),
+                         what="the refusal")
+        assert "already exists" in pilot.app.screen.message
+        assert (target / "train.json").read_bytes() == before

@@ -1,8 +1,9 @@
-"""Modal dialogs: an error, a yes/no confirmation, and a confirmation that needs the
-target's name typed (destructive actions)."""
+"""Modal dialogs: an error, a yes/no confirmation, a confirmation that needs the target's
+name typed (destructive actions), and a directory to write to."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from rich.text import Text
@@ -109,3 +110,33 @@ class TypeToConfirm(ModalScreen[bool]):
 
     def action_cancel(self) -> None:
         self.dismiss(False)
+
+
+class AskDirectory(ModalScreen["Path | None"]):
+    """One line for a directory (Enter takes it, Esc cancels): where an export goes."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, question: str, title: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.question = question
+        self.heading = title
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog") as dialog:
+            dialog.border_title = escape(terminal_safe(self.heading))
+            yield Static(Text(terminal_safe(self.question)))
+            yield Input(placeholder="directory", id="directory-input")
+
+    def on_mount(self) -> None:
+        self.query_one(Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        text = event.value.strip()
+        if text:
+            self.dismiss(Path(text).expanduser())
+        else:
+            self.notify("type a directory, or Esc to cancel", severity="warning")
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
