@@ -38,17 +38,28 @@ class ErrorModal(ModalScreen[None]):
         self.dismiss(None)
 
 
-class ConfirmModal(ModalScreen[bool]):
-    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("y", "confirm", "Yes")]
+class _Question(ModalScreen):
+    """A dialog that asks one question under a title."""
 
-    def __init__(self, question: str, title: str = "Confirm", **kwargs: Any) -> None:
+    def __init__(self, question: str, title: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.question = question
         self.heading = title
 
+    def _asking(self) -> Vertical:
+        dialog = Vertical(classes="dialog")
+        dialog.border_title = escape(terminal_safe(self.heading))
+        return dialog
+
+
+class ConfirmModal(_Question):
+    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("y", "confirm", "Yes")]
+
+    def __init__(self, question: str, title: str = "Confirm", **kwargs: Any) -> None:
+        super().__init__(question, title, **kwargs)
+
     def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog") as dialog:
-            dialog.border_title = escape(terminal_safe(self.heading))
+        with self._asking():
             yield Static(Text(terminal_safe(self.question)))
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Yes", variant="warning", id="yes")
@@ -112,19 +123,13 @@ class TypeToConfirm(ModalScreen[bool]):
         self.dismiss(False)
 
 
-class AskDirectory(ModalScreen["Path | None"]):
+class AskDirectory(_Question):
     """One line for a directory (Enter takes it, Esc cancels): where an export goes."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, question: str, title: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.question = question
-        self.heading = title
-
     def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog") as dialog:
-            dialog.border_title = escape(terminal_safe(self.heading))
+        with self._asking():
             yield Static(Text(terminal_safe(self.question)))
             yield Input(placeholder="directory", id="directory-input")
 
