@@ -8,7 +8,7 @@ between runs) is replaced in the header before each screenshot.
 from __future__ import annotations
 
 import pytest
-from pilot_helpers import console, settle
+from pilot_helpers import console, settle, wait_until
 
 from apa_console.progress import MODEL_TASK, ProgressEvent
 from apa_console.tui import tracker as tracker_module
@@ -48,6 +48,10 @@ def prepare(*keys: str, then=None):
         await settle(pilot)
         for key in keys:
             await pilot.press(key)
+            await settle(pilot)
+            # a screen's first load may start after the workers settle waited for
+            await wait_until(pilot, lambda: getattr(pilot.app.screen, "loaded", True),
+                             what=f"{type(pilot.app.screen).__name__}'s data")
             await settle(pilot)
         if then is not None:
             then(pilot.app)

@@ -81,7 +81,6 @@ class ForgetScreen(ConsoleScreen):
     def on_mount(self) -> None:
         table = self.query_one("#plan-shards", DataTable)
         table.border_title = "Affected shards"
-        table.add_columns(*describe.PLAN_COLUMNS)
         self.query_one("#plan-summary").border_title = "Plan"
         self.query_one("#forget-progress").border_title = "Progress"
         self.query_one("#forget-result").border_title = "Result"
@@ -99,7 +98,9 @@ class ForgetScreen(ConsoleScreen):
         self.plan = plan
         self.query_one("#plan-summary", Static).update(plan_text(plan))
         table = self.query_one("#plan-shards", DataTable)
-        table.clear()
+        # columns with their rows in one go: a header drawn before the rows kept its old widths
+        table.clear(columns=True)
+        table.add_columns(*describe.PLAN_COLUMNS)
         for row in describe.plan_rows(plan):
             table.add_row(*row, key=row[0])
         self.refresh_bindings()
