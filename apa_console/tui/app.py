@@ -4,7 +4,7 @@ and a refresh whenever another process commits to the store."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
 
@@ -80,6 +80,7 @@ class ApaConsoleApp(App[None]):
         # Published on every tracker update; progress widgets pick out their tracker.
         self.progress_signal: Signal[ProgressTracker] = Signal(self, "progress")
         self.job: ProgressTracker | None = None
+        self._report_done: Callable[[ProgressTracker], None] = self._forget_finished
         self._quit_when_idle = False
 
     def on_mount(self) -> None:
@@ -199,7 +200,7 @@ class ApaConsoleApp(App[None]):
     def verify_request(self, request_id: str) -> None:
         """Retrain the request's shards and check them bit for bit (changes nothing)."""
         if self._start_job(f"verify {request_id}", operations.verify(
-                self.store, self.models, request_id)):
+                self.store, self.models, request_id), on_done=self._verify_finished):
             self.push_screen(JobScreen())
 
     def export_samples(self) -> None:
@@ -226,10 +227,15 @@ class ApaConsoleApp(App[None]):
         self.call_from_thread(self.notify, f"wrote {len(written)} files to {directory} "
                               f"(train / valid / test: {counts} samples)", title="Exported")
 
-    def _start_job(self, title: str, work: operations.Work) -> ProgressTracker | None:
+    def _start_job(self, title: str, work: operations.Work,
+                   on_done: Callable[[ProgressTracker], None] | None = None
+                   ) -> ProgressTracker | None:
+        """Run `work` as the background job; `on_done` reports its result (default: the
+        receipts a forget or apply wrote)."""
         if self.job_running:
             self.show_error("a retrain is already running; wait for it or cancel it (j)")
             return None
+        self._report_done = on_done or self._forget_finished
         self.job = new_tracker(self, title, on_finish=self._job_finished)
         run_tracked(self, self.job, work)
         self.progress_signal.publish(self.job)
@@ -237,12 +243,8 @@ class ApaConsoleApp(App[None]):
         return self.job
 
     def _job_finished(self, tracker: ProgressTracker) -> None:
-        if tracker.state == DONE and "traces" in (tracker.result or {}):
-            self._verify_finished(tracker.title, tracker.result)
-        elif tracker.state == DONE:
-            receipts = (tracker.result or {}).get("receipts", [])
-            self.notify(f"{tracker.title}: done, {len(receipts)} receipt(s) written",
-                        title="Forget finished")
+        if tracker.state == DONE:
+            self._report_done(tracker)
         elif tracker.state == CANCELLED:
             pending = f"; request {tracker.request_id} stays pending" if tracker.request_id else ""
             self.notify(f"{tracker.title}: cancelled{pending}", severity="warning")
@@ -253,7 +255,13 @@ class ApaConsoleApp(App[None]):
         if self._quit_when_idle:
             self.exit()
 
-    def _verify_finished(self, title: str, result: dict) -> None:
+    def _forget_finished(self, tracker: ProgressTracker) -> None:
+        receipts = (tracker.result or {}).get("receipts", [])
+        self.notify(f"{tracker.title}: done, {len(receipts)} receipt(s) written",
+                    title="Forget finished")
+
+    def _verify_finished(self, tracker: ProgressTracker) -> None:
+        title, result = tracker.title, tracker.result
         checks, traces = result["shards"], result["traces"]
         same = sum(check["ok"] for check in checks)
         summary = (f"{same} of {len(checks)} shard{'s' if len(checks) != 1 else ''} "
