@@ -142,13 +142,12 @@ class ConsoleScreen(Screen):
     def _fetch_current(self) -> Any:
         """fetch, read again when a commit (a forget from another terminal) collected a file
         of the state it began to read."""
-        for attempt in range(STORE_CHANGE_RETRIES):
+        for _ in range(STORE_CHANGE_RETRIES - 1):
             try:
                 return self.fetch(self.app.store)
             except StoreChangedError:
-                if attempt == STORE_CHANGE_RETRIES - 1:
-                    raise
-        return None  # not reached: the last attempt returns or raises
+                continue
+        return self.fetch(self.app.store)
 
     def _deliver(self, callback, *args: Any) -> None:
         try:
