@@ -94,6 +94,7 @@ ARMS = {
     "apa-user": ("apa-user", None),
 }
 PARTITION_ARMS = ("random", "user", "bekm", "apa", "apa-user")
+REQUIRED_ARMS = ("retraining", "random", "apa")  # the reference, SISA and APA: every table needs them
 
 
 class Results:
@@ -293,6 +294,7 @@ def run(args) -> int:
                                                    "inference_samples", "sweep_samples")
              if getattr(args, name) is not None}
     profile = replace(PROFILES[args.profile], **sizes)
+    arms = [arm for arm in ARMS if arm in args.arms]
     try:
         parsed, source = load_source(args.data)
     except FileNotFoundError as error:
@@ -301,6 +303,8 @@ def run(args) -> int:
     backbone = Backbone.load(args.model, device=args.device)
     config = {"profile": asdict(profile), "data": source, "model": backbone.info["fingerprint"],
               "device": str(backbone.device)}
+    if arms != list(ARMS):  # an arm subset is a different run; the full set keeps old digests
+        config["arms"] = arms
     digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
     workdir = Path(args.workdir or HERE / ".work" / f"{profile.name}-{digest}")
     workdir.mkdir(parents=True, exist_ok=True)
@@ -319,7 +323,7 @@ def run(args) -> int:
         test = split_samples(base, "test")
         user = median_user(base)
         stores, scores, forgets = {}, {}, {}
-        for arm in ARMS:
+        for arm in arms:
             stores[arm] = prepare_arm(workdir, base, arm, profile, backbone, bars, cancel)
             adapters = len(records.live_adapters(stores[arm].snapshot()))
             print(f"  ready   {arm}: {adapters} adapters, full "
@@ -335,7 +339,7 @@ def run(args) -> int:
             adapters_key(stores[a]) for a in ("retraining", "random", "apa")),
             lambda: inference_timing(stores, backbone, test[:profile.inference_samples],
                                      bars, cancel))
-        for arm in PARTITION_ARMS:
+        for arm in (arm for arm in PARTITION_ARMS if arm in arms):
             forgets[arm] = forget_median_user(results, workdir, arm, stores[arm], user,
                                               backbone, bars, cancel)
     summary = {
@@ -347,7 +351,7 @@ def run(args) -> int:
         "retraining_full_s": full_retrain_s(stores["retraining"]), "median_user": user,
         "shard_sizes": {arm: [len(row["sample_ids"])
                               for row in records.shard_rows(stores[arm].snapshot())]
-                        for arm in PARTITION_ARMS},
+                        for arm in PARTITION_ARMS if arm in arms},
         "run_wall_s": time.perf_counter() - started,
     }
     (workdir / "summary.json").write_text(json.dumps(summary, indent=1))
@@ -383,9 +387,19 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("train", "valid", "test", "inference-samples", "sweep-samples"):
         parser.add_argument(f"--{name}", type=int, default=None,
                             help="override the profile's size")
+    parser.add_argument("--arms", default=",".join(ARMS),
+                        help=f"comma-separated subset of {','.join(ARMS)} (must include "
+                             f"{','.join(REQUIRED_ARMS)})")
     parser.add_argument("--report-only", action="store_true")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
+    args.arms = [arm.strip() for arm in args.arms.split(",") if arm.strip()]
+    unknown = sorted(set(args.arms) - set(ARMS))
+    if unknown:
+        parser.error(f"unknown arm(s) {', '.join(unknown)}; choose from {', '.join(ARMS)}")
+    missing = [arm for arm in REQUIRED_ARMS if arm not in args.arms]
+    if missing:
+        parser.error(f"--arms must include {', '.join(missing)}")
     for name in ("train", "valid", "test", "inference_samples", "sweep_samples"):
         value = getattr(args, name)
         if value is not None and value < 1:
