@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 from pilot_helpers import console, settle, wait_until
+from textual.widgets import Input
 
 from apa_console.progress import MODEL_TASK, ProgressEvent
 from apa_console.tui import tracker as tracker_module
@@ -56,6 +57,11 @@ def prepare(*keys: str, then=None):
         if then is not None:
             then(pilot.app)
             await settle(pilot)
+        # A focused Input's cursor blinks every 0.5 s, so a slow run would catch it hidden:
+        # stop the blink (which hides the cursor) so every run draws the same frame.
+        for field in pilot.app.screen.query(Input):
+            field.cursor_blink = False
+        await pilot.pause()
 
     return run_before
 
