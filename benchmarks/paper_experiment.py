@@ -38,7 +38,7 @@ from apa_console.apa.adapters import (
     train_all,
     validation_errors,
 )
-from apa_console.apa.embeddings import split_samples
+from apa_console.apa.embeddings import split_samples, validation_pool
 from apa_console.apa.serving import load_live_set, score_apa, score_each_adapter, tune
 from apa_console.apa.shards import run_partition
 from apa_console.cli.progress_view import live_progress
@@ -94,7 +94,8 @@ ARMS = {
     "apa-user": ("apa-user", None),
 }
 PARTITION_ARMS = ("random", "user", "bekm", "apa", "apa-user")
-REQUIRED_ARMS = ("retraining", "random", "apa")  # the reference, SISA and APA: every table needs them
+# the reference, SISA and APA: every table needs them
+REQUIRED_ARMS = ("retraining", "random", "apa")
 
 
 class Results:
@@ -250,7 +251,7 @@ def inference_timing(stores: dict[str, Store], backbone, samples, bars, cancel) 
         cancel=cancel))
 
     def without_any_precomputation():
-        valid = split_samples(apa, "valid")
+        valid = validation_pool(apa)
         errors = np.stack([validation_errors(backbone, apa.path_of(row["path"]), valid,
                                              progress=bars, cancel=cancel)
                            for row in live.rows])

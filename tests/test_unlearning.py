@@ -511,6 +511,32 @@ def test_a_temp_file_left_by_a_killed_commit_is_removed_on_open(apa_template, tm
     assert not list(store.root.rglob("*.tmp"))
 
 
+def test_a_hit_shards_centre_is_cleared_by_the_purge_and_rebuilt_from_its_members(
+        apa_template, tmp_path, backbone, monkeypatch):
+    from apa_console.apa.embeddings import cached_embeddings
+    from apa_console.apa.partition import shard_centre
+    from apa_console.unlearning import forget as pipeline
+
+    store = _copy(apa_template, tmp_path)
+    affected = {s["shard"] for s in plan(store, Targets(users=["user2"]))["shards"]}
+    centres_after_purge = {}
+    real_centres = pipeline.member_centres
+
+    def observed(store_, shards):
+        centres_after_purge.update((r["shard"], r["centre"])
+                                   for r in records.shard_rows(store_.snapshot()))
+        return real_centres(store_, shards)
+
+    monkeypatch.setattr(pipeline, "member_centres", observed)
+    _forget(store, backbone, users=["user2"])
+    assert affected and all(centres_after_purge[k] is None for k in affected)
+    ids, vectors = cached_embeddings(store, "train")
+    row_of = {sid: i for i, sid in enumerate(ids)}
+    for row in records.shard_rows(store.snapshot()):
+        expected = shard_centre(vectors[[row_of[sid] for sid in row["sample_ids"]]])
+        assert np.array_equal(store.read_array(row["centre"]), expected), row["shard"]
+
+
 def test_trace_scan_reads_temp_files_whatever_their_names(apa_template, tmp_path, backbone):
     store = _copy(apa_template, tmp_path)
     before_forget = store.file.read_bytes()
@@ -522,12 +548,14 @@ def test_trace_scan_reads_temp_files_whatever_their_names(apa_template, tmp_path
     for n, old in enumerate(sorted((apa_template / "segments").glob("*"))):
         shutil.copy(old, store.root / f".segment-{n}.zz.tmp")
     old_embedding = json.loads(before_forget)["meta"]["1"]["embeddings"]["train"]
-    shutil.copy(apa_template / old_embedding["file"], store.root / "arrays" / "old-cache.bin")
+    for n, part in enumerate(old_embedding["parts"].values()):  # the removed rows' part too
+        shutil.copy(apa_template / part["file"], store.root / "arrays" / f"old-cache-{n}.bin")
     traces = verify_request(store, backbone, receipt["request"])["traces"]
     assert any(".zz.tmp: a removed sample id" in t for t in traces)
     assert any(".zz.tmp: a removed sample's text" in t for t in traces)
     assert any(".apa.json.zz.tmp: a forgotten user or item id" in t for t in traces)
-    assert any("old-cache.bin: a removed sample's hidden-state vector" in t for t in traces)
+    assert any("old-cache-" in t and ": a removed sample's hidden-state vector" in t
+               for t in traces)
 
 
 def test_plan_says_when_each_record_is_its_own_user(tmp_path):

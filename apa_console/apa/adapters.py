@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from apa_console.apa.embeddings import embeddings_for, split_samples
+from apa_console.apa.embeddings import embeddings_for, split_samples, validation_pool
 from apa_console.apa.metrics import auc
 from apa_console.engine.dispatch import (
     DispatchOptions,
@@ -206,13 +206,12 @@ def ensure_validation_cache(
     cancel: CancelToken = NEVER_CANCELLED,
 ) -> list[Sample]:
     """Embed the validation and test splits once (the caller holds the lock)."""
-    valid = split_samples(store, "valid")
-    embeddings_for(store, backbone, valid, split="valid", save=True, progress=progress,
-                   cancel=cancel)
+    embeddings_for(store, backbone, split_samples(store, "valid"), split="valid", save=True,
+                   progress=progress, cancel=cancel)
     test = split_samples(store, "test")
     embeddings_for(store, backbone, test, split="test", save=True, progress=progress,
                    cancel=cancel)
-    return valid
+    return validation_pool(store)
 
 
 def check_train(store: Store, overrides: dict[str, Any] | None = None) -> TrainSettings:

@@ -1,8 +1,8 @@
 """Cached hidden-state vectors per split (partitioning, neighbours, semantic weights).
 
-The vectors live in one content-addressed array per split, with the ordered sample ids in
-the store meta (`embeddings.<split>` = {file, ids}); rows are reused across recomputes, so
-removing samples only rewrites the array without them.
+The vectors live in user-bucketed, content-addressed parts per split (store/
+embedding_parts.py); rows are reused across recomputes, and removing a user's samples
+rewrites only that user's part.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import numpy as np
 
 from apa_console.progress import NEVER_CANCELLED, CancelToken, ProgressCallback, ignore_progress
 from apa_console.samples import Sample
-from apa_console.store import records
+from apa_console.store import embedding_parts, id_lists, records
 from apa_console.store.document import Store, get_meta, update_meta
 
 
@@ -19,11 +19,24 @@ def split_samples(store: Store, split: str) -> list[Sample]:
     return records.split_samples(store.snapshot(), split)
 
 
+def validation_pool(store: Store) -> list[Sample]:
+    """The validation samples in the cache's row order, which error tables are aligned with
+    (split order until the split is cached)."""
+    valid = split_samples(store, "valid")
+    cached = records.embedding_entries(store.snapshot()).get("valid")
+    if not cached:
+        return valid
+    position = {sid: row for row, sid in enumerate(cached["ids"])}
+    return sorted(valid, key=lambda s: position.get(s.id, len(position)))
+
+
 def cached_embeddings(store: Store, split: str) -> tuple[list[str], np.ndarray] | None:
-    entry = records.embedding_entries(store.snapshot()).get(split)
+    db = store.snapshot()
+    entry = (get_meta(db).get("embeddings") or {}).get(split)
     if not entry:
         return None
-    return list(entry["ids"]), store.read_array(entry["file"], ndim=2, rows=len(entry["ids"]))
+    return embedding_parts.read_split(
+        store.path_of, entry, lambda part: id_lists.embedding_part_ids(store.path_of, part))
 
 
 def embeddings_for(
@@ -52,11 +65,14 @@ def embeddings_for(
     vectors = np.stack(
         [cached[1][row_of[s.id]] if s.id in row_of else fresh[fresh_row[s.id]] for s in samples]
     ) if samples else np.zeros((0, 0), dtype=np.float32)
-    if save and split and (missing or [s.id for s in samples] != (cached[0] if cached else [])):
-        file = store.write_array(f"emb-{split}", vectors.astype(np.float32))
+    # parts keep rows in bucket order, so the cache is current when it holds the same ids
+    if save and split and (missing or len(samples) != len(row_of)):
+        entry = embedding_parts.write_split(
+            store.path_of, split, [s.id for s in samples], [s.user_id for s in samples],
+            vectors.astype(np.float32))
         with store.transaction() as db:
             meta = get_meta(db)
             embeddings = dict(meta.get("embeddings", {}))
-            embeddings[split] = {"file": file, "ids": [s.id for s in samples]}
+            embeddings[split] = entry
             update_meta(db, embeddings=embeddings)
     return vectors.astype(np.float32)

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from apa_console.apa.embeddings import embeddings_for
+from apa_console.apa.embeddings import cached_embeddings, embeddings_for
 from apa_console.apa.partition import check_request, default_cap, partition, shard_centre
 from apa_console.errors import ConflictError, UsageError
 from apa_console.progress import NEVER_CANCELLED, CancelToken, ProgressCallback, ignore_progress
@@ -130,3 +130,23 @@ def shard_summary(store: Store) -> dict[str, Any]:
             "mean_users": float(users.mean()),
         },
     }
+
+
+def member_centres(store: Store, shards: list[int]) -> dict[int, str | None]:
+    """Each listed shard's centre from its current members' cached training vectors, written
+    as an array (None for a shard with no members or members that are not cached)."""
+    db = store.snapshot()
+    manifests = {row["shard"]: row["sample_ids"] for row in records.shard_rows(db)
+                 if row["shard"] in shards}
+    if not any(manifests.values()):
+        return dict.fromkeys(manifests)
+    cached = cached_embeddings(store, "train")
+    row_of = {sid: row for row, sid in enumerate(cached[0])} if cached else {}
+    out: dict[int, str | None] = {}
+    for shard, members in manifests.items():
+        if not members or not all(sid in row_of for sid in members):
+            out[shard] = None
+            continue
+        centre = shard_centre(cached[1][[row_of[sid] for sid in members]])
+        out[shard] = store.write_array(f"centre-{shard}", centre)
+    return out

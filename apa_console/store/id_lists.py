@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from apa_console.errors import StoreInvalidError
-from apa_console.store import segments
+from apa_console.store import embedding_parts, segments
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -60,13 +60,22 @@ def shard_members_among(path_of, row: dict[str, Any], wanted: list[str]) -> list
 # -- embeddings entries --------------------------------------------------------------------
 
 
+def embedding_part_ids(path_of, part: dict[str, Any]) -> list[str]:
+    """One embedding part's row ids (or a legacy entry's), inline or from its segment."""
+    return list(part["ids"]) if "ids" in part else read_ids(path_of, part["ids_file"],
+                                                          part["rows"])
+
+
 def embedding_entries(path_of, entries: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
-    """{split: {file, ids}}, ids read from their segments when not inline."""
+    """{split: {buckets, parts: [{bucket, file, ids}], ids}}: every part's ids read from its
+    segment when not inline, and the split's ids in row order."""
     out = {}
     for split, entry in (entries or {}).items():
-        ids = (entry["ids"] if "ids" in entry
-               else read_ids(path_of, entry["ids_file"], entry["rows"]))
-        out[split] = {"file": entry["file"], "ids": list(ids)}
+        parts = [{"bucket": bucket, "file": part["file"],
+                  "ids": embedding_part_ids(path_of, part)}
+                 for bucket, part in embedding_parts.parts_in_order(entry)]
+        out[split] = {"buckets": embedding_parts.buckets_of(entry), "parts": parts,
+                      "ids": [sid for part in parts for sid in part["ids"]]}
     return out
 
 
@@ -82,10 +91,15 @@ def absorb_inline(path_of, document: dict[str, Any]) -> None:
             row["size"] = len(ids)
     meta = document.get("meta", {}).get("1", {})
     for split, entry in (meta.get("embeddings") or {}).items():
-        if "ids" in entry:
+        if "ids" in entry:  # a legacy single-array entry written inline
             ids = entry["ids"]
             meta["embeddings"][split] = {"file": entry["file"], "rows": len(ids),
                                          "ids_file": write_ids(path_of, EMBEDDING_KIND, ids)}
+        for key, part in (entry.get("parts") or {}).items():
+            if "ids" in part:
+                ids = part["ids"]
+                entry["parts"][key] = {"file": part["file"], "rows": len(ids),
+                                       "ids_file": write_ids(path_of, EMBEDDING_KIND, ids)}
 
 
 def files(document: dict[str, Any]) -> list[Any]:
@@ -93,5 +107,5 @@ def files(document: dict[str, Any]) -> list[Any]:
     meta = document.get("meta", {}).get("1", {})
     return ([row.get("ids_file") for row in document.get("shards", {}).values()
              if "ids_file" in row]
-            + [entry.get("ids_file") for entry in (meta.get("embeddings") or {}).values()
-               if "ids_file" in entry])
+            + [ref for entry in (meta.get("embeddings") or {}).values()
+               for ref in embedding_parts.id_files(entry)])

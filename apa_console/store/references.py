@@ -7,7 +7,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from apa_console.errors import StoreInvalidError
-from apa_console.store import id_lists, sample_segments
+from apa_console.store import embedding_parts, id_lists, sample_segments
 from apa_console.store.arrays import ARRAYS_DIR
 from apa_console.store.segments import SEGMENTS_DIR
 
@@ -35,7 +35,7 @@ def intact(path_of, document: dict) -> bool:
     """Every file field names an existing file under a managed folder."""
     embeddings = ((document.get("meta", {}).get("1", {}).get("embeddings") or {})
                   .values())
-    fields = ([entry.get("file") for entry in embeddings]
+    fields = ([ref for entry in embeddings for ref in embedding_parts.files(entry)]
               + [row.get("centre") for row in document.get("shards", {}).values()]
               + sample_segments.segment_files(sample_segments.entry_of(document))
               + id_lists.files(document)

@@ -94,15 +94,31 @@ def _split_counts(value: Any) -> bool:
     )
 
 
+def _embedding_part(part: Any) -> bool:
+    """{file, ids_file, rows}, or the inline {file, ids} a writer leaves to its commit
+    (id_lists.py)."""
+    if not (isinstance(part, dict) and _str(part.get("file"))):
+        return False
+    if "ids" in part:
+        return set(part) == {"file", "ids"} and _list_of(_str)(part["ids"])
+    return set(part) == {"file", "ids_file", "rows"} and _str(part["ids_file"]) \
+        and _count(part["rows"])
+
+
+def _embedding_split(entry: Any) -> bool:
+    """User-bucketed parts (embedding_parts.py), or an older store's single array."""
+    if not (isinstance(entry, dict) and "parts" in entry):
+        return _embedding_part(entry)
+    buckets, parts = entry.get("buckets"), entry["parts"]
+    return set(entry) == {"buckets", "parts"} and isinstance(buckets, int) \
+        and not isinstance(buckets, bool) and buckets >= 1 and isinstance(parts, dict) \
+        and all(isinstance(key, str) and key.isdigit() and int(key) < buckets
+                and _embedding_part(part) for key, part in parts.items())
+
+
 def _embeddings(value: Any) -> bool:
-    """{split: {file, ids_file, rows}}, or the inline {file, ids} a writer leaves to its
-    commit (id_lists.py)."""
     return isinstance(value, dict) and all(
-        split in SPLITS and isinstance(entry, dict) and _str(entry.get("file"))
-        and (_list_of(_str)(entry.get("ids")) if "ids" in entry
-             else _str(entry.get("ids_file")) and _count(entry.get("rows")))
-        for split, entry in value.items()
-    )
+        split in SPLITS and _embedding_split(entry) for split, entry in value.items())
 
 
 def _score_point(value: Any) -> bool:

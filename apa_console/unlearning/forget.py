@@ -20,7 +20,8 @@ import time
 from typing import Any
 
 from apa_console.apa.adapters import adapter_job, adapter_row, recorded_settings
-from apa_console.apa.embeddings import split_samples
+from apa_console.apa.embeddings import validation_pool
+from apa_console.apa.shards import member_centres
 from apa_console.engine.dispatch import DispatchOptions, open_dispatcher
 from apa_console.engine.training import manifest_hash
 from apa_console.progress import (
@@ -89,8 +90,9 @@ def apply_pending(
                                  {"requests": [r["id"] for r in requests], "shards": shards})
             store.collect_garbage()  # the half-built adapter files, never referenced
             raise
+        centres = member_centres(store, [row["shard"] for row in new_rows])
         _crash_point("before_swap")
-        receipts = _swap_and_receipt(store, requests, new_rows, retired, started,
+        receipts = _swap_and_receipt(store, requests, new_rows, retired, started, centres,
                                      measured_here=not (dispatch and dispatch.distributed))
         _crash_point("after_swap")
         store.collect_garbage()
@@ -102,7 +104,7 @@ def _retrain_shards(store, backbone, shards, progress, cancel, dispatch=None):
     live = {row["shard"]: row for row in
             records.withdrawn_adapters(db) + records.live_adapters(db)}
     rows = {row["shard"]: row for row in records.shard_rows(db)}
-    valid = split_samples(store, "valid")
+    valid = validation_pool(store)
     retired, jobs = [], []
     overall_start = time.monotonic()
     progress(ProgressEvent(task="overall", step=0, total=len(shards), unit="shard"))
@@ -172,15 +174,18 @@ def _receipt(db, request: dict, after: dict[int, dict], finished: str, started: 
     }
 
 
-def _swap_and_receipt(store, requests, new_rows, retired, started,
+def _swap_and_receipt(store, requests, new_rows, retired, started, centres,
                       measured_here: bool = True) -> list[dict]:
-    """Commit 2: new adapters live, empty shards' adapters retired, receipts written, and
-    (unless the shards trained on Ray workers) the speed they trained at recorded."""
+    """Commit 2: new adapters live with their shards' centres, empty shards' adapters
+    retired, receipts written, and (unless the shards trained on Ray workers) the speed they
+    trained at recorded."""
     finished = now_iso()
     receipts = []
     valid_samples = records.sample_counts(store.snapshot())[0]["valid"]  # no segment read
     with store.transaction() as db:
         records.commit_adapters(db, new_rows)
+        for shard, centre in centres.items():
+            records.update_shard(db, shard, {"centre": centre})
         for row in new_rows if measured_here else []:
             throughput.record_adapter(db, row, valid_samples)
         for row in retired:

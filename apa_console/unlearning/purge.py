@@ -1,10 +1,10 @@
 """A forget's first commit: remove the requests' samples from every table and cached array.
 
 After it, no served prediction depends on the removed data: shard manifests, the
-validation pool and its error-table columns, the cached embeddings and the shard centres
-no longer hold it; the shard adapters trained on it are withdrawn (APA serves the others
-until the retrained versions swap in) and the all-data Retraining baseline is retired.
-Their files are deleted right after the commit.
+validation pool and its error-table columns and the cached embeddings no longer hold it;
+the shard adapters trained on it are withdrawn, with their shards' centres (APA serves the
+others until the retrained versions swap in), and the all-data Retraining baseline is
+retired. Their files are deleted right after the commit.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ import numpy as np
 from tinydb import TinyDB
 
 from apa_console.apa.adapters import ids_hash
-from apa_console.apa.partition import shard_centre
 from apa_console.prompting import sample_prompt
 from apa_console.samples import SPLITS, Sample
-from apa_console.store import records
+from apa_console.store import embedding_parts, id_lists, records
 from apa_console.store.document import Store, get_meta, now_iso, update_meta
 from apa_console.store.keys import Pseudonyms
+from apa_console.store.sample_segments import bucket_of
 from apa_console.unlearning import audit_log
 from apa_console.unlearning.crash_points import crash_point
 from apa_console.unlearning.targets import Targets, covered_samples
@@ -84,21 +84,46 @@ def _covered(db: TinyDB, requests: list[dict]) -> _Removal:
 
 
 def _drop_embedding_rows(store: Store, db: TinyDB, removal: _Removal) -> None:
-    """New content-addressed arrays without the removed rows (the commit switches to them)."""
-    embeddings = records.embedding_entries(db)
-    for split, entry in embeddings.items():
-        array = store.read_array(entry["file"], ndim=2, rows=len(entry["ids"]))
-        keep = np.fromiter((sid not in removal.samples for sid in entry["ids"]), dtype=bool,
-                           count=len(entry["ids"]))
-        removal.removed_vectors.update(
-            (entry["ids"][i], array[i]) for i in np.flatnonzero(~keep))
-        removal.kept_rows[split] = keep
-        if not keep.all():
-            embeddings[split] = {
-                "file": store.write_array(f"emb-{split}", array[keep]),
-                "ids": [sid for sid, k in zip(entry["ids"], keep) if k],
-            }
-    removal.embeddings = embeddings
+    """New arrays for the embedding parts that held removed rows (the commit switches to
+    them); every other part keeps its files, so the cost follows the removed users."""
+    entries = get_meta(db).get("embeddings") or {}
+    out = {}
+    for split, entry in entries.items():
+        buckets = embedding_parts.buckets_of(entry)
+        hit = {bucket_of(s.user_id, buckets) for s in removal.samples.values()
+               if s.split == split}
+        masks, parts, changed = [], {}, False
+        for bucket, part in embedding_parts.parts_in_order(entry):
+            if bucket not in hit:
+                masks.append(np.ones(embedding_parts.part_rows(part), dtype=bool))
+                parts[str(bucket)] = part
+                continue
+            ids = id_lists.embedding_part_ids(store.path_of, part)
+            array = store.read_array(part["file"], ndim=2, rows=len(ids))
+            keep = np.fromiter((sid not in removal.samples for sid in ids), dtype=bool,
+                               count=len(ids))
+            masks.append(keep)
+            removal.removed_vectors.update((ids[i], array[i]) for i in np.flatnonzero(~keep))
+            if keep.all():
+                parts[str(bucket)] = part
+                continue
+            changed = True
+            if keep.any() or not embedding_parts.is_parted(entry):
+                parts[str(bucket)] = {"file": store.write_array(f"emb-{split}", array[keep]),
+                                      "ids": [sid for sid, k in zip(ids, keep) if k]}
+        removal.kept_rows[split] = np.concatenate(masks) if masks else np.ones(0, dtype=bool)
+        if not changed:
+            out[split] = entry
+        elif embedding_parts.is_parted(entry):
+            out[split] = {"buckets": buckets, "parts": parts}
+        else:
+            out[split] = parts["0"]  # an older store's single array, rewritten whole
+    removal.embeddings = out
+
+
+def _split_ids(store: Store, entry: dict | None) -> list[str]:
+    return [sid for _, part in embedding_parts.parts_in_order(entry or {"parts": {}, "buckets": 1})
+            for sid in id_lists.embedding_part_ids(store.path_of, part)]
 
 
 def _drop_error_columns(store: Store, db: TinyDB, removal: _Removal) -> None:
@@ -106,7 +131,7 @@ def _drop_error_columns(store: Store, db: TinyDB, removal: _Removal) -> None:
     keep = removal.kept_rows.get("valid")
     if keep is None or keep.all():
         return
-    valid_ids = removal.embeddings.get("valid", {}).get("ids", [])
+    valid_ids = _split_ids(store, removal.embeddings.get("valid"))
     withdrawn = {k for shards in removal.affected.values() for k in shards}
     for row in records.live_adapters(db) + records.live_adapters(db, records.BASELINE):
         if row.get("kind") == records.SHARD and row["shard"] in withdrawn:
@@ -119,11 +144,9 @@ def _drop_error_columns(store: Store, db: TinyDB, removal: _Removal) -> None:
         }
 
 
-def _shrink_shards(store: Store, db: TinyDB, removal: _Removal) -> None:
-    """Each hit shard's remaining manifest, users and centre (from its remaining members)."""
-    train = removal.embeddings.get("train")
-    train_rows: dict[str, int] | None = None  # read once a hit shard needs its centre
-    train_vectors = None
+def _shrink_shards(db: TinyDB, removal: _Removal) -> None:
+    """Each hit shard's remaining manifest and users. Its centre is cleared: the shard leaves
+    serving in this commit, and the swap records the centre of its remaining members."""
     # A removed sample's owner stays in a shard only while another of their samples does;
     # reading just the owners' rows keeps the purge's cost to the size of the change.
     remaining = {
@@ -138,17 +161,8 @@ def _shrink_shards(store: Store, db: TinyDB, removal: _Removal) -> None:
         for request_id, ids in removal.per_request.items():
             if ids & set(row["sample_ids"]):
                 removal.affected[request_id].add(row["shard"])
-        centre = None
-        if kept and train and train_rows is None:
-            train_vectors = store.read_array(train["file"], ndim=2, rows=len(train["ids"]))
-            train_rows = {sid: i for i, sid in enumerate(train["ids"])}
-        if kept and train_rows is not None and all(sid in train_rows for sid in kept):
-            centre = store.write_array(
-                f"centre-{row['shard']}",
-                shard_centre(train_vectors[[train_rows[s] for s in kept]]),
-            )
         removal.shard_updates[row["shard"]] = {
-            "sample_ids": kept, "size": len(kept), "centre": centre,
+            "sample_ids": kept, "size": len(kept), "centre": None,
             "users": [user for user in row["users"]
                       if user not in remaining or remaining[user] & kept_set],
         }
@@ -205,7 +219,7 @@ def purge(store: Store, requests: list[dict]) -> None:
     db = store.snapshot()
     removal = _covered(db, requests)
     _drop_embedding_rows(store, db, removal)
-    _shrink_shards(store, db, removal)
+    _shrink_shards(db, removal)
     _drop_error_columns(store, db, removal)
     crash_point("before_purge_commit")
     with store.transaction() as db:
