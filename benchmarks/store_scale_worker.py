@@ -186,7 +186,9 @@ def forget(root: Path, user: str) -> dict:
                 for k in shards if k in withdrawn], []
 
     pipeline.purge = timed("purge_s", pipeline.purge)
-    if hasattr(pipeline, "member_centres"):  # the swap's centres, outside both commits
+    # the swap's centres, outside both commits (older code rebuilt them inside the purge,
+    # so it reports 0 here)
+    if hasattr(pipeline, "member_centres"):
         pipeline.member_centres = timed("centres_s", pipeline.member_centres)
     pipeline._swap_and_receipt = timed("swap_s", pipeline._swap_and_receipt)
     pipeline._retrain_shards = timed("mocked_training_s", mocked_retrain)

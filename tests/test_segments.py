@@ -17,6 +17,7 @@ from apa_console.errors import StoreChangedError
 from apa_console.samples import SPLITS
 from apa_console.store import records, sample_segments, segments
 from apa_console.store.document import Store, update_meta
+from apa_console.store.migration import migrate
 from apa_console.unlearning import audit_log
 from apa_console.unlearning.purge import removed_fingerprints
 from apa_console.unlearning.verify import scan_for_traces
@@ -280,8 +281,15 @@ def test_a_schema_1_store_reads_as_it_is_and_migrate_moves_its_samples(tmp_path)
     assert '"sample_ids"' not in store.file.read_text()
     assert [len(r["sample_ids"]) for r in records.shard_rows(store.snapshot())] == [
         r["size"] for r in document["shards"].values()]
+    # logged like every write, and the chain still verifies
+    (entry,) = [e for e in records.audit_entries(store.snapshot())
+                if e["event"] == "store.migrated"]
+    assert entry["data"] == {"schema_version": 2}
+    assert cli("audit", "verify", "--store", store.root).exit_code == 0
+    logged = store.file.read_bytes()
     again = cli("migrate", "--store", store.root)
     assert again.exit_code == 0 and "nothing to do" in again.stderr
+    assert store.file.read_bytes() == logged  # a current store is not written
 
 
 def test_a_schema_1_store_migrates_on_its_first_write(tmp_path):
@@ -301,13 +309,14 @@ def test_a_migration_killed_before_its_commit_leaves_schema_1_serving(tmp_path):
     code = textwrap.dedent(f"""
         import os, signal
         from apa_console.store.document import Store
+        from apa_console.store.migration import migrate
         real_replace = os.replace
         def die_at_commit(src, dst):
             if str(dst).endswith("apa.json"):
                 os.kill(os.getpid(), signal.SIGKILL)
             real_replace(src, dst)
         os.replace = die_at_commit
-        Store.open({str(store.root)!r}).migrate()
+        migrate(Store.open({str(store.root)!r}))
         """)
     finished = subprocess.run([sys.executable, "-c", code], capture_output=True)
     assert finished.returncode == -9, finished.stderr
@@ -316,7 +325,8 @@ def test_a_migration_killed_before_its_commit_leaves_schema_1_serving(tmp_path):
     reopened = Store.open(store.root)  # collects them: nothing references them
     assert not _segment_files(reopened) and not list(store.root.rglob(".*.tmp"))
     assert sorted(records.sample_rows(reopened.snapshot()), key=lambda r: r["order"]) == rows
-    assert reopened.migrate() is True
+    assert migrate(reopened) is True
+    assert migrate(reopened) is False
 
 
 def test_migrate_refuses_a_missing_store_and_extra_arguments(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from apa_console.cli import output
 from apa_console.cli.common import JsonOption, StoreOption, new_typer, open_store
+from apa_console.store import migration
 from apa_console.store import status as status_core
 from apa_console.store.audit import key_file
 from apa_console.store.document import Store
@@ -60,7 +61,7 @@ def migrate(store: StoreOption = None, json: JsonOption = False) -> None:
     of apa.json into segment files) in one atomic commit. Any write does the same on its
     way; a store already current is left untouched."""
     opened = open_store(store)
-    changed = opened.migrate()
+    changed = migration.migrate(opened)
     if json:
         output.emit_json({"store": str(opened.root), "migrated": changed})
         return

@@ -284,16 +284,11 @@ class Store:
         data = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
         atomic_write_bytes(self.file, data)
 
-    def migrate(self) -> bool:
-        """Move a schema-1 store's samples into segments in one atomic commit (what its next
-        write would do anyway); False when the store already has the current layout."""
-        with self.locked():
-            document = self.load()
-            meta = document["meta"]["1"]
-            if meta.get("schema_version") == SCHEMA_VERSION and not document.get("samples"):
-                return False
-            self._write_document(document)
-        return True
+    def needs_migration(self) -> bool:
+        """True for a store an older apa-console wrote (store/migration.py moves it on)."""
+        document = self.load()
+        return (document["meta"]["1"].get("schema_version") != SCHEMA_VERSION
+                or bool(document.get("samples")))
 
     def change_token(self) -> tuple[int, int]:
         """Changes whenever a writer commits; lets a viewer (the TUI) know to refresh."""
