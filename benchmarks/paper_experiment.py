@@ -15,7 +15,8 @@ states): Retraining (one adapter on all training data), and K-shard partitions b
 Resumable: work lives in `--workdir` (default benchmarks/.work/<profile>-<config hash>);
 trained adapters are reused when manifest and settings match, and every finished stage's
 numbers are kept in results.json there, so a rerun after an interruption picks up where it
-stopped. `--report-only` rewrites RESULTS.md and the plots from results.json.
+stopped. `--report-only` rewrites RESULTS.md, results.json and the plots from the work
+directory's summary.json.
 """
 
 from __future__ import annotations
@@ -350,6 +351,7 @@ def run(args) -> int:
         "base_model": base_scores, "scores": scores, "weight_ablation": ablation,
         "sweep": sweep, "timing": timing, "forget": forgets,
         "retraining_full_s": full_retrain_s(stores["retraining"]), "median_user": user,
+        "settings": recorded_settings(stores["retraining"]),
         "shard_sizes": {arm: [len(row["sample_ids"])
                               for row in records.shard_rows(stores[arm].snapshot())]
                         for arm in PARTITION_ARMS if arm in arms},
@@ -362,6 +364,11 @@ def run(args) -> int:
     return 0
 
 
+def recorded_settings(store: Store) -> dict:
+    """The training settings the arm's adapters record (the report prints them)."""
+    return records.live_adapters(store.snapshot())[0]["settings"]
+
+
 def report_only(args) -> int:
     if not args.workdir:
         print("error: --report-only needs --workdir (the run's work directory)", file=sys.stderr)
@@ -371,7 +378,11 @@ def report_only(args) -> int:
         print(f"error: no summary.json in {args.workdir}: run the benchmark first",
               file=sys.stderr)
         return 2
-    write_report(json.loads(summary_path.read_text()), Path(args.out))
+    summary = json.loads(summary_path.read_text())
+    retraining = Path(args.workdir) / "retraining"
+    if "settings" not in summary and retraining.is_dir():  # a summary written before it had them
+        summary["settings"] = recorded_settings(Store.open(retraining))
+    write_report(summary, Path(args.out))
     return 0
 
 

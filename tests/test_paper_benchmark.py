@@ -3,12 +3,15 @@ report and plots, a rerun reuses every stage, and bad input fails cleanly."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from benchmark_process import run_benchmark
 from sklearn.metrics import roc_auc_score
 
 from benchmarks.bootstrap import delta_interval, rank_auc
+from benchmarks.paper_report import write_report
 
 TINY_SIZES = ["--train", "24", "--valid", "12", "--test", "16", "--inference-samples", "6",
               "--sweep-samples", "6"]
@@ -36,6 +39,23 @@ def test_paper_benchmark_writes_report_and_resumes(tiny_model_dir, tmp_path):
     assert "n/a |" not in report.split("## Table I")[1].split("## Unlearning")[0]
     for name in PLOTS:
         assert (tmp_path / "out" / "plots" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    figures = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert figures["sizes"] == {"train": 24, "valid": 12, "test": 16, "shards": 4}
+    assert figures["settings"]["epochs"] == 1  # the quick profile's, as recorded
+    sisa = figures["methods"]["SISA (random + averaging)"]
+    assert sisa["delta_vs_retraining"] == pytest.approx(
+        sisa["auc"] - figures["methods"]["Retraining"]["auc"])
+    assert len(sisa["interval_95"]) == 2 and figures["goals"]
+    # a run over a subset of the arms (`--arms`) reports only what it trained
+    summary = json.loads((tmp_path / "work" / "summary.json").read_text())
+    for arm in ("user", "bekm", "apa-user"):
+        del summary["scores"][arm], summary["forget"][arm], summary["shard_sizes"][arm]
+    write_report(summary, tmp_path / "subset")
+    subset = (tmp_path / "subset" / "RESULTS.md").read_text()
+    assert "RecEraser" not in subset and "apa-user" not in subset and "| APA(D) |" in subset
+    assert set(json.loads((tmp_path / "subset" / "results.json").read_text())["methods"]) == {
+        "base model, no adapter", "Retraining", "SISA (random + averaging)", "APA(D)",
+        "APA(ND)"}
     adapters = sorted((tmp_path / "work").glob("*/adapters/*/*/adapter_model.safetensors"))
     assert len(adapters) == 1 + 5 * 4  # Retraining + five 4-shard arms
     stamps = {path: path.stat().st_mtime_ns for path in adapters}
@@ -57,6 +77,8 @@ def test_paper_benchmark_writes_report_and_resumes(tiny_model_dir, tmp_path):
     (["--data", "/no/such/dir", "--workdir"], "MovieLens-100K raw files not found"),
     (["--report-only", "--out"], "--report-only needs --workdir"),
     (["--profile", "huge", "--workdir"], "invalid choice"),
+    (["--arms", "retraining,apa", "--workdir"], "--arms must include random"),
+    (["--arms", "retraining,random,apa,sisa", "--workdir"], "unknown arm(s) sisa"),
 ])
 def test_paper_benchmark_rejects_bad_input(args, message, tmp_path):
     result = _paper(*args, str(tmp_path / "w"))  # nothing may be written there
