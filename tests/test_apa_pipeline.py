@@ -147,6 +147,20 @@ def test_sisa_averages_each_adapters_peft_output(trained_store, backbone):
     assert np.allclose(report.p_yes, np.mean(singles, axis=0), atol=1e-5)
 
 
+def test_output_averaging_is_called_sisa_only_over_a_random_partition(
+        trained_store, backbone, tmp_path):
+    import shutil
+
+    from apa_console.store.document import Store, get_meta, update_meta
+
+    samples = samples_to_score(trained_store, split="test")[:2]
+    assert score_sisa(trained_store, backbone, samples).method == "averaging (apa)"
+    copy = Store.open(shutil.copytree(trained_store.root, tmp_path / "random"))
+    with copy.transaction() as db:
+        update_meta(db, partition={**get_meta(db)["partition"], "method": "random"})
+    assert score_sisa(copy, backbone, samples).method == "SISA"
+
+
 def test_uniform_weights_at_decomposition_level_equal_averaged_factors(trained_store, backbone):
     samples = samples_to_score(trained_store, split="test")[:3]
     average = score_apa(trained_store, backbone, samples, strategy="average", level="D")
@@ -161,7 +175,8 @@ def test_uniform_weights_at_decomposition_level_equal_averaged_factors(trained_s
 def test_compare_reports_every_method_and_records_the_evaluation(trained_store, backbone):
     result = compare(trained_store, backbone)
     methods = [row["method"] for row in result["rows"]]
-    assert methods == ["Retraining", "SISA", "APA(D)", "APA(ND)"]
+    # output averaging over an apa partition is not SISA, and is not called so
+    assert methods == ["Retraining", "averaging (apa)", "APA(D)", "APA(ND)"]
     retraining = result["rows"][0]
     assert retraining["delta_vs_retraining"] == pytest.approx(0.0)
     assert all(row["samples_per_s"] > 0 for row in result["rows"])

@@ -91,7 +91,7 @@ def test_score_json_matches_the_core_and_its_auc(store, backbone):
 def test_compare_reports_aucs_that_recompute_from_the_scores(store, backbone):
     result = cli_json(store, "compare")
     rows = {row["method"]: row for row in result["rows"]}
-    assert list(rows) == ["Retraining", "SISA", "APA(D)", "APA(ND)"]
+    assert list(rows) == ["Retraining", "averaging (apa)", "APA(D)", "APA(ND)"]
     samples = samples_to_score(store, split="test")
     labels = np.array([s.label for s in samples])
     apa_d = score_apa(store, backbone, samples, level="D").p_yes

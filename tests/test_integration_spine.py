@@ -31,7 +31,7 @@ def test_spine_on_the_default_model(default_backbone, tmp_path):
     assert np.all((report.p_yes > 0) & (report.p_yes < 1))
     assert np.allclose(report.weights.sum(axis=1), 1)
     methods = [row["method"] for row in compare(store, default_backbone)["rows"]]
-    assert methods == ["SISA", "APA(D)", "APA(ND)"]
+    assert methods == ["averaging (apa-user)", "APA(D)", "APA(ND)"]
     submit(store, Targets(users=["user1"]))
     (receipt,) = apply_pending(store, default_backbone)
     assert len(receipt["adapters"]) == 1  # apa-user: one user, one shard

@@ -240,12 +240,16 @@ def score_sisa(
     per_adapter: tuple[np.ndarray, float] | None = None,
     progress: ProgressCallback = ignore_progress, cancel: CancelToken = NEVER_CANCELLED,
 ) -> ScoreReport:
-    """SISA: every adapter scores every sample (K passes); the outputs are averaged."""
+    """Output averaging: every adapter scores every sample (K passes) and the outputs are
+    averaged. That is SISA only over a random partition, so any other partition is named by
+    its method ("averaging (apa)")."""
     live = live or load_live_set(store)
+    method = (get_meta(store.snapshot()).get("partition") or {}).get("method")
     scores, wall = per_adapter or score_each_adapter(backbone, samples, live,
                                                      progress=progress, cancel=cancel)
     return ScoreReport(
-        method="SISA", sample_ids=[s.id for s in samples], user_ids=[s.user_id for s in samples],
+        method="SISA" if method == "random" else f"averaging ({method or 'unknown'})",
+        sample_ids=[s.id for s in samples], user_ids=[s.user_id for s in samples],
         labels=np.array([s.label for s in samples]), p_yes=scores.mean(axis=0), wall_s=wall,
         adapter_ids=live.ids, weights=np.full((len(samples), len(live.rows)), 1 / len(live.rows)),
         strategy="average", level="output",
@@ -277,7 +281,8 @@ def compare(
     progress: ProgressCallback = ignore_progress, cancel: CancelToken = NEVER_CANCELLED,
 ) -> dict[str, Any]:
     """The paper's Table I on one split: average sub-adapter AUC before aggregation, AUC,
-    Δ vs Retraining, and inference throughput, for Retraining, SISA, APA(D) and APA(ND)."""
+    Δ vs Retraining, and inference throughput, for Retraining, output averaging (SISA over
+    a random partition), APA(D) and APA(ND)."""
     samples = samples_to_score(store, split=split)
     live = load_live_set(store)
     per_adapter = score_each_adapter(backbone, samples, live, progress=progress, cancel=cancel)

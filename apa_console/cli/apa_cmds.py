@@ -210,7 +210,8 @@ def compare(
     device: DeviceOption = None,
     json: JsonOption = False,
 ) -> None:
-    """Retraining vs SISA vs APA(D) vs APA(ND): the paper's Table I columns."""
+    """Retraining vs output averaging (SISA on a random partition) vs APA(D) vs APA(ND): the
+    paper's Table I columns."""
     from apa_console.apa import serving
 
     target = open_store(store)
