@@ -9,8 +9,11 @@ lists of row indices in ascending order, so the same inputs always give the same
              user's data lives in exactly one shard (forgetting a user retrains one adapter).
 - `random`   SISA: a seeded permutation cut into K equal parts.
 - `user`     RecEraser's user-based balanced partition: anchors from random users, capped
-             assignment of users by distance, anchors moved to their members' mean, repeated.
+             assignment of users (weighed by their samples) by distance, anchors moved to
+             their members' mean, repeated.
 - `bekm`     GraphEraser's balanced embedding K-means: the same loop at sample level.
+`user` and `bekm` are given collaborative embeddings (apa/collaborative.py), the others the
+LLM's hidden states.
 """
 
 from __future__ import annotations
@@ -194,10 +197,9 @@ def partition(
     if method == "apa-user":
         centres = _kmeans_centres(embeddings, n_shards, seed)
         user_owner = capped_assignment(cosine_distances(user_vectors, centres), cap, sizes)
-    else:  # "user": RecEraser balances the number of users per shard
-        user_cap = default_cap(len(names), n_shards)
-        user_owner = _balanced_kmeans(user_vectors.astype(np.float64), n_shards, user_cap,
-                                      seed, None)
+    else:  # "user": RecEraser's UBP, balanced in samples (a user's rows weigh their count)
+        user_owner = _balanced_kmeans(user_vectors.astype(np.float64), n_shards, cap,
+                                      seed, sizes)
     owner = np.empty(n_items, dtype=np.int64)
     for user_index, rows in enumerate(rows_of):
         owner[rows] = user_owner[user_index]

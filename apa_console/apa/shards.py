@@ -6,12 +6,16 @@ from typing import Any
 
 import numpy as np
 
+from apa_console.apa.collaborative import REPRESENTATION, partition_vectors
 from apa_console.apa.embeddings import cached_embeddings, embeddings_for
 from apa_console.apa.partition import check_request, default_cap, partition, shard_centre
 from apa_console.errors import ConflictError, UsageError
 from apa_console.progress import NEVER_CANCELLED, CancelToken, ProgressCallback, ignore_progress
 from apa_console.store import audit, records
 from apa_console.store.document import Store, get_meta, now_iso, update_meta
+
+COLLABORATIVE_METHODS = ("user", "bekm")
+HIDDEN_STATES = "hidden-state-mean"  # embeddings.py: the final layer's mean over the input
 
 
 def check_partition(
@@ -62,7 +66,10 @@ def run_partition(
         )
         cancel.raise_if_cancelled()
         users = [s.user_id for s in samples]
-        result = partition(method, vectors, users, n_shards, cap=cap, seed=seed)
+        # the baselines partition on what their papers use; centres stay on hidden states
+        collaborative = method in COLLABORATIVE_METHODS
+        basis = partition_vectors(method, samples, seed) if collaborative else vectors
+        result = partition(method, basis, users, n_shards, cap=cap, seed=seed)
         rows = []
         for k, members in enumerate(result.shards):
             ids = [samples[i].id for i in members]
@@ -87,6 +94,7 @@ def run_partition(
                 "shards": n_shards,
                 "cap": result.cap if cap is not None else default_cap(len(samples), n_shards),
                 "seed": seed,
+                "representation": REPRESENTATION if collaborative else HIDDEN_STATES,
                 "created": now_iso(),
                 "train_samples": len(samples),
             }
