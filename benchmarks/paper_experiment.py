@@ -40,7 +40,13 @@ from apa_console.apa.adapters import (
     validation_errors,
 )
 from apa_console.apa.embeddings import split_samples, validation_pool
-from apa_console.apa.serving import load_live_set, score_apa, score_each_adapter, tune
+from apa_console.apa.serving import (
+    aggregation_defaults,
+    load_live_set,
+    score_apa,
+    score_each_adapter,
+    tune,
+)
 from apa_console.apa.shards import run_partition
 from apa_console.cli.progress_view import live_progress
 from apa_console.engine.backbone import Backbone
@@ -179,12 +185,16 @@ def score_arm(results: Results, arm: str, store: Store, backbone, test, bars, ca
     out = {"per_adapter": stage(results, f"{key}:per-adapter", per_adapter)}
     if arm == "retraining":
         return out
-    tuned = stage(results, f"{key}:tune", lambda: tune(store)["best"])
+    # τ and n as served: the proxy's shortlist scored with the level-D merge (`tune`)
+    tuned = stage(results, f"{key}:tune-served", lambda: tune(
+        store, backbone, progress=bars, cancel=cancel)["best"])
     levels = ("D", "ND") if arm in ("apa", "apa-user") else ("D",)
     for level in levels:
-        out[f"APA({level})"] = stage(results, f"{key}:apa-{level}-adaptive", lambda level=level: (
-            apa_scores(store, backbone, test, level=level, strategy="adaptive", live=live,
-                       bars=bars, cancel=cancel)))
+        out[f"APA({level})"] = stage(
+            results, f"{key}:apa-{level}-adaptive-{tuned['tau']:g}-{tuned['neighbours']}",
+            lambda level=level: apa_scores(store, backbone, test, level=level,
+                                           strategy="adaptive", live=live, bars=bars,
+                                           cancel=cancel))
     out["tuned"] = tuned
     return out
 
@@ -198,7 +208,8 @@ def apa_scores(store, backbone, samples, *, level, strategy, live, bars, cancel,
 
 
 def weight_ablation(results, store, backbone, test, bars, cancel) -> dict:
-    key = f"apa:{adapters_key(store)}"
+    tau, neighbours = aggregation_defaults(store)  # `major` uses n, `semantic` τ
+    key = f"apa:{adapters_key(store)}:{tau:g}-{neighbours}"
     live = load_live_set(store)
     return {strategy: stage(results, f"{key}:apa-D-{strategy}", lambda strategy=strategy: (
         apa_scores(store, backbone, test, level="D", strategy=strategy, live=live, bars=bars,

@@ -376,7 +376,8 @@ def write_report(summary: dict, out: Path) -> Path:
         f"valid / {profile['test']} test samples; K = {k}; shard sizes per partition: "
         + "; ".join(f"{a} {s}" for a, s in summary["shard_sizes"].items()),
         f"- **Training:** {_training_line(summary)}; τ and n tuned per arm by "
-        "leave-one-out on the validation pool (`apa-console tune`).",
+        "leave-one-out on the validation pool (`apa-console tune`, scored by the "
+        f"{summary['scores']['apa']['tuned'].get('scored_by', 'output-level proxy')}).",
         f"- **Run time:** {summary['run_wall_s'] / 60:.1f} min for this invocation (stages "
         "kept from an interrupted earlier invocation are not re-timed).",
         "",

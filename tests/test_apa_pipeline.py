@@ -187,12 +187,43 @@ def test_compare_reports_every_method_and_records_the_evaluation(trained_store, 
     assert point["auc"] == pytest.approx(apa_d["auc"])
 
 
-def test_tune_stores_the_best_grid_point(trained_store):
+def test_tune_by_the_proxy_stores_the_best_grid_point(trained_store):
     result = tune(trained_store, taus=(1.0, 100.0), neighbour_grid=(1, 3))
     assert len(result["grid"]) == 4
     best = result["best"]
-    assert best["auc"] == max(g["auc"] for g in result["grid"])
+    assert best["scored_by"] == "proxy"
+    assert best["auc"] == max(g["proxy_auc"] for g in result["grid"])
     assert aggregation_defaults(trained_store) == (best["tau"], best["neighbours"])
+
+
+def test_tune_scores_its_shortlist_with_the_served_merge(trained_store, backbone):
+    from apa_console.apa.embeddings import validation_pool
+    from apa_console.apa.metrics import auc
+    from apa_console.apa.weights import neighbour_errors, softmax_rows
+    from apa_console.engine.mixture import mixture_model, set_row_weights
+
+    result = tune(trained_store, backbone, taus=(1.0, 100.0), neighbour_grid=(1, 3),
+                  served_points=2, save=False)
+    shortlist = [g for g in result["grid"] if "served_auc" in g]
+    assert len(shortlist) == 2
+    assert min(g["proxy_auc"] for g in shortlist) >= max(
+        g["proxy_auc"] for g in result["grid"] if "served_auc" not in g)
+    best = result["best"]
+    assert best["scored_by"] == "served merge (D)"
+    assert best["auc"] == max(g["served_auc"] for g in shortlist)
+    # the served AUC is what scoring each validation sample alone with its leave-one-out
+    # weights and the level-D merge gives (the batched run keeps rows and weights together)
+    live = load_live_set(trained_store)
+    weights = softmax_rows(-best["tau"] * neighbour_errors(
+        live.valid_embeddings, live.valid_embeddings, live.valid_errors, best["neighbours"],
+        exclude_self=True))
+    prompts = backbone.prompts_for(validation_pool(trained_store))
+    alone = []
+    with mixture_model(backbone.model, live.factors, "D") as layers:
+        for prompt, row in zip(prompts, weights):
+            set_row_weights(layers, row[None, :])
+            alone.append(float(backbone.score([prompt])[0]))
+    assert auc(live.valid_labels, np.array(alone)) == pytest.approx(best["auc"], abs=1e-9)
 
 
 def test_user_show_and_users_report_the_shards_holding_the_data(trained_store):

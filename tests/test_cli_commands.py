@@ -106,6 +106,11 @@ def test_compare_reports_aucs_that_recompute_from_the_scores(store, backbone):
 def test_tune_stores_defaults_that_score_then_uses(store):
     result = cli_json(store, "tune")
     best = result["best"]
+    assert best["scored_by"] == "served merge (D)"
+    assert cli_json(store, "tune", "--proxy")["best"]["scored_by"] == "proxy"
+    refused = runner.invoke(app, ["tune", "--served-points", "0", "--store", str(store.root)])
+    assert refused.exit_code == 2 and "--served-points must be at least 1" in refused.output
+    best = cli_json(store, "tune")["best"]
     report = cli_json(store, "score", "--split", "valid")
     assert (report["tau"], report["neighbours"]) == (best["tau"], best["neighbours"])
 

@@ -29,3 +29,6 @@ class Strategy(str, Enum):
 
 
 STRATEGIES = tuple(strategy.value for strategy in Strategy)
+
+
+SERVED_POINTS = 4  # grid points `tune` shortlists by the proxy for scoring with the served merge

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from apa_console.apa.choices import PartitionMethod, Strategy
+from apa_console.apa.choices import SERVED_POINTS, PartitionMethod, Strategy
 from apa_console.cli import output
 from apa_console.cli.common import (
     CpusPerJobOption,
@@ -23,6 +23,7 @@ from apa_console.cli.common import (
 )
 from apa_console.cli.progress_view import live_progress
 from apa_console.engine.choices import ComputeDtype, MixtureLevel
+from apa_console.errors import UsageError
 from apa_console.samples import Split
 from apa_console.units import auc_summary, plural
 from apa_console.workflows.model import open_backbone
@@ -235,18 +236,38 @@ def compare(
 
 
 @app.command()
-def tune(store: StoreOption = None, json: JsonOption = False) -> None:
-    """Search τ and n on the validation pool (leave-one-out) and store the best."""
+def tune(
+    proxy: Annotated[bool, typer.Option(
+        "--proxy", help="Rank by the output-level proxy only (no model load, milliseconds).")]
+    = False,
+    served_points: Annotated[int, typer.Option(
+        metavar="N", help="Grid points the proxy shortlists for scoring with the served merge.")]
+    = SERVED_POINTS,
+    store: StoreOption = None,
+    model: ModelOption = None,
+    device: DeviceOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Search τ and n on the validation pool (leave-one-out) and store the best: the proxy
+    ranks the grid, then its best points are scored with the merge that is served."""
     from apa_console.apa import serving
 
-    result = serving.tune(open_store(store))
+    if served_points < 1:
+        raise UsageError("--served-points must be at least 1")
+    target = open_store(store)
+    serving.load_live_set(target)  # refuse an unservable store before loading a model
+    backbone = None if proxy else open_backbone(target, model, device)
+    with live_progress(quiet=json or proxy) as (bars, cancel):
+        result = serving.tune(target, backbone, served_points=served_points, progress=bars,
+                              cancel=cancel)
     if json:
         output.emit_json(result)
         return
     best = result["best"]
     output.stdout.print(
         f"best τ={best['tau']:g} n={best['neighbours']} "
-        f"(validation AUC {_fmt(best['auc'])}); stored as the score defaults"
+        f"(validation AUC {_fmt(best['auc'])}, {best['scored_by']}); stored as the score "
+        "defaults"
     )
 
 
