@@ -67,4 +67,4 @@ def test_bekm_partitions_interactions_and_apa_keeps_hidden_states(tmp_path, back
     assert len(records.shard_rows(store.snapshot())) == 3
     other = make_store(tmp_path / "apa", n_users=6, per_user=12)
     run_partition(other, backbone, "apa", 3, seed=0)
-    assert get_meta(other.snapshot())["partition"]["representation"] == "hidden-state-mean"
+    assert get_meta(other.snapshot())["partition"]["representation"] == "hidden-state"

@@ -30,10 +30,18 @@ def validation_pool(store: Store) -> list[Sample]:
     return sorted(valid, key=lambda s: position.get(s.id, len(position)))
 
 
-def cached_embeddings(store: Store, split: str) -> tuple[list[str], np.ndarray] | None:
+def store_pooling(store: Store) -> str:
+    """The hidden state the store's partition chose (`partition --hidden-state`)."""
+    partition = get_meta(store.snapshot()).get("partition") or {}
+    return partition.get("hidden_state", embedding_parts.LEGACY_POOLING)
+
+
+def cached_embeddings(store: Store, split: str,
+                      pooling: str | None = None) -> tuple[list[str], np.ndarray] | None:
+    """The split's cached ids and vectors; with `pooling`, None unless they are that kind."""
     db = store.snapshot()
     entry = (get_meta(db).get("embeddings") or {}).get(split)
-    if not entry:
+    if not entry or (pooling is not None and embedding_parts.pooling_of(entry) != pooling):
         return None
     return embedding_parts.read_split(
         store.path_of, entry, lambda part: id_lists.embedding_part_ids(store.path_of, part))
@@ -46,17 +54,21 @@ def embeddings_for(
     *,
     split: str | None = None,
     save: bool = False,
+    pooling: str | None = None,
     progress: ProgressCallback = ignore_progress,
     cancel: CancelToken = NEVER_CANCELLED,
 ) -> np.ndarray:
-    """Vectors for `samples`, reusing the split's cache; with `save`, the cache is replaced by
-    exactly these samples' vectors (the caller holds the store lock)."""
-    cached = cached_embeddings(store, split) if split else None
+    """Vectors for `samples` of the `pooling` kind (None: the store's), reusing the split's
+    cache when it holds that kind; with `save`, the cache is replaced by exactly these
+    samples' vectors (the caller holds the store lock)."""
+    pooling = pooling or store_pooling(store)
+    cached = cached_embeddings(store, split, pooling) if split else None
     row_of = {sid: row for row, sid in enumerate(cached[0])} if cached else {}
     missing = [s for s in samples if s.id not in row_of]
     fresh = (
         backbone.hidden_states(
-            backbone.hidden_texts_for(missing), progress=progress, cancel=cancel
+            backbone.hidden_texts_for(missing, pooling), pooling=pooling, progress=progress,
+            cancel=cancel,
         )
         if missing
         else None
@@ -69,7 +81,7 @@ def embeddings_for(
     if save and split and (missing or len(samples) != len(row_of)):
         entry = embedding_parts.write_split(
             store.path_of, split, [s.id for s in samples], [s.user_id for s in samples],
-            vectors.astype(np.float32))
+            vectors.astype(np.float32), pooling)
         with store.transaction() as db:
             meta = get_meta(db)
             embeddings = dict(meta.get("embeddings", {}))

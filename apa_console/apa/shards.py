@@ -9,25 +9,29 @@ import numpy as np
 from apa_console.apa.collaborative import REPRESENTATION, partition_vectors
 from apa_console.apa.embeddings import cached_embeddings, embeddings_for
 from apa_console.apa.partition import check_request, default_cap, partition, shard_centre
+from apa_console.engine.choices import HIDDEN_STATES
 from apa_console.errors import ConflictError, UsageError
 from apa_console.progress import NEVER_CANCELLED, CancelToken, ProgressCallback, ignore_progress
 from apa_console.store import audit, records
 from apa_console.store.document import Store, get_meta, now_iso, update_meta
 
 COLLABORATIVE_METHODS = ("user", "bekm")
-HIDDEN_STATES = "hidden-state-mean"  # embeddings.py: the final layer's mean over the input
+DEFAULT_HIDDEN_STATE = "mean"  # not yet measured against "last" on the paper's experiment
 
 
 def check_partition(
     store: Store, method: str, n_shards: int, cap: int | None = None, force: bool = False,
-    seed: int = 0,
+    seed: int = 0, hidden_state: str = DEFAULT_HIDDEN_STATE,
 ) -> None:
     """Refuse (one line) what `run_partition` would refuse, before any model loads."""
-    _checked(store, method, n_shards, cap, force, seed)
+    _checked(store, method, n_shards, cap, force, seed, hidden_state)
 
 
 def _checked(store: Store, method: str, n_shards: int, cap: int | None, force: bool,
-             seed: int = 0):
+             seed: int = 0, hidden_state: str = DEFAULT_HIDDEN_STATE):
+    if hidden_state not in HIDDEN_STATES:
+        raise UsageError(f"unknown hidden state {hidden_state!r}; choose one of "
+                         f"{', '.join(HIDDEN_STATES)}")
     db = store.snapshot()
     existing = records.shard_rows(db)
     if existing and not force:
@@ -54,15 +58,18 @@ def run_partition(
     cap: int | None = None,
     seed: int = 0,
     force: bool = False,
+    hidden_state: str = DEFAULT_HIDDEN_STATE,
     progress: ProgressCallback = ignore_progress,
     cancel: CancelToken = NEVER_CANCELLED,
 ) -> dict[str, Any]:
-    """Embed the training samples, split them, and record the shards (replacing none unless
-    `force`: re-partitioning retires every trained shard adapter)."""
+    """Embed the training samples (as the `hidden_state` kind, which the store then uses
+    for neighbours and centres too), split them, and record the shards (replacing none
+    unless `force`: re-partitioning retires every trained shard adapter)."""
     with store.locked():
-        samples, method = _checked(store, method, n_shards, cap, force, seed)
+        samples, method = _checked(store, method, n_shards, cap, force, seed, hidden_state)
         vectors = embeddings_for(
-            store, backbone, samples, split="train", save=True, progress=progress, cancel=cancel
+            store, backbone, samples, split="train", save=True, pooling=hidden_state,
+            progress=progress, cancel=cancel,
         )
         cancel.raise_if_cancelled()
         users = [s.user_id for s in samples]
@@ -94,7 +101,8 @@ def run_partition(
                 "shards": n_shards,
                 "cap": result.cap if cap is not None else default_cap(len(samples), n_shards),
                 "seed": seed,
-                "representation": REPRESENTATION if collaborative else HIDDEN_STATES,
+                "representation": REPRESENTATION if collaborative else "hidden-state",
+                "hidden_state": hidden_state,
                 "created": now_iso(),
                 "train_samples": len(samples),
             }

@@ -22,7 +22,7 @@ from apa_console.cli.common import (
     open_store,
 )
 from apa_console.cli.progress_view import live_progress
-from apa_console.engine.choices import ComputeDtype, MixtureLevel
+from apa_console.engine.choices import ComputeDtype, HiddenState, MixtureLevel
 from apa_console.errors import UsageError
 from apa_console.samples import Split
 from apa_console.units import auc_summary, plural
@@ -50,6 +50,9 @@ def partition(
     seed: Annotated[int, typer.Option(help="Seed for K-means / random choices.")] = 0,
     force: Annotated[bool, typer.Option("--force", help="Re-partition, retiring adapters.")]
     = False,
+    hidden_state: Annotated[HiddenState, typer.Option(
+        help="A sample's vector: the mean of the final states over its input, or the final "
+             "state at its prompt's last token.")] = HiddenState.MEAN,
     store: StoreOption = None,
     model: ModelOption = None,
     device: DeviceOption = None,
@@ -60,12 +63,13 @@ def partition(
     from apa_console.apa import shards as sharding
 
     target = open_store(store)
-    sharding.check_partition(target, method.value, shards, max_size, force, seed)
+    sharding.check_partition(target, method.value, shards, max_size, force, seed,
+                             hidden_state.value)
     backbone = open_backbone(target, model, device, record=True)
     with live_progress(quiet=json) as (bars, cancel):
         summary = sharding.run_partition(
             target, backbone, method.value, shards, cap=max_size, seed=seed, force=force,
-            progress=bars, cancel=cancel,
+            hidden_state=hidden_state.value, progress=bars, cancel=cancel,
         )
     _print_shards(summary, json)
 

@@ -31,6 +31,7 @@ from apa_console.engine.batching import (
     rate_event,
     shared_prefix_length,
 )
+from apa_console.engine.choices import HIDDEN_STATES
 from apa_console.engine.devices import choose_device, dtype_named, preferred_dtype
 from apa_console.engine.model_files import answer_token_id, model_fingerprint, resolve_model_dir
 from apa_console.engine.norms import fuse_rms_norms
@@ -173,10 +174,13 @@ class Backbone:
         return [sample_prompt(sample) for sample in samples]
 
     @staticmethod
-    def hidden_texts_for(samples: Iterable[Sample]) -> list[str]:
-        """The text `hidden_states` should embed for a sample: its TALLRec input (liked and
-        disliked titles plus the target). The instruction and Alpaca wrapper are the same for
-        every sample, so they would only dilute the mean."""
+    def hidden_texts_for(samples: Iterable[Sample], pooling: str = "mean") -> list[str]:
+        """The text `hidden_states` should embed for a sample. For the mean: its TALLRec
+        input (liked and disliked titles plus the target); the instruction and Alpaca
+        wrapper are the same for every sample, so they would only dilute it. For the last
+        token: the whole prompt, whose last state has read all of it."""
+        if pooling == "last":
+            return [sample_prompt(sample) for sample in samples]
         return [sample.input for sample in samples]
 
     def encode(self, texts: Sequence[str], max_length: int | None = None) -> list[list[int]]:
@@ -348,15 +352,17 @@ class Backbone:
         cancel: CancelToken = NEVER_CANCELLED,
         task: str = "hidden states",
         max_length: int | None = None,
+        pooling: str = "mean",
     ) -> np.ndarray:
         """One float32 vector per text from the base model (no adapter): (N, hidden).
 
-        Choice: the mean of the last layer's states (after the final norm) over the text's
-        real tokens. Callers pass each sample's TALLRec input (`hidden_texts_for`), embedded
-        on its own without the shared instruction, so the vector describes the user's
-        history and target. The mean over real tokens only, with right padding, makes it
+        `mean`: the mean of the last layer's states (after the final norm) over the text's
+        real tokens; `last`: that layer's state at the last real token (`hidden_texts_for`
+        says which text each takes). Real tokens only, with right padding, make either
         independent of batch composition; no randomness makes it deterministic.
         """
+        if pooling not in HIDDEN_STATES:
+            raise ValueError(f"pooling must be one of {', '.join(HIDDEN_STATES)}")
         decoder, _ = split_causal_lm(self.model)
         token_ids = self.encode(texts, max_length)
         vectors = np.empty((len(texts), int(self.model.config.hidden_size)), dtype=np.float32)
@@ -367,11 +373,14 @@ class Backbone:
             for rows in length_sorted_batches(token_ids, batch_size):
                 cancel.raise_if_cancelled()
                 input_ids, mask = self.pad_batch([token_ids[row] for row in rows])
-                states = self._decode(decoder, input_ids)
-                weights = mask.unsqueeze(-1).to(torch.float32)
-                summed = (states.to(torch.float32) * weights).sum(dim=1)
-                mean = summed / weights.sum(dim=1).clamp(min=1.0)
-                vectors[rows] = mean.cpu().numpy()
+                states = self._decode(decoder, input_ids).to(torch.float32)
+                if pooling == "last":
+                    last = (mask.sum(dim=1) - 1).clamp(min=0)
+                    pooled = states[torch.arange(len(rows), device=states.device), last]
+                else:
+                    weights = mask.unsqueeze(-1).to(torch.float32)
+                    pooled = (states * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+                vectors[rows] = pooled.cpu().numpy()
                 done += len(rows)
                 progress(rate_event(task, done, total, started))
         return vectors

@@ -22,3 +22,15 @@ class MixtureLevel(str, Enum):
 
 
 LEVELS = tuple(level.value for level in MixtureLevel)
+
+
+class HiddenState(str, Enum):
+    """Which of the base model's final-layer states represents a sample (partition,
+    neighbours, centres): the mean over its TALLRec input, or the state at the last token
+    of its whole prompt (the paper's "hidden representation of x_i")."""
+
+    MEAN = "mean"
+    LAST = "last"
+
+
+HIDDEN_STATES = tuple(choice.value for choice in HiddenState)

@@ -1,7 +1,8 @@
 """A split's cached hidden states as user-bucketed parts, so a forget rewrites only the parts
 of the users it removes instead of the whole split's array.
 
-apa.json: `meta.embeddings.<split> = {buckets: n, parts: {"<bucket>": {file, rows, ids_file}}}`.
+apa.json: `meta.embeddings.<split> = {buckets: n, pooling, parts: {"<bucket>": {file, rows,
+ids_file}}}`, `pooling` naming the hidden state the vectors are (engine/choices.py).
 A user's rows all sit in part crc32(user) mod n (the samples' bucketing, over this split's
 row count); the split's row order is the parts' rows in bucket order. A writer leaves each
 part's ids inline (`ids`) and the commit moves them into id segments (id_lists.py). The
@@ -19,10 +20,15 @@ if TYPE_CHECKING:
     import numpy as np
 
 LEGACY_BUCKETS = 1  # an older single-array entry: every row in part 0
+LEGACY_POOLING = "mean"  # what every cache written before the choice holds
 
 
 def is_parted(entry: dict[str, Any]) -> bool:
     return "parts" in entry
+
+
+def pooling_of(entry: dict[str, Any]) -> str:
+    return entry.get("pooling", LEGACY_POOLING)
 
 
 def buckets_of(entry: dict[str, Any]) -> int:
@@ -42,7 +48,7 @@ def part_rows(part: dict[str, Any]) -> int:
 
 
 def write_split(path_of, split: str, ids: list[str], users: list[str],
-                vectors: np.ndarray) -> dict[str, Any]:
+                vectors: np.ndarray, pooling: str = LEGACY_POOLING) -> dict[str, Any]:
     """The entry for a split's vectors (row i is sample ids[i] of user users[i]), each part's
     array written now and its ids left inline for the commit."""
     buckets = bucket_count(len(ids))
@@ -54,7 +60,7 @@ def write_split(path_of, split: str, ids: list[str], users: list[str],
                       "ids": [ids[row] for row in rows]}
         for bucket, rows in sorted(rows_of.items())
     }
-    return {"buckets": buckets, "parts": parts}
+    return {"buckets": buckets, "pooling": pooling, "parts": parts}
 
 
 def read_split(path_of, entry: dict[str, Any], ids_of) -> tuple[list[str], np.ndarray]:

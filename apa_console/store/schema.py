@@ -110,7 +110,8 @@ def _embedding_split(entry: Any) -> bool:
     if not (isinstance(entry, dict) and "parts" in entry):
         return _embedding_part(entry)
     buckets, parts = entry.get("buckets"), entry["parts"]
-    return set(entry) == {"buckets", "parts"} and isinstance(buckets, int) \
+    return set(entry) - {"pooling"} == {"buckets", "parts"} \
+        and _str(entry.get("pooling", "mean")) and isinstance(buckets, int) \
         and not isinstance(buckets, bool) and buckets >= 1 and isinstance(parts, dict) \
         and all(isinstance(key, str) and key.isdigit() and int(key) < buckets
                 and _embedding_part(part) for key, part in parts.items())

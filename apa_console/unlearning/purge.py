@@ -115,7 +115,7 @@ def _drop_embedding_rows(store: Store, db: TinyDB, removal: _Removal) -> None:
         if not changed:
             out[split] = entry
         elif embedding_parts.is_parted(entry):
-            out[split] = {"buckets": buckets, "parts": parts}
+            out[split] = {**entry, "parts": parts}
         else:
             out[split] = parts["0"]  # an older store's single array, rewritten whole
     removal.embeddings = out
