@@ -173,8 +173,10 @@ def full_retrain_s(store: Store) -> float:
                      for row in records.live_adapters(store.snapshot())))
 
 
-def score_arm(results: Results, arm: str, store: Store, backbone, test, bars, cancel) -> dict:
-    """Every adapter of the arm on the test split; for shard arms, APA(D) and APA(ND) too."""
+def score_arm(results: Results, arm: str, store: Store, backbone, test, bars, cancel,
+              table_only: bool = False) -> dict:
+    """Every adapter of the arm on the test split; for shard arms, APA(D) and APA(ND) too
+    (with `table_only`, only for APA's own partitions: Table I needs no other)."""
     key = f"{arm}:{adapters_key(store)}"
     live = load_live_set(store)
 
@@ -183,7 +185,7 @@ def score_arm(results: Results, arm: str, store: Store, backbone, test, bars, ca
         return {"adapters": live.ids, "p_yes": scores.tolist(), "wall_s": wall}
 
     out = {"per_adapter": stage(results, f"{key}:per-adapter", per_adapter)}
-    if arm == "retraining":
+    if arm == "retraining" or (table_only and arm not in ("apa", "apa-user")):
         return out
     # τ and n as served: the proxy's shortlist scored with the level-D merge (`tune`)
     tuned = stage(results, f"{key}:tune-served", lambda: tune(
@@ -341,26 +343,30 @@ def run(args) -> int:
             adapters = len(records.live_adapters(stores[arm].snapshot()))
             print(f"  ready   {arm}: {adapters} adapters, full "
                   f"retrain {full_retrain_s(stores[arm]):.0f}s", flush=True)
-            scores[arm] = score_arm(results, arm, stores[arm], backbone, test, bars, cancel)
+            scores[arm] = score_arm(results, arm, stores[arm], backbone, test, bars, cancel,
+                                    args.table_only)
         base_scores = stage(results, "base-model", lambda: {"p_yes": backbone.score(
             backbone.prompts_for(test), share_prefix=True, progress=bars, cancel=cancel,
             task="base model").tolist()})
-        ablation = weight_ablation(results, stores["apa"], backbone, test, bars, cancel)
-        sweep = sweeps(results, stores["apa"], backbone, test[:profile.sweep_samples], profile,
-                       scores["apa"]["tuned"], bars, cancel)
-        timing = stage(results, f"inference-{profile.inference_samples}:" + ":".join(
-            adapters_key(stores[a]) for a in ("retraining", "random", "apa")),
-            lambda: inference_timing(stores, backbone, test[:profile.inference_samples],
-                                     bars, cancel))
-        for arm in (arm for arm in PARTITION_ARMS if arm in arms):
-            forgets[arm] = forget_median_user(results, workdir, arm, stores[arm], user,
-                                              backbone, bars, cancel)
+        if args.table_only:
+            ablation = sweep = timing = None
+        else:
+            ablation = weight_ablation(results, stores["apa"], backbone, test, bars, cancel)
+            sweep = sweeps(results, stores["apa"], backbone, test[:profile.sweep_samples],
+                           profile, scores["apa"]["tuned"], bars, cancel)
+            timing = stage(results, f"inference-{profile.inference_samples}:" + ":".join(
+                adapters_key(stores[a]) for a in ("retraining", "random", "apa")),
+                lambda: inference_timing(stores, backbone, test[:profile.inference_samples],
+                                         bars, cancel))
+            for arm in (arm for arm in PARTITION_ARMS if arm in arms):
+                forgets[arm] = forget_median_user(results, workdir, arm, stores[arm], user,
+                                                  backbone, bars, cancel)
     summary = {
         "profile": asdict(profile), "source": source, "machine": machine_description(backbone),
         "command": "python -m benchmarks.paper_experiment " + " ".join(sys.argv[1:]),
         "date": time.strftime("%Y-%m-%d"), "labels": [s.label for s in test],
         "base_model": base_scores, "scores": scores, "weight_ablation": ablation,
-        "sweep": sweep, "timing": timing, "forget": forgets,
+        "sweep": sweep, "timing": timing, "forget": forgets, "table_only": args.table_only,
         "retraining_full_s": full_retrain_s(stores["retraining"]), "median_user": user,
         "settings": recorded_settings(stores["retraining"]),
         "shard_sizes": {arm: [len(row["sample_ids"])
@@ -413,6 +419,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--arms", default=",".join(ARMS),
                         help=f"comma-separated subset of {','.join(ARMS)} (must include "
                              f"{','.join(REQUIRED_ARMS)})")
+    parser.add_argument("--table-only", action="store_true",
+                        help="Table I only: skip the ablations, sweeps, timing and forgets")
     parser.add_argument("--report-only", action="store_true")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)

@@ -140,6 +140,8 @@ def goals(summary: dict, aucs: dict) -> list[str]:
         ratio = row["forget_s"] / row["full_s"]
         lines.append(f"| forget/full retrain ≤ 1.2/K = {1.2 / k:.3f} ({arm}) | {ratio:.3f} | "
                      f"{_verdict(ratio <= 1.2 / k)} |")
+    if not summary.get("timing"):
+        return lines
     walls = summary["timing"]["wall_s"]
     one = walls["Retraining (one adapter)"]
     sisa_wall = next(v for name, v in walls.items() if name.startswith("SISA"))
@@ -169,10 +171,10 @@ def shortfalls(summary: dict, aucs: dict) -> list[str]:
                      "one shard was retrained, yet the fixed costs (purge, validation "
                      "refresh, swap) outweigh the small shard")
             notes.append(f"- Forget ratio, {partition_labels(summary)[arm]}: {cause}.")
-    walls = summary["timing"]["wall_s"]
-    one = walls["Retraining (one adapter)"]
-    rates = {level: one / walls[f"APA({level})"] for level in ("D", "ND")}
-    for level, other in (("D", "ND"), ("ND", "D")):
+    walls = (summary.get("timing") or {}).get("wall_s")
+    one = walls["Retraining (one adapter)"] if walls else None
+    rates = {level: one / walls[f"APA({level})"] for level in ("D", "ND")} if walls else {}
+    for level, other in (("D", "ND"), ("ND", "D")) if walls else ():
         if rates[level] < 0.9:
             notes.append(f"- APA({level}) throughput is {rates[level]:.2f} × one adapter's "
                          f"(APA({other}): {rates[other]:.2f} ×). The mixture's own extra work "
@@ -231,6 +233,8 @@ def ablation_tables(summary: dict) -> tuple[list[str], list[str]]:
     partition = ["| partition | APA(D), adaptive weights | output averaging | "
                  "mean sub-adapter AUC |", "|---|---|---|---|"]
     for arm, label in partition_labels(summary).items():
+        if "APA(D)" not in scores[arm]:
+            continue
         averaged = np.asarray(scores[arm]["per_adapter"]["p_yes"]).mean(axis=0)
         adaptive = np.asarray(scores[arm]["APA(D)"]["p_yes"])
         partition.append(f"| {label} | {_num(auc(labels, adaptive))}"
@@ -238,7 +242,7 @@ def ablation_tables(summary: dict) -> tuple[list[str], list[str]]:
                          f"{_num(sub_adapter_auc(summary, arm, labels))} |")
     weights = ["| weight strategy (semantic partition, D) | AUC | mean weight per adapter |",
                "|---|---|---|"]
-    rows = {"adaptive": scores["apa"]["APA(D)"], **summary["weight_ablation"]}
+    rows = {"adaptive": scores["apa"]["APA(D)"], **(summary["weight_ablation"] or {})}
     for strategy, row in rows.items():
         mean = ", ".join(f"{w:.2f}" for w in row["weights_mean"])
         weights.append(f"| {strategy} | {_num(auc(labels, np.asarray(row['p_yes'])))} | "
@@ -273,6 +277,17 @@ def write_plots(summary: dict, aucs: dict, plots: Path) -> None:
         plt.close(fig)
 
     forget = summary["forget"]
+    if forget:
+        _unlearning_plot(summary, plt, save)
+    if summary.get("timing"):
+        _inference_plot(summary, plt, save)
+    _auc_plot(aucs, plt, save)
+    if summary.get("sweep"):
+        _sweep_plot(summary, plt, save)
+
+
+def _unlearning_plot(summary, plt, save) -> None:
+    forget = summary["forget"]
     fig, ax = plt.subplots(figsize=(7, 3.6))
     arms = list(forget)
     x = np.arange(len(arms) + 1)
@@ -289,6 +304,8 @@ def write_plots(summary: dict, aucs: dict, plots: Path) -> None:
     ax.legend(fontsize=7)
     save(fig, "unlearning_time.png")
 
+
+def _inference_plot(summary, plt, save) -> None:
     timing = summary["timing"]
     fig, ax = plt.subplots(figsize=(7, 3.6))
     paths = list(timing["wall_s"])
@@ -300,6 +317,8 @@ def write_plots(summary: dict, aucs: dict, plots: Path) -> None:
     ax.set_title("Inference throughput")
     save(fig, "inference_time.png")
 
+
+def _auc_plot(aucs, plt, save) -> None:
     fig, ax = plt.subplots(figsize=(7, 3.6))
     methods = [m for m in aucs if aucs[m] is not None]
     ax.barh(range(len(methods)), [aucs[m] for m in methods], color="#7a5")
@@ -312,6 +331,8 @@ def write_plots(summary: dict, aucs: dict, plots: Path) -> None:
     ax.set_title("AUC per method")
     save(fig, "auc_per_method.png")
 
+
+def _sweep_plot(summary, plt, save) -> None:
     taus, ns = sweep_points(summary)
     fig, (left, right) = plt.subplots(1, 2, figsize=(7, 3))
     left.plot([t for t, _ in taus], [a for _, a in taus], marker="o")
@@ -358,51 +379,9 @@ def results_json(summary: dict, aucs: dict) -> dict:
     }
 
 
-def write_report(summary: dict, out: Path) -> Path:
-    out.mkdir(parents=True, exist_ok=True)
+def _secondary_sections(summary: dict, partition, weights, taus, ns) -> list[str]:
     profile = summary["profile"]
-    table, aucs = table_one(summary)
-    partition, weights = ablation_tables(summary)
-    taus, ns = sweep_points(summary)
-    write_plots(summary, aucs, out / "plots")
-    k = profile["shards"]
-    text = [
-        "# APA paper benchmark: results",
-        "",
-        f"- **Date:** {summary['date']}",
-        f"- **Command:** `{summary['command']}`",
-        f"- **Machine:** {summary['machine']}",
-        f"- **Data:** {summary['source']}: {profile['train']} train / {profile['valid']} "
-        f"valid / {profile['test']} test samples; K = {k}; shard sizes per partition: "
-        + "; ".join(f"{a} {s}" for a, s in summary["shard_sizes"].items()),
-        f"- **Training:** {_training_line(summary)}; τ and n tuned per arm by "
-        "leave-one-out on the validation pool (`apa-console tune`, scored by the "
-        f"{summary['scores']['apa']['tuned'].get('scored_by', 'output-level proxy')}).",
-        f"- **Run time:** {summary['run_wall_s'] / 60:.1f} min for this invocation (stages "
-        "kept from an interrupted earlier invocation are not re-timed).",
-        "",
-        "Generated by `python -m benchmarks.paper_experiment`; every number below was measured "
-        "in the run above.",
-        "",
-        "## Goals",
-        "",
-        *goals(summary, aucs),
-        "",
-        "### What falls short, and why",
-        "",
-        *shortfalls(summary, aucs),
-        "",
-        "## Table I: recommendation performance (test AUC)",
-        "",
-        f"Sub-adapter AUC is the mean AUC of the arm's {k} shard adapters used alone. The "
-        "interval is a paired bootstrap over the test samples "
-        f"({BOOTSTRAP_ROUNDS} resamples): a Δ whose interval spans 0 is not resolved at this "
-        "test size.",
-        "",
-        *table,
-        "",
-        "![AUC per method](plots/auc_per_method.png)",
-        "",
+    return [
         f"## Unlearning time: forget the median user ({summary['median_user']})",
         "",
         "Forget = purge, retrain the affected shards with their validation refresh, swap, "
@@ -445,6 +424,57 @@ def write_report(summary: dict, out: Path) -> Path:
         "![τ and n sweeps](plots/tau_n_sweeps.png)",
         "",
     ]
+
+
+def write_report(summary: dict, out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    profile = summary["profile"]
+    table, aucs = table_one(summary)
+    partition, weights = ablation_tables(summary) if summary.get("timing") else ([], [])
+    taus, ns = sweep_points(summary) if summary.get("sweep") else ([], [])
+    write_plots(summary, aucs, out / "plots")
+    k = profile["shards"]
+    text = [
+        "# APA paper benchmark: results",
+        "",
+        f"- **Date:** {summary['date']}",
+        f"- **Command:** `{summary['command']}`",
+        f"- **Machine:** {summary['machine']}",
+        f"- **Data:** {summary['source']}: {profile['train']} train / {profile['valid']} "
+        f"valid / {profile['test']} test samples; K = {k}; shard sizes per partition: "
+        + "; ".join(f"{a} {s}" for a, s in summary["shard_sizes"].items()),
+        f"- **Training:** {_training_line(summary)}; τ and n tuned per arm by "
+        "leave-one-out on the validation pool (`apa-console tune`, scored by the "
+        f"{summary['scores']['apa']['tuned'].get('scored_by', 'output-level proxy')}).",
+        f"- **Run time:** {summary['run_wall_s'] / 60:.1f} min for this invocation (stages "
+        "kept from an interrupted earlier invocation are not re-timed).",
+        "",
+        "Generated by `python -m benchmarks.paper_experiment`; every number below was measured "
+        "in the run above.",
+        "",
+        "## Goals",
+        "",
+        *goals(summary, aucs),
+        "",
+        "### What falls short, and why",
+        "",
+        *shortfalls(summary, aucs),
+        "",
+        "## Table I: recommendation performance (test AUC)",
+        "",
+        f"Sub-adapter AUC is the mean AUC of the arm's {k} shard adapters used alone. The "
+        "interval is a paired bootstrap over the test samples "
+        f"({BOOTSTRAP_ROUNDS} resamples): a Δ whose interval spans 0 is not resolved at this "
+        "test size.",
+        "",
+        *table,
+        "",
+        "![AUC per method](plots/auc_per_method.png)",
+        "",
+    ]
+    text += _secondary_sections(summary, partition, weights, taus, ns) if summary.get(
+        "timing") else ["## Ablations, inference time and unlearning time", "",
+                        "Not run in this invocation (`--table-only`: Table I alone).", ""]
     path = out / "RESULTS.md"
     path.write_text("\n".join(text))
     (out / "results.json").write_text(json.dumps(results_json(summary, aucs), indent=1) + "\n")

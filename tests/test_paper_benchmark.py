@@ -72,6 +72,24 @@ def test_paper_benchmark_writes_report_and_resumes(tiny_model_dir, tmp_path):
         report.split("## Goals")[1]
 
 
+@pytest.mark.slow
+def test_paper_benchmark_table_only_over_three_arms(tiny_model_dir, tmp_path):
+    result = _paper("--profile", "quick", "--data", "demo", "--model", str(tiny_model_dir),
+                    "--workdir", str(tmp_path / "work"), "--out", str(tmp_path / "out"),
+                    "--quiet", "--arms", "retraining,random,apa", "--table-only", *TINY_SIZES)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = (tmp_path / "out" / "RESULTS.md").read_text()
+    assert "| SISA (random + averaging) |" in report and "| APA(ND) |" in report
+    assert "`--table-only`: Table I alone" in report and "## Unlearning time" not in report
+    assert "RecEraser" not in report
+    assert sorted(p.name for p in (tmp_path / "out" / "plots").iterdir()) == [
+        "auc_per_method.png"]
+    figures = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert figures["goals"][0]["goal"].startswith("AUC(Retraining) ≥ 0.72")
+    adapters = sorted((tmp_path / "work").glob("*/adapters/*/*/adapter_model.safetensors"))
+    assert len(adapters) == 1 + 2 * 4
+
+
 @pytest.mark.parametrize("args, message", [
     (["--train", "0", "--workdir"], "--train must be at least 1"),
     (["--data", "/no/such/dir", "--workdir"], "MovieLens-100K raw files not found"),
