@@ -1,7 +1,7 @@
 """The APA paper's comparison on MovieLens-100K, reproduced in one run and written up.
 
     .venv/bin/python -m benchmarks.paper_experiment --profile quick   # ≤ 45 min, 2-core CPU
-    .venv/bin/python -m benchmarks.paper_experiment --profile paper   # 1024/500/1000: a GPU job
+    .venv/bin/python -m benchmarks.paper_experiment --profile paper   # 1024/500/1000, K = 4
 
 Arms (each a store copied from one base store that holds the data and every split's hidden
 states): Retraining (one adapter on all training data), and K-shard partitions by random
@@ -375,10 +375,18 @@ def run(args) -> int:
         "run_wall_s": time.perf_counter() - started,
     }
     (workdir / "summary.json").write_text(json.dumps(summary, indent=1))
-    write_report(summary, Path(args.out))
-    print(f"wrote {Path(args.out) / 'RESULTS.md'} and plots in "
+    out = report_dir(args, profile.name)
+    write_report(summary, out)
+    print(f"wrote {out / 'RESULTS.md'} and plots in "
           f"{time.perf_counter() - started:.0f}s", flush=True)
     return 0
+
+
+def report_dir(args, profile: str) -> Path:
+    """--out, or benchmarks/ for the paper profile and benchmarks/<profile>/ for others."""
+    if args.out:
+        return Path(args.out)
+    return HERE if profile == "paper" else HERE / profile
 
 
 def recorded_settings(store: Store) -> dict:
@@ -399,7 +407,7 @@ def report_only(args) -> int:
     retraining = Path(args.workdir) / "retraining"
     if "settings" not in summary and retraining.is_dir():  # a summary written before it had them
         summary["settings"] = recorded_settings(Store.open(retraining))
-    write_report(summary, Path(args.out))
+    write_report(summary, report_dir(args, summary["profile"]["name"]))
     return 0
 
 
@@ -412,7 +420,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default=None, help="local HF model dir (default SmolLM2)")
     parser.add_argument("--device", default=None)
     parser.add_argument("--workdir", default=None)
-    parser.add_argument("--out", default=str(HERE), help="where RESULTS.md and plots go")
+    parser.add_argument("--out", default=None,
+                        help="where RESULTS.md, results.json and plots go (default: "
+                             "benchmarks/ for the paper profile, benchmarks/<profile>/ else)")
     for name in ("train", "valid", "test", "inference-samples", "sweep-samples"):
         parser.add_argument(f"--{name}", type=int, default=None,
                             help="override the profile's size")
