@@ -49,7 +49,7 @@ from apa_console.apa.serving import (
 )
 from apa_console.apa.shards import run_partition
 from apa_console.cli.progress_view import live_progress
-from apa_console.engine.backbone import Backbone
+from apa_console.engine.backbone import SCORE_BATCH_SIZE, Backbone
 from apa_console.engine.mixture import AdapterFactors
 from apa_console.store import records
 from apa_console.store.catalog import median_user
@@ -99,7 +99,11 @@ ARMS = {
     "bekm": ("bekm", None),
     "apa": ("apa", None),
     "apa-user": ("apa-user", None),
+    # the shard size study (the paper's Fig. 7): APA with half and double the profile's K
+    "apa-half-k": ("apa", "half"),
+    "apa-double-k": ("apa", "double"),
 }
+DEFAULT_ARMS = ("retraining", "random", "user", "bekm", "apa", "apa-user")
 PARTITION_ARMS = ("random", "user", "bekm", "apa", "apa-user")
 # the reference, SISA and APA: every table needs them
 REQUIRED_ARMS = ("retraining", "random", "apa")
@@ -160,11 +164,21 @@ def prepare_arm(workdir: Path, base: Store, arm: str, profile: Profile, backbone
     store = Store.open(root) if root.is_dir() else copy_store(base.root, root)
     method, k = ARMS[arm]
     if not records.shard_rows(store.snapshot()):
-        run_partition(store, backbone, method, k or profile.shards, seed=profile.seed,
+        run_partition(store, backbone, method, arm_shards(arm, profile), seed=profile.seed,
                       progress=bars, cancel=cancel)
     train_all(store, backbone, overrides={"epochs": profile.epochs, "seed": profile.seed},
               progress=bars, cancel=cancel)
     return store
+
+
+def arm_shards(arm: str, profile: Profile) -> int:
+    """The arm's number of shards K."""
+    k = ARMS[arm][1]
+    if k == "half":
+        return max(1, profile.shards // 2)
+    if k == "double":
+        return profile.shards * 2
+    return k or profile.shards
 
 
 def full_retrain_s(store: Store) -> float:
@@ -185,12 +199,12 @@ def score_arm(results: Results, arm: str, store: Store, backbone, test, bars, ca
         return {"adapters": live.ids, "p_yes": scores.tolist(), "wall_s": wall}
 
     out = {"per_adapter": stage(results, f"{key}:per-adapter", per_adapter)}
-    if arm == "retraining" or (table_only and arm not in ("apa", "apa-user")):
+    if arm == "retraining" or (table_only and ARMS[arm][0] not in ("apa", "apa-user")):
         return out
     # τ and n as served: the proxy's shortlist scored with the level-D merge (`tune`)
     tuned = stage(results, f"{key}:tune-served", lambda: tune(
         store, backbone, progress=bars, cancel=cancel)["best"])
-    levels = ("D", "ND") if arm in ("apa", "apa-user") else ("D",)
+    levels = ("D", "ND")  # ND on every partition: the partition ablation shows both
     for level in levels:
         out[f"APA({level})"] = stage(
             results, f"{key}:apa-{level}-adaptive-{tuned['tau']:g}-{tuned['neighbours']}",
@@ -235,8 +249,10 @@ def sweeps(results, store, backbone, samples, profile, tuned, bars, cancel) -> d
 
 
 def inference_timing(stores: dict[str, Store], backbone, samples, bars, cancel) -> dict:
-    """Every serving path on the same samples, batch 16, in one stage (ratios from one run).
-    All paths run every token of every row; the prefix-sharing single adapter is extra."""
+    """Every serving path on the same samples at the engine's scoring batch, then the
+    paper's Fig. 4 protocol (one sample at a time) for the four methods, in one stage
+    (ratios from one run). All paths run every token of every row; the prefix-sharing
+    single adapter is extra."""
     retraining = records.live_adapters(stores["retraining"].snapshot())[0]
     single = AdapterFactors.load(stores["retraining"].path_of(retraining["path"]))
     prompts = backbone.prompts_for(samples)
@@ -276,7 +292,20 @@ def inference_timing(stores: dict[str, Store], backbone, samples, bars, cancel) 
     timed("Retraining (one adapter, shared prefix)", lambda: score_with_adapter(
         backbone, prompts, single, share_prefix=True, progress=bars, cancel=cancel,
         task="time: shared prefix"))
-    return {"samples": len(samples), "wall_s": timings}
+    batched, timings = timings, {}
+    timed("Retraining (one adapter)", lambda: score_with_adapter(
+        backbone, prompts, single, share_prefix=False, batch_size=1, progress=bars,
+        cancel=cancel, task="time: one adapter, batch 1"))
+    timed(f"SISA ({len(sisa.rows)} passes)", lambda: [score_with_adapter(
+        backbone, prompts, factors, share_prefix=False, batch_size=1, progress=bars,
+        cancel=cancel, task=f"time: SISA {row['id']}, batch 1")
+        for row, factors in zip(sisa.rows, sisa.factors)])
+    for level in ("D", "ND"):
+        timed(f"APA({level})", lambda level=level: score_apa(
+            apa, backbone, samples, level=level, live=live, batch_size=1, progress=bars,
+            cancel=cancel))
+    return {"samples": len(samples), "batch_size": SCORE_BATCH_SIZE, "wall_s": batched,
+            "one_at_a_time_wall_s": timings}
 
 
 def forget_median_user(results, workdir, arm, store, user, backbone, bars, cancel) -> dict:
@@ -318,7 +347,7 @@ def run(args) -> int:
     backbone = Backbone.load(args.model, device=args.device)
     config = {"profile": asdict(profile), "data": source, "model": backbone.info["fingerprint"],
               "device": str(backbone.device)}
-    if arms != list(ARMS):  # an arm subset is a different run; the full set keeps old digests
+    if arms != list(DEFAULT_ARMS):  # another arm set is another run; the default keeps digests
         config["arms"] = arms
     digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
     workdir = Path(args.workdir or HERE / ".work" / f"{profile.name}-{digest}")
@@ -371,7 +400,7 @@ def run(args) -> int:
         "settings": recorded_settings(stores["retraining"]),
         "shard_sizes": {arm: [len(row["sample_ids"])
                               for row in records.shard_rows(stores[arm].snapshot())]
-                        for arm in PARTITION_ARMS if arm in arms},
+                        for arm in arms if arm != "retraining"},
         "run_wall_s": time.perf_counter() - started,
     }
     (workdir / "summary.json").write_text(json.dumps(summary, indent=1))
@@ -426,9 +455,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("train", "valid", "test", "inference-samples", "sweep-samples"):
         parser.add_argument(f"--{name}", type=int, default=None,
                             help="override the profile's size")
-    parser.add_argument("--arms", default=",".join(ARMS),
-                        help=f"comma-separated subset of {','.join(ARMS)} (must include "
-                             f"{','.join(REQUIRED_ARMS)})")
+    parser.add_argument("--arms", default=",".join(DEFAULT_ARMS),
+                        help=f"comma-separated arms out of {','.join(ARMS)} (must include "
+                             f"{','.join(REQUIRED_ARMS)}; default: {','.join(DEFAULT_ARMS)})")
     parser.add_argument("--table-only", action="store_true",
                         help="Table I only: skip the ablations, sweeps, timing and forgets")
     parser.add_argument("--report-only", action="store_true")

@@ -215,9 +215,11 @@ def unlearning_table(summary: dict) -> list[str]:
     return lines
 
 
-def inference_table(summary: dict) -> list[str]:
+def inference_table(summary: dict, key: str = "wall_s") -> list[str]:
     timing = summary["timing"]
-    walls = timing["wall_s"]
+    walls = timing.get(key)
+    if not walls:
+        return ["Not measured in this run."]
     one = walls["Retraining (one adapter)"]
     lines = ["| serving path | wall (s) | samples/s | throughput vs one adapter |",
              "|---|---|---|---|"]
@@ -230,14 +232,15 @@ def inference_table(summary: dict) -> list[str]:
 def ablation_tables(summary: dict) -> tuple[list[str], list[str]]:
     labels = np.asarray(summary["labels"])
     scores = summary["scores"]
-    partition = ["| partition | APA(D), adaptive weights | output averaging | "
-                 "mean sub-adapter AUC |", "|---|---|---|---|"]
+    partition = ["| partition | APA(D), adaptive weights | APA(ND), adaptive weights | "
+                 "output averaging | mean sub-adapter AUC |", "|---|---|---|---|---|"]
     for arm, label in partition_labels(summary).items():
         if "APA(D)" not in scores[arm]:
             continue
         averaged = np.asarray(scores[arm]["per_adapter"]["p_yes"]).mean(axis=0)
-        adaptive = np.asarray(scores[arm]["APA(D)"]["p_yes"])
-        partition.append(f"| {label} | {_num(auc(labels, adaptive))}"
+        adaptive = {level: _num(auc(labels, np.asarray(scores[arm][level]["p_yes"])))
+                    if level in scores[arm] else "n/a" for level in ("APA(D)", "APA(ND)")}
+        partition.append(f"| {label} | {adaptive['APA(D)']} | {adaptive['APA(ND)']}"
                          f" | {_num(auc(labels, averaged))} | "
                          f"{_num(sub_adapter_auc(summary, arm, labels))} |")
     weights = ["| weight strategy (semantic partition, D) | AUC | mean weight per adapter |",
@@ -248,6 +251,27 @@ def ablation_tables(summary: dict) -> tuple[list[str], list[str]]:
         weights.append(f"| {strategy} | {_num(auc(labels, np.asarray(row['p_yes'])))} | "
                        f"{mean} |")
     return partition, weights
+
+
+SIZE_ARMS = ("apa-double-k", "apa", "apa-half-k")  # small shards to large
+
+
+def shard_size_table(summary: dict) -> list[str]:
+    """APA at several K on the same data (the paper's Fig. 7), when the run has the arms."""
+    present = [arm for arm in SIZE_ARMS if arm in summary["scores"]]
+    if len(present) < 2:
+        return []
+    labels = np.asarray(summary["labels"])
+    lines = ["## Shard size study (APA partition, adaptive weights)", "",
+             "| K | mean shard size | APA(D) | APA(ND) | mean sub-adapter AUC |",
+             "|---|---|---|---|---|"]
+    for arm in present:
+        sizes = summary["shard_sizes"][arm]
+        cells = [_num(auc(labels, np.asarray(summary["scores"][arm][level]["p_yes"])))
+                 if level in summary["scores"][arm] else "n/a" for level in ("APA(D)", "APA(ND)")]
+        lines.append(f"| {len(sizes)} | {np.mean(sizes):.0f} | {cells[0]} | {cells[1]} | "
+                     f"{_num(sub_adapter_auc(summary, arm, labels))} |")
+    return [*lines, ""]
 
 
 def sweep_points(summary: dict) -> tuple[list[tuple], list[tuple]]:
@@ -392,7 +416,8 @@ def _secondary_sections(summary: dict, partition, weights, taus, ns) -> list[str
         "",
         "![Unlearning time](plots/unlearning_time.png)",
         "",
-        f"## Inference time ({summary['timing']['samples']} test samples, batch 16)",
+        f"## Inference time ({summary['timing']['samples']} test samples, batch "
+        f"{summary['timing'].get('batch_size', 'as recorded')})",
         "",
         "Every path runs every token of every row, so the comparison is of the methods, not of "
         "prompt caching; the last row shows what prefix sharing (possible only when every row "
@@ -403,6 +428,10 @@ def _secondary_sections(summary: dict, partition, weights, taus, ns) -> list[str
         *inference_table(summary),
         "",
         "![Inference throughput](plots/inference_time.png)",
+        "",
+        "### One sample at a time (batch 1, the paper's Fig. 4 protocol)",
+        "",
+        *inference_table(summary, "one_at_a_time_wall_s"),
         "",
         "## Ablation: partition method",
         "",
@@ -471,6 +500,7 @@ def write_report(summary: dict, out: Path) -> Path:
         "",
         "![AUC per method](plots/auc_per_method.png)",
         "",
+        *shard_size_table(summary),
     ]
     text += _secondary_sections(summary, partition, weights, taus, ns) if summary.get(
         "timing") else ["## Ablations, inference time and unlearning time", "",

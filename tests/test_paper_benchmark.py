@@ -37,6 +37,11 @@ def test_paper_benchmark_writes_report_and_resumes(tiny_model_dir, tmp_path):
         assert section in report
     assert "| APA(D) |" in report and "| SISA (random + averaging) |" in report
     assert "n/a |" not in report.split("## Table I")[1].split("## Unlearning")[0]
+    # every partition with both merge levels, and the paper's one-at-a-time timing
+    assert "| APA(D), adaptive weights | APA(ND), adaptive weights |" in report
+    assert "n/a" not in report.split("## Ablation: partition method")[1].split("## Ablation: w")[0]
+    one_at_a_time = report.split("### One sample at a time")[1].split("## ")[0]
+    assert "| APA(D) |" in one_at_a_time and "| SISA (4 passes) |" in one_at_a_time
     for name in PLOTS:
         assert (tmp_path / "out" / "plots" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     figures = json.loads((tmp_path / "out" / "results.json").read_text())
@@ -76,7 +81,8 @@ def test_paper_benchmark_writes_report_and_resumes(tiny_model_dir, tmp_path):
 def test_paper_benchmark_table_only_over_three_arms(tiny_model_dir, tmp_path):
     result = _paper("--profile", "quick", "--data", "demo", "--model", str(tiny_model_dir),
                     "--workdir", str(tmp_path / "work"), "--out", str(tmp_path / "out"),
-                    "--quiet", "--arms", "retraining,random,apa", "--table-only", *TINY_SIZES)
+                    "--quiet", "--arms", "retraining,random,apa,apa-half-k", "--table-only",
+                    *TINY_SIZES)
     assert result.returncode == 0, result.stderr[-2000:]
     report = (tmp_path / "out" / "RESULTS.md").read_text()
     assert "| SISA (random + averaging) |" in report and "| APA(ND) |" in report
@@ -87,7 +93,9 @@ def test_paper_benchmark_table_only_over_three_arms(tiny_model_dir, tmp_path):
     figures = json.loads((tmp_path / "out" / "results.json").read_text())
     assert figures["goals"][0]["goal"].startswith("AUC(Retraining) ≥ 0.72")
     adapters = sorted((tmp_path / "work").glob("*/adapters/*/*/adapter_model.safetensors"))
-    assert len(adapters) == 1 + 2 * 4
+    assert len(adapters) == 1 + 2 * 4 + 2  # Retraining, two 4-shard arms, one of 2 shards
+    study = report.split("## Shard size study")[1]
+    assert "| 4 | 6 |" in study and "| 2 | 12 |" in study
 
 
 @pytest.mark.parametrize("args, message", [

@@ -92,10 +92,11 @@ def score_with_adapter(
     cancel: CancelToken = NEVER_CANCELLED,
     task: str = "score",
     share_prefix: bool = True,
+    batch_size: int | None = None,
 ) -> np.ndarray:
     """P(Yes) from the base model with one LoRA adapter applied (`score_one_adapter`)."""
     return score_one_adapter(backbone, prompts, factors, progress=progress, cancel=cancel,
-                             task=task, share_prefix=share_prefix)
+                             task=task, share_prefix=share_prefix, batch_size=batch_size)
 
 
 def validation_errors(

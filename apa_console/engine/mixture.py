@@ -160,12 +160,13 @@ def parse_level(value: str) -> MixtureLevel:
 
 def score_one_adapter(
     backbone, prompts: list[str], factors: AdapterFactors, *, progress=None, cancel=None,
-    task: str = "score", share_prefix: bool = True,
+    task: str = "score", share_prefix: bool = True, batch_size: int | None = None,
 ) -> np.ndarray:
     """P(Yes) from the base model with one LoRA adapter applied (weight 1). Every row sees
     the same weights, so by default the shared prompt prefix runs once (`share_prefix=False`
     runs every token of every row, the path per-sample mixtures must take)."""
-    extra = {k: v for k, v in (("progress", progress), ("cancel", cancel)) if v is not None}
+    extra = {k: v for k, v in (("progress", progress), ("cancel", cancel),
+                               ("batch_size", batch_size)) if v is not None}
     with mixture_model(backbone.model, [factors], "ND") as layers:
         set_row_weights(layers, np.ones((1, 1)))
         return backbone.score(prompts, task=task, share_prefix=share_prefix, **extra)
