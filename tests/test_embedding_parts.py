@@ -129,3 +129,18 @@ def test_a_malformed_parts_map_is_refused_at_load(tmp_path, many_buckets, damage
     damage(document["meta"]["1"]["embeddings"]["train"])
     store.file.write_text(json.dumps(document))
     assert_one_line_error(cli("status", "--store", store.root), 5, "embeddings")
+
+
+def test_a_missing_or_corrupt_part_is_a_one_line_store_error(tmp_path, many_buckets):
+    from apa_console.errors import StoreInvalidError
+
+    store = make_store(tmp_path / "store", n_users=12, per_user=4)
+    _cache_split(store, "train")
+    files = sorted(_part_files(store, "train").values())
+    store.path_of(files[0]).unlink()
+    with pytest.raises(StoreInvalidError, match="referenced by the store but missing"):
+        cached_embeddings(store, "train")
+    _cache_split(store, "train")  # the same vectors again: the missing part is rewritten
+    store.path_of(files[1]).write_bytes(b"not an array")
+    with pytest.raises(StoreInvalidError, match="is corrupt"):
+        cached_embeddings(store, "train")
