@@ -9,8 +9,10 @@ states): Retraining (one adapter on all training data), and K-shard partitions b
 - Table I: mean sub-adapter AUC, AUC, Δ vs Retraining (paired-bootstrap 95 % interval) for
   Retraining, SISA / RecEraser / GraphEraser (output averaging), APA(D), APA(ND), apa-user;
 - forgetting the median user (by training samples) per partition vs that arm's full retrain;
-- inference time of every serving path on the same samples and forward path;
-- ablations: partition method and weight strategy under APA(D); τ and n sweeps.
+- inference time of every serving path on the same samples, batched and one at a time;
+- ablations: partition method (APA(D) and APA(ND)) and weight strategy; τ and n sweeps;
+- with the opt-in arms apa-half-k and apa-double-k, the shard size study.
+`--arms` picks a subset and `--table-only` stops after Table I, to size a run to a CPU.
 
 Resumable: work lives in `--workdir` (default benchmarks/.work/<profile>-<config hash>);
 trained adapters are reused when manifest and settings match, and every finished stage's
@@ -32,25 +34,20 @@ import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-import numpy as np
-
 from apa_console.apa.adapters import (
-    score_with_adapter,
     train_all,
-    validation_errors,
 )
-from apa_console.apa.embeddings import split_samples, validation_pool
+from apa_console.apa.embeddings import split_samples
 from apa_console.apa.serving import (
     aggregation_defaults,
     load_live_set,
     score_apa,
     score_each_adapter,
-    tune,
 )
 from apa_console.apa.shards import run_partition
+from apa_console.apa.tuning import tune
 from apa_console.cli.progress_view import live_progress
-from apa_console.engine.backbone import SCORE_BATCH_SIZE, Backbone
-from apa_console.engine.mixture import AdapterFactors
+from apa_console.engine.backbone import Backbone
 from apa_console.store import records
 from apa_console.store.catalog import median_user
 from apa_console.store.document import Store
@@ -58,6 +55,8 @@ from apa_console.unlearning.targets import Targets
 from apa_console.workflows.forget import forget
 from benchmarks.common import ML100K, build_base_store, load_source, machine_description
 from benchmarks.paper_report import write_report
+from benchmarks.paper_timing import inference_timing
+from benchmarks.stage_cache import Results, adapters_key, copy_store, stage
 
 HERE = Path(__file__).resolve().parent
 
@@ -107,55 +106,6 @@ DEFAULT_ARMS = ("retraining", "random", "user", "bekm", "apa", "apa-user")
 PARTITION_ARMS = ("random", "user", "bekm", "apa", "apa-user")
 # the reference, SISA and APA: every table needs them
 REQUIRED_ARMS = ("retraining", "random", "apa")
-
-
-class Results:
-    """results.json in the work directory: the config and each finished stage's numbers,
-    rewritten atomically after every stage."""
-
-    def __init__(self, path: Path, config: dict):
-        self.path = path
-        config = json.loads(json.dumps(config))  # tuples compare as the lists JSON stores
-        data = json.loads(path.read_text()) if path.is_file() else {}
-        self.data = {"config": config, "stages": data.get("stages", {}) if
-                     data.get("config") == config else {}}
-
-    def get(self, key: str):
-        return self.data["stages"].get(key)
-
-    def put(self, key: str, value) -> None:
-        self.data["stages"][key] = value
-        temporary = self.path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(self.data, indent=1))
-        os.replace(temporary, self.path)
-
-
-def stage(results: Results, key: str, compute):
-    """The stage's cached numbers, or compute them now and keep them."""
-    cached = results.get(key)
-    if cached is not None:
-        print(f"  reused  {key}", flush=True)
-        return cached
-    started = time.perf_counter()
-    value = compute()
-    results.put(key, value)
-    print(f"  done    {key} ({time.perf_counter() - started:.0f}s)", flush=True)
-    return value
-
-
-def adapters_key(store: Store) -> str:
-    """Changes whenever a live adapter's weights change, invalidating that arm's scores."""
-    digests = [row["sha256"] for row in records.live_adapters(store.snapshot())]
-    return hashlib.sha256(json.dumps(digests).encode()).hexdigest()[:12]
-
-
-def copy_store(source: Path, target: Path) -> Store:
-    """Copy through a temporary name so an interrupted copy is never taken for a store."""
-    partial = target.with_name(target.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    shutil.copytree(source, partial)
-    os.replace(partial, target)
-    return Store.open(target)
 
 
 def prepare_arm(workdir: Path, base: Store, arm: str, profile: Profile, backbone, bars, cancel):
@@ -246,66 +196,6 @@ def sweeps(results, store, backbone, samples, profile, tuned, bars, cancel) -> d
                        tau=t, neighbours=n, bars=bars, cancel=cancel)))
         out.append({"tau": tau, "neighbours": n, "p_yes": value["p_yes"]})
     return {"tuned": tuned, "points": out}
-
-
-def inference_timing(stores: dict[str, Store], backbone, samples, bars, cancel) -> dict:
-    """Every serving path on the same samples at the engine's scoring batch, then the
-    paper's Fig. 4 protocol (one sample at a time) for the four methods, in one stage
-    (ratios from one run). All paths run every token of every row; the prefix-sharing
-    single adapter is extra."""
-    retraining = records.live_adapters(stores["retraining"].snapshot())[0]
-    single = AdapterFactors.load(stores["retraining"].path_of(retraining["path"]))
-    prompts = backbone.prompts_for(samples)
-    score_with_adapter(backbone, prompts[:4], single, share_prefix=False)  # warm-up
-    timings = {}
-
-    def timed(name, run):
-        started = time.perf_counter()
-        run()
-        timings[name] = time.perf_counter() - started
-
-    timed("Retraining (one adapter)", lambda: score_with_adapter(
-        backbone, prompts, single, share_prefix=False, progress=bars, cancel=cancel,
-        task="time: one adapter"))
-    sisa = load_live_set(stores["random"])
-    timed(f"SISA ({len(sisa.rows)} passes)", lambda: [score_with_adapter(
-        backbone, prompts, factors, share_prefix=False, progress=bars, cancel=cancel,
-        task=f"time: SISA {row['id']}") for row, factors in zip(sisa.rows, sisa.factors)])
-    apa = stores["apa"]
-    live = load_live_set(apa)
-    for level in ("D", "ND"):
-        timed(f"APA({level})", lambda level=level: score_apa(
-            apa, backbone, samples, level=level, live=live, progress=bars, cancel=cancel))
-    timed("APA(D), embeddings computed", lambda: score_apa(
-        apa, backbone, samples, level="D", live=live, use_cache=False, progress=bars,
-        cancel=cancel))
-
-    def without_any_precomputation():
-        valid = validation_pool(apa)
-        errors = np.stack([validation_errors(backbone, apa.path_of(row["path"]), valid,
-                                             progress=bars, cancel=cancel)
-                           for row in live.rows])
-        score_apa(apa, backbone, samples, level="D", live=replace(live, valid_errors=errors),
-                  use_cache=False, progress=bars, cancel=cancel)
-
-    timed("APA(D), embeddings and validation errors computed", without_any_precomputation)
-    timed("Retraining (one adapter, shared prefix)", lambda: score_with_adapter(
-        backbone, prompts, single, share_prefix=True, progress=bars, cancel=cancel,
-        task="time: shared prefix"))
-    batched, timings = timings, {}
-    timed("Retraining (one adapter)", lambda: score_with_adapter(
-        backbone, prompts, single, share_prefix=False, batch_size=1, progress=bars,
-        cancel=cancel, task="time: one adapter, batch 1"))
-    timed(f"SISA ({len(sisa.rows)} passes)", lambda: [score_with_adapter(
-        backbone, prompts, factors, share_prefix=False, batch_size=1, progress=bars,
-        cancel=cancel, task=f"time: SISA {row['id']}, batch 1")
-        for row, factors in zip(sisa.rows, sisa.factors)])
-    for level in ("D", "ND"):
-        timed(f"APA({level})", lambda level=level: score_apa(
-            apa, backbone, samples, level=level, live=live, batch_size=1, progress=bars,
-            cancel=cancel))
-    return {"samples": len(samples), "batch_size": SCORE_BATCH_SIZE, "wall_s": batched,
-            "one_at_a_time_wall_s": timings}
 
 
 def forget_median_user(results, workdir, arm, store, user, backbone, bars, cancel) -> dict:

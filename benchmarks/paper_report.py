@@ -10,51 +10,16 @@ import numpy as np
 
 from apa_console.apa.metrics import auc
 from benchmarks.bootstrap import BOOTSTRAP_ROUNDS, delta_interval
-
-METHOD_ROWS = (  # (label, arm, scores key or None for output averaging of the arm)
-    ("Retraining", "retraining", None),
-    ("SISA (random + averaging)", "random", None),
-    ("RecEraser-style (user + averaging)", "user", None),
-    ("GraphEraser-style (BEKM + averaging)", "bekm", None),
-    ("APA(D)", "apa", "APA(D)"),
-    ("APA(ND)", "apa", "APA(ND)"),
-    ("apa-user(D)", "apa-user", "APA(D)"),
-    ("apa-user(ND)", "apa-user", "APA(ND)"),
+from benchmarks.paper_figures import (
+    goal_checks,
+    method_rows,
+    method_scores,
+    partition_labels,
+    results_json,
+    sub_adapter_auc,
+    sweep_points,
 )
-PARTITION_LABELS = {"apa": "semantic (apa)", "random": "random", "user": "user",
-                    "bekm": "BEKM", "apa-user": "semantic, user-level (apa-user)"}
-
-
-# The paper's claims as issue #17 states them (Table I, MovieLens): Δ thresholds, and whether
-# the 95 % interval must clear 0 as well.
-RETRAINING_AUC_GOAL = 0.72
-GOALS = (("Retraining", -0.015, False), ("SISA (random + averaging)", 0.01, True))
-
-
-def method_rows(summary: dict) -> list[tuple[str, str, str | None]]:
-    """The methods whose arm this run trained (a run may cover a subset, `--arms`)."""
-    return [row for row in METHOD_ROWS if row[1] in summary["scores"]]
-
-
-def partition_labels(summary: dict) -> dict[str, str]:
-    return {arm: label for arm, label in PARTITION_LABELS.items() if arm in summary["scores"]}
-
-
-def method_scores(summary: dict) -> dict[str, np.ndarray]:
-    scores = summary["scores"]
-    out = {}
-    for label, arm, key in method_rows(summary):
-        if key is None:
-            out[label] = np.asarray(scores[arm]["per_adapter"]["p_yes"]).mean(axis=0)
-        else:
-            out[label] = np.asarray(scores[arm][key]["p_yes"])
-    return out
-
-
-def sub_adapter_auc(summary: dict, arm: str, labels: np.ndarray) -> float | None:
-    aucs = [auc(labels, np.asarray(p)) for p in summary["scores"][arm]["per_adapter"]["p_yes"]]
-    known = [a for a in aucs if a is not None]
-    return float(np.mean(known)) if known else None
+from benchmarks.paper_plots import write_plots
 
 
 def _num(value: float | None, digits: int = 4, signed: bool = False) -> str:
@@ -92,37 +57,6 @@ def table_one(summary: dict) -> tuple[list[str], dict]:
 
 def _interval_text(interval) -> str:
     return f" (95 % interval {interval[0]:+.3f} … {interval[1]:+.3f})" if interval else ""
-
-
-def goal_checks(summary: dict, aucs: dict) -> list[dict]:
-    """Each AUC goal with its measured value, interval and verdict (also results.json's)."""
-    labels = np.asarray(summary["labels"])
-    scores = method_scores(summary)
-    base = np.asarray(summary["base_model"]["p_yes"])
-    checks = []
-    if aucs.get("Retraining") is not None:
-        interval = delta_interval(labels, scores["Retraining"], base)
-        checks.append({
-            "goal": f"AUC(Retraining) ≥ {RETRAINING_AUC_GOAL}, its Δ vs the base model resolved",
-            "measured": aucs["Retraining"], "threshold": RETRAINING_AUC_GOAL,
-            "interval_95": interval,
-            "met": bool(aucs["Retraining"] >= RETRAINING_AUC_GOAL and interval is not None
-                        and interval[0] > 0)})
-    for level in ("D", "ND"):
-        apa = f"APA({level})"
-        for other, threshold, resolved in GOALS:
-            if other not in aucs or None in (aucs[apa], aucs[other]):
-                continue
-            delta = aucs[apa] - aucs[other]
-            interval = delta_interval(labels, scores[apa], scores[other])
-            met = delta >= threshold and (not resolved or (interval is not None
-                                                           and interval[0] > 0))
-            checks.append({
-                "goal": f"AUC({apa}) − AUC({other.split(' (')[0]}) ≥ {threshold:+.3f}"
-                        + (", resolved (interval above 0)" if resolved else ""),
-                "measured": delta, "threshold": threshold, "interval_95": interval,
-                "met": bool(met)})
-    return checks
 
 
 def goals(summary: dict, aucs: dict) -> list[str]:
@@ -274,101 +208,6 @@ def shard_size_table(summary: dict) -> list[str]:
     return [*lines, ""]
 
 
-def sweep_points(summary: dict) -> tuple[list[tuple], list[tuple]]:
-    labels = np.asarray(summary["labels"])
-    sweep = summary["sweep"]
-    tuned = sweep["tuned"]
-    taus, ns = {}, {}  # keyed by the swept value: the tuned point belongs to both curves
-    for point in sweep["points"]:
-        value = auc(labels[: len(point["p_yes"])], np.asarray(point["p_yes"]))
-        if point["neighbours"] == tuned["neighbours"]:
-            taus[point["tau"]] = value
-        if point["tau"] == tuned["tau"]:
-            ns[point["neighbours"]] = value
-    return sorted(taus.items()), sorted(ns.items())
-
-
-def write_plots(summary: dict, aucs: dict, plots: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    plots.mkdir(parents=True, exist_ok=True)
-    def save(fig, name):
-        fig.tight_layout()
-        fig.savefig(plots / name, dpi=110)
-        plt.close(fig)
-
-    forget = summary["forget"]
-    if forget:
-        _unlearning_plot(summary, plt, save)
-    if summary.get("timing"):
-        _inference_plot(summary, plt, save)
-    _auc_plot(aucs, plt, save)
-    if summary.get("sweep"):
-        _sweep_plot(summary, plt, save)
-
-
-def _unlearning_plot(summary, plt, save) -> None:
-    forget = summary["forget"]
-    fig, ax = plt.subplots(figsize=(7, 3.6))
-    arms = list(forget)
-    x = np.arange(len(arms) + 1)
-    ax.bar(x[0], summary["retraining_full_s"], color="grey", label="Retraining (full)")
-    ax.bar(x[1:] - 0.2, [forget[a]["full_s"] for a in arms], 0.4, color="#9ab",
-           label="full retrain of the K shards")
-    ax.bar(x[1:] + 0.2, [forget[a]["forget_s"] for a in arms], 0.4, color="#c54",
-           label="forget the median user")
-    ax.set_xticks(x, ["Retraining"] + [partition_labels(summary)[a].split(" (")[0]
-                                       for a in arms],
-                  fontsize=8)
-    ax.set_ylabel("seconds")
-    ax.set_title("Unlearning time")
-    ax.legend(fontsize=7)
-    save(fig, "unlearning_time.png")
-
-
-def _inference_plot(summary, plt, save) -> None:
-    timing = summary["timing"]
-    fig, ax = plt.subplots(figsize=(7, 3.6))
-    paths = list(timing["wall_s"])
-    rates = [timing["samples"] / timing["wall_s"][p] for p in paths]
-    ax.barh(range(len(paths)), rates, color="#58a")
-    ax.set_yticks(range(len(paths)), paths, fontsize=7)
-    ax.invert_yaxis()
-    ax.set_xlabel(f"samples/s ({timing['samples']} test samples)")
-    ax.set_title("Inference throughput")
-    save(fig, "inference_time.png")
-
-
-def _auc_plot(aucs, plt, save) -> None:
-    fig, ax = plt.subplots(figsize=(7, 3.6))
-    methods = [m for m in aucs if aucs[m] is not None]
-    ax.barh(range(len(methods)), [aucs[m] for m in methods], color="#7a5")
-    ax.axvline(aucs["Retraining"] or 0.5, color="black", linestyle="--", linewidth=1)
-    ax.set_yticks(range(len(methods)), methods, fontsize=7)
-    ax.invert_yaxis()
-    ax.set_xlim(min(0.45, min(aucs[m] for m in methods) - 0.02),
-                max(aucs[m] for m in methods) + 0.02)
-    ax.set_xlabel("test AUC (dashed: Retraining)")
-    ax.set_title("AUC per method")
-    save(fig, "auc_per_method.png")
-
-
-def _sweep_plot(summary, plt, save) -> None:
-    taus, ns = sweep_points(summary)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(7, 3))
-    left.plot([t for t, _ in taus], [a for _, a in taus], marker="o")
-    left.set_xscale("log")
-    left.set_xlabel(f"τ (n = {summary['sweep']['tuned']['neighbours']})")
-    left.set_ylabel("APA(D) AUC")
-    right.plot([n for n, _ in ns], [a for _, a in ns], marker="o", color="#c54")
-    right.set_xlabel(f"n (τ = {summary['sweep']['tuned']['tau']:g})")
-    fig.suptitle("τ and n sweeps", fontsize=10)
-    save(fig, "tau_n_sweeps.png")
-
-
 def _training_line(summary: dict) -> str:
     """The recorded settings of the run's adapters (older summaries lack them)."""
     settings = summary.get("settings")
@@ -378,29 +217,6 @@ def _training_line(summary: dict) -> str:
             f"on {'/'.join(settings['target_modules'])}, {settings['epochs']} epoch(s), "
             f"lr {settings['lr']:g}, batch {settings['batch_size']}, seed {settings['seed']}, "
             f"{settings.get('dtype') or 'float32'}")
-
-
-def results_json(summary: dict, aucs: dict) -> dict:
-    """The figures a program can check: each method's AUC and Δ vs Retraining with its
-    paired-bootstrap interval, the goals, and the profile's sizes."""
-    labels = np.asarray(summary["labels"])
-    scores = method_scores(summary)
-    methods = {"base model, no adapter": {"auc": auc(labels, np.asarray(
-        summary["base_model"]["p_yes"]))}}
-    for label in scores:
-        entry = {"auc": aucs[label]}
-        if label != "Retraining" and None not in (aucs[label], aucs["Retraining"]):
-            entry["delta_vs_retraining"] = aucs[label] - aucs["Retraining"]
-            entry["interval_95"] = delta_interval(labels, scores[label], scores["Retraining"])
-        methods[label] = entry
-    profile = summary["profile"]
-    return {
-        "date": summary["date"], "command": summary["command"], "machine": summary["machine"],
-        "source": summary["source"], "settings": summary.get("settings"),
-        "sizes": {key: profile[key] for key in ("train", "valid", "test", "shards")},
-        "bootstrap_resamples": BOOTSTRAP_ROUNDS, "methods": methods,
-        "goals": goal_checks(summary, aucs), "run_wall_s": summary["run_wall_s"],
-    }
 
 
 def _secondary_sections(summary: dict, partition, weights, taus, ns) -> list[str]:

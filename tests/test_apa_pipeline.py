@@ -16,9 +16,9 @@ from apa_console.apa.serving import (
     samples_to_score,
     score_apa,
     score_sisa,
-    tune,
 )
 from apa_console.apa.shards import run_partition, shard_summary
+from apa_console.apa.tuning import tune
 from apa_console.engine.backbone import Backbone
 from apa_console.engine.mixture import AdapterFactors
 from apa_console.errors import ConflictError

@@ -254,7 +254,7 @@ def tune(
 ) -> None:
     """Search τ and n on the validation pool (leave-one-out) and store the best: the proxy
     ranks the grid, then its best points are scored with the merge that is served."""
-    from apa_console.apa import serving
+    from apa_console.apa import serving, tuning
 
     if served_points < 1:
         raise UsageError("--served-points must be at least 1")
@@ -262,8 +262,8 @@ def tune(
     serving.load_live_set(target)  # refuse an unservable store before loading a model
     backbone = None if proxy else open_backbone(target, model, device)
     with live_progress(quiet=json or proxy) as (bars, cancel):
-        result = serving.tune(target, backbone, served_points=served_points, progress=bars,
-                              cancel=cancel)
+        result = tuning.tune(target, backbone, served_points=served_points, progress=bars,
+                             cancel=cancel)
     if json:
         output.emit_json(result)
         return
