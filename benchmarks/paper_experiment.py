@@ -152,7 +152,7 @@ def score_arm(results: Results, arm: str, store: Store, backbone, test, bars, ca
     if arm == "retraining" or (table_only and ARMS[arm][0] not in ("apa", "apa-user")):
         return out
     # τ and n as served: the proxy's shortlist scored with the level-D merge (`tune`)
-    tuned = stage(results, f"{key}:tune-served", lambda: tune(
+    tuned = stage(results, f"{key}:tune-served-by-user", lambda: tune(
         store, backbone, progress=bars, cancel=cancel)["best"])
     levels = ("D", "ND")  # ND on every partition: the partition ablation shows both
     for level in levels:

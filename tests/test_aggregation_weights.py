@@ -9,7 +9,7 @@ from adapter_oracles import merged_delta
 
 from apa_console.apa.weights import aggregation_weights, neighbour_errors
 from apa_console.engine.mixture import AdapterFactors, MixtureLoRALinear
-from apa_console.errors import UsageError
+from apa_console.errors import ConflictError, UsageError
 
 
 def test_adaptive_weights_follow_the_paper_formula():
@@ -42,8 +42,37 @@ def test_average_and_semantic_weights():
 def test_leave_one_out_never_uses_the_sample_itself():
     valid = np.array([[1.0, 0.0], [0.0, 1.0], [0.7, 0.7]])
     errors = np.array([[0.0, 1.0, 0.5]])
-    loo = neighbour_errors(valid, valid, errors, neighbours=1, exclude_self=True)
+    loo = neighbour_errors(valid, valid, errors, neighbours=1, exclude_groups=np.arange(3))
     assert loo[0, 0] == 0.5 and loo[1, 0] == 0.5 and loo[2, 0] in (0.0, 1.0)
+
+
+def test_leave_one_user_out_never_uses_the_users_own_samples():
+    # samples 0 and 1 (user a) are each other's nearest; user b's samples are far away
+    valid = np.array([[1.0, 0.0], [0.99, 0.1], [0.0, 1.0], [0.1, 0.99], [0.5, 0.5]])
+    errors = np.array([[0.0, 0.1, 0.8, 0.9, 0.4]])
+    users = np.array(["a", "a", "b", "b", "c"])
+    by_user = neighbour_errors(valid, valid, errors, neighbours=2, exclude_groups=users)
+    by_sample = neighbour_errors(valid, valid, errors, neighbours=2,
+                                 exclude_groups=np.arange(5))
+    assert by_sample[0, 0] == pytest.approx((0.1 + 0.4) / 2)  # its own user's sample counts
+    assert by_user[0, 0] == pytest.approx((0.4 + 0.9) / 2)  # c's, then b's nearest
+    assert by_user[2, 0] == pytest.approx((0.4 + 0.1) / 2)  # c's, then a's nearest
+
+
+def test_a_user_with_fewer_outside_neighbours_averages_over_those_it_has():
+    valid = np.array([[1.0, 0.0], [0.9, 0.1], [0.8, 0.2]])
+    errors = np.array([[0.2, 0.4, 0.9]])
+    users = np.array(["a", "a", "b"])
+    result = neighbour_errors(valid, valid, errors, neighbours=5, exclude_groups=users)
+    assert result[0, 0] == pytest.approx(0.9) and result[1, 0] == pytest.approx(0.9)
+    assert result[2, 0] == pytest.approx(0.3)
+
+
+def test_a_pool_of_one_user_cannot_be_tuned_on():
+    valid = np.array([[1.0, 0.0], [0.9, 0.1]])
+    with pytest.raises(ConflictError, match="at least 2 users"):
+        neighbour_errors(valid, valid, np.array([[0.2, 0.4]]), neighbours=1,
+                         exclude_groups=np.array(["a", "a"]))
 
 
 def test_unknown_strategy_is_refused():

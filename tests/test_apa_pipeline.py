@@ -194,6 +194,10 @@ def test_tune_by_the_proxy_stores_the_best_grid_point(trained_store):
     assert best["scored_by"] == "proxy"
     assert best["auc"] == max(g["proxy_auc"] for g in result["grid"])
     assert aggregation_defaults(trained_store) == (best["tau"], best["neighbours"])
+    # τ = 0 (the plain average) is one grid point, whatever the neighbour grid
+    uniform = tune(trained_store, taus=(0.0, 1.0), neighbour_grid=(1, 3), save=False)
+    assert [(g["tau"], g["neighbours"]) for g in uniform["grid"]] == [(0.0, 1), (1.0, 1),
+                                                                       (1.0, 3)]
 
 
 def test_tune_scores_its_shortlist_with_the_served_merge(trained_store, backbone):
@@ -211,12 +215,13 @@ def test_tune_scores_its_shortlist_with_the_served_merge(trained_store, backbone
     best = result["best"]
     assert best["scored_by"] == "served merge (D)"
     assert best["auc"] == max(g["served_auc"] for g in shortlist)
-    # the served AUC is what scoring each validation sample alone with its leave-one-out
+    # the served AUC is what scoring each validation sample alone with its leave-one-user-out
     # weights and the level-D merge gives (the batched run keeps rows and weights together)
     live = load_live_set(trained_store)
+    users = np.array([s.user_id for s in validation_pool(trained_store)])
     weights = softmax_rows(-best["tau"] * neighbour_errors(
         live.valid_embeddings, live.valid_embeddings, live.valid_errors, best["neighbours"],
-        exclude_self=True))
+        exclude_groups=users))
     prompts = backbone.prompts_for(validation_pool(trained_store))
     alone = []
     with mixture_model(backbone.model, live.factors, "D") as layers:

@@ -1,6 +1,6 @@
-"""Picking τ and n, the adaptive weights' temperature and neighbour count, by leave-one-out
-on the validation pool: ranked by an output-level proxy, shortlisted points scored with the
-parameter-level merge that is served."""
+"""Picking τ and n, the adaptive weights' temperature and neighbour count, on the validation
+pool with each user's samples left out of their own neighbours: ranked by an output-level
+proxy, shortlisted points scored with the parameter-level merge that is served."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ from apa_console.progress import NEVER_CANCELLED, CancelToken, ProgressCallback,
 from apa_console.store import audit
 from apa_console.store.document import Store, now_iso, update_meta
 
-# The grids include the paper's (τ 500…2500, n 10…200).
-DEFAULT_TAUS = (1.0, 10.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 1500.0, 2000.0, 2500.0)
+# The grids include the paper's (τ 500…2500, n 10…200); τ = 0 is the plain average.
+DEFAULT_TAUS = (0.0, 1.0, 10.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 1500.0, 2000.0, 2500.0)
 DEFAULT_NEIGHBOUR_GRID = (1, 5, 10, 20, 50, 100, 200)
 
 
@@ -31,8 +31,10 @@ def tune(
     save: bool = True, progress: ProgressCallback = ignore_progress,
     cancel: CancelToken = NEVER_CANCELLED,
 ) -> dict[str, Any]:
-    """Grid-search τ and n by leave-one-out on the validation pool: each validation
-    sample's weights come from the other validation samples.
+    """Grid-search τ and n on the validation pool, leaving one user out: each validation
+    sample's weights come from the validation samples of other users. A user's own samples
+    share their labels; as neighbours they would reward sharp weights that a new user's
+    sample never gets (`neighbour_errors`).
 
     Every grid point is first ranked by the output-level proxy (the ω-weighted mix of the
     adapters' cached P(Yes): no forward pass, milliseconds for the whole grid). With a
@@ -48,11 +50,15 @@ def tune(
         raise UsageError("--served-points must be at least 1")
     # P_k(Yes) recovered from the cached errors: error = |label − p|
     p_yes = np.where(labels[None, :] == 1, 1 - live.valid_errors, live.valid_errors)
+    pool = validation_pool(store)  # in the cache's row order, as the errors and embeddings
+    users = np.array([sample.user_id for sample in pool])
     grid, weights_of = [], {}
     for n in neighbour_grid:
         errors = neighbour_errors(live.valid_embeddings, live.valid_embeddings,
-                                  live.valid_errors, n, exclude_self=True)
+                                  live.valid_errors, n, exclude_groups=users)
         for tau in taus:
+            if tau == 0 and n != neighbour_grid[0]:
+                continue  # τ = 0 weighs every adapter alike, whatever n is
             weights = softmax_rows(-tau * errors)
             weights_of[(float(tau), int(n))] = weights
             grid.append({"tau": float(tau), "neighbours": int(n),
@@ -66,7 +72,7 @@ def tune(
         best = {**best, "auc": best["proxy_auc"], "scored_by": "proxy"}
     else:
         shortlist = sorted(grid, key=rank("proxy_auc"), reverse=True)[:served_points]
-        served = _served_aucs(store, backbone, live, [weights_of[(g["tau"], g["neighbours"])]
+        served = _served_aucs(pool, backbone, live, [weights_of[(g["tau"], g["neighbours"])]
                                                       for g in shortlist], progress, cancel)
         for point, value in zip(shortlist, served):
             point["served_auc"] = value
@@ -83,11 +89,10 @@ def tune(
     return {"best": best, "grid": grid}
 
 
-def _served_aucs(store, backbone, live: LiveSet, weight_sets: list[np.ndarray], progress,
+def _served_aucs(pool, backbone, live: LiveSet, weight_sets: list[np.ndarray], progress,
                  cancel) -> list[float | None]:
-    """The validation AUC of each leave-one-out weight set, scored with the served merge:
+    """The validation AUC of each leave-one-user-out weight set, scored with the served merge:
     every (point, sample) pair is one row of a single batched mixture run."""
-    pool = validation_pool(store)
     prompts = backbone.prompts_for(pool)
     weights = np.concatenate(weight_sets)
     with mixture_model(backbone.model, live.factors, "D") as layers:

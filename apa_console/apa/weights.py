@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from apa_console.apa.choices import STRATEGIES, Strategy  # noqa: F401 (re-exported)
-from apa_console.errors import UsageError
+from apa_console.errors import ConflictError, UsageError
 
 DEFAULT_TAU = 500.0
 DEFAULT_NEIGHBOURS = 20
@@ -50,22 +50,29 @@ def neighbour_errors(
     valid_embeddings: np.ndarray,
     valid_errors: np.ndarray,
     neighbours: int,
-    exclude_self: bool = False,
+    exclude_groups: np.ndarray | None = None,
 ) -> np.ndarray:
     """error[m, k] = mean error of adapter k over sample m's `neighbours` most similar
-    validation samples. `valid_errors` is (K, V). With `exclude_self` (leave-one-out tuning
-    on the validation pool itself) a sample is never its own neighbour."""
+    validation samples. `valid_errors` is (K, V). With `exclude_groups` (tuning on the
+    validation pool itself: one group label per pool sample, its user) a sample never has a
+    neighbour of its own group, itself included."""
     n_valid = valid_embeddings.shape[0]
     if n_valid == 0:
         raise UsageError("the validation pool is empty: adaptive weights need validation samples")
     similarity = _unit(sample_embeddings) @ _unit(valid_embeddings).T
-    if exclude_self:
-        np.fill_diagonal(similarity, -np.inf)
-        n_valid -= 1
+    if exclude_groups is not None:
+        groups = np.asarray(exclude_groups)
+        similarity[groups[:, None] == groups[None, :]] = -np.inf
     count = max(1, min(neighbours, n_valid))
     # argsort on (-similarity, index) keeps ties deterministic
     nearest = np.argsort(-similarity, axis=1, kind="stable")[:, :count]
-    return valid_errors.astype(np.float64)[:, nearest].mean(axis=2).T  # (M, K)
+    # a row with fewer than `count` samples outside its group averages over those it has
+    usable = np.isfinite(np.take_along_axis(similarity, nearest, axis=1))
+    if not usable[:, 0].all():
+        raise ConflictError("a validation user holds every validation sample: tuning needs "
+                            "validation samples of at least 2 users")
+    errors = valid_errors.astype(np.float64)[:, nearest]  # (K, M, count)
+    return ((errors * usable).sum(axis=2) / usable.sum(axis=1)).T  # (M, K)
 
 
 def aggregation_weights(
@@ -78,7 +85,7 @@ def aggregation_weights(
     tau: float = DEFAULT_TAU,
     neighbours: int = DEFAULT_NEIGHBOURS,
     n_adapters: int | None = None,
-    exclude_self: bool = False,
+    exclude_groups: np.ndarray | None = None,
 ) -> np.ndarray:
     """(M, K) weights, each row summing to 1."""
     strategy = parse_strategy(strategy)
@@ -93,7 +100,7 @@ def aggregation_weights(
     if valid_embeddings is None or valid_errors is None:
         raise UsageError("adaptive weights need the validation cache (run `train` first)")
     errors = neighbour_errors(
-        sample_embeddings, valid_embeddings, valid_errors, neighbours, exclude_self
+        sample_embeddings, valid_embeddings, valid_errors, neighbours, exclude_groups
     )
     if strategy == "major":
         weights = np.zeros_like(errors)

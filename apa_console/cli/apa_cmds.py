@@ -252,8 +252,8 @@ def tune(
     device: DeviceOption = None,
     json: JsonOption = False,
 ) -> None:
-    """Search τ and n on the validation pool (leave-one-out) and store the best: the proxy
-    ranks the grid, then its best points are scored with the merge that is served."""
+    """Search τ and n on the validation pool (each user left out of their own neighbours) and
+    store the best: the proxy ranks the grid, then its best points are scored as served."""
     from apa_console.apa import serving, tuning
 
     if served_points < 1:
