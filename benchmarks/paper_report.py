@@ -126,9 +126,9 @@ def shortfalls(summary: dict, aucs: dict) -> list[str]:
                if check["threshold"] < 0.5 and check["interval_95"] is not None
                and check["interval_95"][0] < check["threshold"] < check["interval_95"][1]]
     if spanned:  # Δ goals only: the Retraining goal's interval is against the base model
-        notes.append(f"- With {profile['test']} test samples the 95 % interval of "
-                     + "; ".join(spanned) + " spans its threshold: the test set cannot "
-                     "decide that goal either way.")
+        notes.append(f"- With {profile['test']} test samples the 95 % interval spans the "
+                     "threshold, so the test set cannot decide either way, for: "
+                     + "; ".join(spanned) + ".")
     minutes = summary["run_wall_s"] / 60
     if profile["name"] == "quick" and minutes > QUICK_BUDGET_MIN:
         notes.append(f"- The quick profile took {minutes:.1f} min, over its "

@@ -154,8 +154,8 @@ def test_report_says_an_interval_spans_its_goal_only_when_it_does():
         aucs = {name: roc_auc_score(labels, p) for name, p in method_scores(summary).items()}
         return "\n".join(shortfalls(summary, aucs))
 
-    assert "spans its threshold" not in notes(labels)  # APA perfect: every Δ resolved above
-    assert "spans its threshold" not in notes(weak)  # far below: resolved, as a miss
+    assert "spans the threshold" not in notes(labels)  # APA perfect: every Δ resolved above
+    assert "spans the threshold" not in notes(weak)  # far below: resolved, as a miss
     # APA as good as SISA with noise of its own: Δ ≈ 0 ± 0.03 leaves the +0.01 goal open
     close = notes(labels + rng.normal(0, 0.6, 400))
-    assert "AUC(APA(D)) − AUC(SISA) ≥ +0.010" in close and "spans its threshold" in close
+    assert "AUC(APA(D)) − AUC(SISA) ≥ +0.010" in close and "spans the threshold" in close
