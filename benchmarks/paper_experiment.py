@@ -11,7 +11,8 @@ states): Retraining (one adapter on all training data), and K-shard partitions b
 - forgetting the median user (by training samples) per partition vs that arm's full retrain;
 - inference time of every serving path on the same samples, batched and one at a time;
 - ablations: partition method (APA(D) and APA(ND)) and weight strategy; τ and n sweeps;
-- with the opt-in arms apa-half-k and apa-double-k, the shard size study.
+- with the opt-in arms apa-half-k and apa-double-k, the shard size study; with apa-last,
+  APA on the prompt's last-token state instead of the mean over its input.
 `--arms` picks a subset and `--table-only` stops after Table I, to size a run to a CPU.
 
 Resumable: work lives in `--workdir` (default benchmarks/.work/<profile>-<config hash>);
@@ -44,7 +45,7 @@ from apa_console.apa.serving import (
     score_apa,
     score_each_adapter,
 )
-from apa_console.apa.shards import run_partition
+from apa_console.apa.shards import DEFAULT_HIDDEN_STATE, run_partition
 from apa_console.apa.tuning import tune
 from apa_console.cli.progress_view import live_progress
 from apa_console.engine.backbone import Backbone
@@ -101,7 +102,10 @@ ARMS = {
     # the shard size study (the paper's Fig. 7): APA with half and double the profile's K
     "apa-half-k": ("apa", "half"),
     "apa-double-k": ("apa", "double"),
+    # the representation study: APA on the whole prompt's last-token state
+    "apa-last": ("apa", None),
 }
+ARM_HIDDEN_STATES = {"apa-last": "last"}  # the others take the store's default (the mean)
 DEFAULT_ARMS = ("retraining", "random", "user", "bekm", "apa", "apa-user")
 PARTITION_ARMS = ("random", "user", "bekm", "apa", "apa-user")
 # the reference, SISA and APA: every table needs them
@@ -115,6 +119,7 @@ def prepare_arm(workdir: Path, base: Store, arm: str, profile: Profile, backbone
     method, k = ARMS[arm]
     if not records.shard_rows(store.snapshot()):
         run_partition(store, backbone, method, arm_shards(arm, profile), seed=profile.seed,
+                      hidden_state=ARM_HIDDEN_STATES.get(arm, DEFAULT_HIDDEN_STATE),
                       progress=bars, cancel=cancel)
     train_all(store, backbone, overrides={"epochs": profile.epochs, "seed": profile.seed},
               progress=bars, cancel=cancel)

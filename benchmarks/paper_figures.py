@@ -17,9 +17,12 @@ METHOD_ROWS = (  # (label, arm, scores key or None for output averaging of the a
     ("APA(ND)", "apa", "APA(ND)"),
     ("apa-user(D)", "apa-user", "APA(D)"),
     ("apa-user(ND)", "apa-user", "APA(ND)"),
+    ("APA(D), last-token state", "apa-last", "APA(D)"),
+    ("APA(ND), last-token state", "apa-last", "APA(ND)"),
 )
 PARTITION_LABELS = {"apa": "semantic (apa)", "random": "random", "user": "user",
-                    "bekm": "BEKM", "apa-user": "semantic, user-level (apa-user)"}
+                    "bekm": "BEKM", "apa-user": "semantic, user-level (apa-user)",
+                    "apa-last": "semantic, last-token state (apa-last)"}
 
 
 # The paper's claims as issue #17 states them (Table I, MovieLens): Δ thresholds, and whether

@@ -10,6 +10,7 @@ import pytest
 from benchmark_process import run_benchmark
 from sklearn.metrics import roc_auc_score
 
+from apa_console.store.document import Store, get_meta
 from benchmarks.bootstrap import delta_interval, rank_auc
 from benchmarks.paper_report import write_report
 
@@ -81,7 +82,8 @@ def test_paper_benchmark_writes_report_and_resumes(tiny_model_dir, tmp_path):
 def test_paper_benchmark_table_only_over_three_arms(tiny_model_dir, tmp_path):
     result = _paper("--profile", "quick", "--data", "demo", "--model", str(tiny_model_dir),
                     "--workdir", str(tmp_path / "work"), "--out", str(tmp_path / "out"),
-                    "--quiet", "--arms", "retraining,random,apa,apa-half-k", "--table-only",
+                    "--quiet", "--arms", "retraining,random,apa,apa-half-k,apa-last",
+                    "--table-only",
                     *TINY_SIZES)
     assert result.returncode == 0, result.stderr[-2000:]
     report = (tmp_path / "out" / "RESULTS.md").read_text()
@@ -93,7 +95,11 @@ def test_paper_benchmark_table_only_over_three_arms(tiny_model_dir, tmp_path):
     figures = json.loads((tmp_path / "out" / "results.json").read_text())
     assert figures["goals"][0]["goal"].startswith("AUC(Retraining) ≥ 0.72")
     adapters = sorted((tmp_path / "work").glob("*/adapters/*/*/adapter_model.safetensors"))
-    assert len(adapters) == 1 + 2 * 4 + 2  # Retraining, two 4-shard arms, one of 2 shards
+    assert len(adapters) == 1 + 3 * 4 + 2  # Retraining, three 4-shard arms, one of 2 shards
+    # the representation arm partitions on the last-token state and says so
+    assert "| APA(D), last-token state |" in report
+    last = Store.open(tmp_path / "work" / "apa-last").snapshot()
+    assert get_meta(last)["partition"]["hidden_state"] == "last"
     study = report.split("## Shard size study")[1]
     assert "| 4 | 6 |" in study and "| 2 | 12 |" in study
 
