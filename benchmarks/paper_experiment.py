@@ -247,7 +247,9 @@ def run(args) -> int:
     digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
     workdir = Path(args.workdir or HERE / ".work" / f"{profile.name}-{digest}")
     workdir.mkdir(parents=True, exist_ok=True)
-    results = Results(workdir / "results.json", config)
+    # stages are keyed by arm and adapters, so another arm set may reuse them
+    results = Results(workdir / "results.json",
+                      {key: value for key, value in config.items() if key != "arms"})
     print(f"profile {profile.name}: {source}; {machine_description(backbone)}; "
           f"work in {workdir}", flush=True)
     with live_progress(quiet=args.quiet) as (bars, cancel):

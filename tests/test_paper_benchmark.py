@@ -76,6 +76,11 @@ def test_paper_benchmark_writes_report_and_resumes(tiny_model_dir, tmp_path):
     assert redrawn.returncode == 0, redrawn.stderr
     assert (tmp_path / "again" / "RESULTS.md").read_text().split("## Goals")[1] == \
         report.split("## Goals")[1]
+    # another arm set in the same work directory reuses every stage it shares
+    subset_run = _paper(*common[:8], "--out", str(tmp_path / "subset-run"), "--quiet",
+                        *TINY_SIZES, "--arms", "retraining,random,apa", "--table-only")
+    assert subset_run.returncode == 0, subset_run.stderr[-2000:]
+    assert "  done " not in subset_run.stdout and "  reused " in subset_run.stdout
 
 
 @pytest.mark.slow
