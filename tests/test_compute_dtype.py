@@ -90,14 +90,22 @@ def test_settings_that_differ_only_in_how_the_dtype_is_spelled_train_alike():
     assert not TrainSettings(dtype="bfloat16").trains_like(explicit, cpu)
 
 
-def test_bfloat16_trains_with_eager_attention_on_a_copy_only(tiny, shard, tmp_path):
+def test_bfloat16_trains_with_grouped_attention_on_a_copy_only(tiny, shard, tmp_path):
     cpu = torch.device("cpu")
-    assert BF16.resolved(cpu).attention == "eager"
+    assert BF16.resolved(cpu).attention == "grouped"
     assert TrainSettings(dtype="float32").resolved(cpu).attention == "sdpa"
     legacy = TrainSettings.from_dict({"engine_version": 2})
     assert legacy.resolved(cpu).attention == "sdpa"
+    v3 = TrainSettings.from_dict({**BF16.to_dict(), "engine_version": 3})
+    assert v3.resolved(cpu).attention == "eager"  # what auto meant when it was trained
+    assert not v3.trains_like(BF16, cpu)
     result = _train(tiny, shard, tmp_path / "a", BF16)
-    assert result.settings["attention"] == "eager"
+    assert result.settings["attention"] == "grouped"
+    again = _train(tiny, shard, tmp_path / "b", BF16)
+    assert again.weights_sha256 == result.weights_sha256
+    eager = _train(tiny, shard, tmp_path / "c", TrainSettings.from_dict(
+        {**BF16.to_dict(), "attention": "eager"}))
+    assert eager.weights_sha256 != result.weights_sha256  # the kernel reaches the weights
     assert tiny.in_dtype(torch.bfloat16).model.config._attn_implementation == "sdpa"
     with pytest.raises(UsageError, match="attention"):
         TrainSettings(attention="flash")

@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from apa_console.engine.adapter_format import ADAPTER_WEIGHTS
+from apa_console.engine.attention import GROUPED, register_grouped_attention
 from apa_console.engine.backbone import Backbone, split_causal_lm
 from apa_console.engine.devices import (
     DTYPES,
@@ -100,8 +101,9 @@ class TrainSettings:
     # here, `preferred_dtype`) or None (engine versions 1-2: the device's dtype). LoRA
     # weights, optimizer state and the loss stay float32. Recorded resolved (`resolved`).
     dtype: str | None = "auto"
-    # Attention kernel while training: "sdpa", "eager", or "auto" (eager for bfloat16, whose
-    # CPU sdpa backward is slow; sdpa for float32). Recorded resolved.
+    # Attention kernel while training: "sdpa", "eager", "grouped" (attention.py), or "auto":
+    # for bfloat16, whose CPU sdpa backward is slow, grouped (eager in engine version 3);
+    # sdpa for float32. Recorded resolved.
     attention: str = "auto"
     engine_version: int = CURRENT_ENGINE_VERSION  # versions.py: what older adapters imply
 
@@ -158,7 +160,10 @@ class TrainSettings:
             dtype = self.dtype
         attention = self.attention
         if attention == "auto":
-            attention = "eager" if dtype == "bfloat16" else "sdpa"
+            if dtype != "bfloat16":
+                attention = "sdpa"
+            else:
+                attention = GROUPED if self.engine_version >= GROUPED_SINCE else "eager"
         return replace(self, dtype=dtype, attention=attention)
 
     def trains_like(self, other: TrainSettings, device: torch.device) -> bool:
@@ -179,7 +184,8 @@ class TrainSettings:
         return cls(**{key: value for key, value in data.items() if key in known})
 
 
-ATTENTION_KERNELS = ("auto", "sdpa", "eager")
+ATTENTION_KERNELS = ("auto", "sdpa", "eager", GROUPED)
+GROUPED_SINCE = 4  # the engine version whose "auto" means the grouped kernel for bfloat16
 # Bounds that keep a mistyped number from being recorded (it would break every later train).
 MAX_SEED = 2**32 - 1
 MAX_EPOCHS = 1000
@@ -363,6 +369,8 @@ def train_adapter(
                 # peft asks transformers a deprecated question; nothing for an operator to fix.
                 warnings.filterwarnings("ignore", category=FutureWarning)
                 base = backbone.shared_weight_copy()
+                if settings.attention == GROUPED:
+                    register_grouped_attention()
                 base.set_attn_implementation(settings.attention)  # the copy only
                 peft_model = get_peft_model(base, _lora_config(settings))
             use_dropout_sampler(peft_model, settings.dropout_sampler)

@@ -28,6 +28,9 @@ ENGINE_VERSIONS: dict[int, dict[str, Any]] = {
     # (bfloat16 where it is native, trained with eager attention)
     3: {"group_by_length": True, "dropout_sampler": "packed16", "share_prefix": True,
         "dtype": "float32", "attention": "sdpa"},
+    # bfloat16's "auto" attention is the grouped kernel (attention.py) instead of eager
+    4: {"group_by_length": True, "dropout_sampler": "packed16", "share_prefix": True,
+        "dtype": "float32", "attention": "sdpa"},
 }
 CURRENT_ENGINE_VERSION = max(ENGINE_VERSIONS)
 UNVERSIONED = 1  # what a record without `engine_version` was trained with
