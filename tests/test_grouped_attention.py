@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_backbone import make_prompts
 from transformers.models.llama.modeling_llama import eager_attention_forward
 
-from apa_console.engine.attention import grouped_attention
+from apa_console.engine.attention import GROUPED, grouped_attention, register_grouped_attention
+from apa_console.engine.backbone import Backbone
 from apa_console.errors import ConflictError
 
 
@@ -56,3 +58,20 @@ def test_grouped_refuses_what_it_does_not_compute():
     query, key, value, mask = _inputs(True)
     with pytest.raises(ConflictError, match="softcap"):
         grouped_attention(_Heads(), query, key, value, mask, scaling=1.0, softcap=30.0)
+
+
+def test_a_model_on_the_grouped_kernel_computes_what_eager_does(tiny_model_dir):
+    # Through transformers, so the causal mask it builds for the kernel is exercised too:
+    # with a padded batch and no mask (full rows) and after a cached shared prefix.
+    backbone = Backbone.load(tiny_model_dir, device="cpu", dtype="float32")
+    register_grouped_attention()
+    token_ids = backbone.encode(make_prompts(6))
+    states = {}
+    for kernel in ("eager", GROUPED):
+        model = backbone.shared_weight_copy()
+        model.set_attn_implementation(kernel)
+        with torch.no_grad():
+            states[kernel] = [backbone.batch_last_states(model, token_ids, share_prefix=shared)
+                              for shared in (False, True)]
+    for eager, grouped in zip(states["eager"], states[GROUPED]):
+        torch.testing.assert_close(grouped, eager, rtol=1e-4, atol=1e-5)

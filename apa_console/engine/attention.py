@@ -58,7 +58,11 @@ def grouped_attention(
 
 
 def register_grouped_attention() -> None:
-    """Make "grouped" a name `set_attn_implementation` accepts (idempotent)."""
+    """Make "grouped" a name `set_attn_implementation` accepts (idempotent), with eager's
+    additive mask: transformers builds no mask at all for an attention name it has no mask
+    function for, which would make attention non-causal."""
     from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, eager_mask
 
     AttentionInterface.register(GROUPED, grouped_attention)
+    AttentionMaskInterface.register(GROUPED, eager_mask)
