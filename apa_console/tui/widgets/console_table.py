@@ -145,6 +145,9 @@ class ConsoleTable(DataTable):
             self.move_cursor(row=keys.index(keep), animate=False)
         self._label_columns()
         self._fit_last_column()
+        # Rows can arrive before the layout settles the table's width (a busy machine):
+        # fit again once the next refresh has laid it out.
+        self.call_after_refresh(self._fit_last_column)
         # the search and sort go beside the title the screen gave, which stays as it was
         if self._title is None:
             self._title = str(self.border_title or "")
