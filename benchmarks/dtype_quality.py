@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> dict:
     result: dict = {"source": source, "train": len(train), "test": len(test),
                     "epochs": args.epochs, "lr": args.lr, "seeds": args.seeds,
                     "machine": machine_description(backbone)}
-    base, seconds = _timed(lambda: backbone.in_dtype(DTYPES["bfloat16"]).score(prompts))
+    base = backbone.in_dtype(DTYPES["bfloat16"]).score(prompts)
     result["base_model_auc_bfloat16"] = auc(labels, base)
     print(f"base model (no adapter, bf16 scoring): AUC {result['base_model_auc_bfloat16']:.4f}",
           flush=True)
@@ -165,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     if min(args.train, args.test, args.epochs) < 1 or not args.lr > 0:
         parser.error("--train, --test and --epochs must be at least 1, --lr above 0")
     return run_and_write(lambda: run(args), args.json)
+
 
 def _seeds(text: str) -> list[int]:
     try:

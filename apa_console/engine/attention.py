@@ -38,7 +38,7 @@ def grouped_attention(
     for name in _UNSUPPORTED:
         if kwargs.get(name) is not None:
             raise ConflictError(f"attention {GROUPED!r} does not support {name}; train this "
-                                "model with --attention eager")
+                                "model with --dtype float32 (sdpa attention)")
     batch, heads, length, width = query.shape
     kv_heads = key.shape[1]
     group = heads // kv_heads
