@@ -3,9 +3,12 @@
     python -m benchmarks.engine_speed [--dtypes float32,bfloat16] [--score-batches 8,16]
         [--train-batches 8] [--repeats 2] [--probe-seconds 0.5] [--model PATH] [--json out.json]
 
-Every workload runs once per compute dtype of the base model (float32, and bfloat16 where
-the CPU has native bf16), each against its own dtype's matmul peak, and the bfloat16 /
-float32 ratios of samples/s come from the same run. Prints, per dtype:
+Every workload runs `--repeats` times per compute dtype of the base model (float32, and
+bfloat16 where the CPU has native bf16), each against its own dtype's matmul peak. The
+dtypes take turns run by run, and each bfloat16 / float32 ratio divides two runs that ran
+back to back (the headline is the median pair): the machine's speed drifts within the
+benchmark, and a drift between one dtype's half and the other's would show as a ratio.
+Prints, per dtype:
 - peak: the best GFLOP/s of large square (2048²) torch matmuls in that dtype on all cores.
   The peak of this shared VM drifts by ±20 % within minutes (and by more while neighbours
   are busy), so it is probed again between every two steps of every workload, and each
@@ -210,38 +213,62 @@ def _dtypes(text: str) -> list[str]:
     return names
 
 
-def run_dtype(args: argparse.Namespace, backbone: Backbone, name: str) -> dict:
-    """Every workload in one compute dtype, against that dtype's own matmul peak."""
-    work = backbone.in_dtype(DTYPES[name])
-    probe = PeakProbe(dtype=work.dtype)
+WORKLOAD_KINDS = ("scoring", "training", "training_full_rows")
+
+
+def measure(args: argparse.Namespace, backbone: Backbone) -> dict[str, dict]:
+    """Every workload in every compute dtype, each against its own dtype's matmul peak.
+
+    The dtypes take turns run by run (float32 then bfloat16, then the other way round), so
+    the runs compared in a ratio are minutes apart at most and a slow spell of the shared
+    machine lands on both, not on one dtype's half of the benchmark."""
+    works = {name: backbone.in_dtype(DTYPES[name]) for name in args.dtypes}
+    probes = {name: PeakProbe(dtype=work.dtype) for name, work in works.items()}
     first_seconds = 12 * args.probe_seconds  # a longer first look: 6 s by default
-    first_peak = probe(first_seconds)
-    print(f"\n== {name}: peak matmul (2048², best over {first_seconds:g} s): "
-          f"{first_peak:.1f} GFLOP/s", flush=True)
+    first_peaks = {}
+    for name in args.dtypes:
+        first_peaks[name] = probes[name](first_seconds)
+        print(f"{name}: peak matmul (2048², best over {first_seconds:g} s): "
+              f"{first_peaks[name]:.1f} GFLOP/s", flush=True)
     score_prompts, _ = realistic_prompts(args.score_samples, seed=1)
     train_prompts, train_labels = realistic_prompts(args.train_samples, seed=2)
-    workloads: dict[str, dict[int, Workload]] = {"scoring": {}, "training": {},
-                                                 "training_full_rows": {}}
+    workloads = {name: {kind: {} for kind in WORKLOAD_KINDS} for name in args.dtypes}
+
+    def take_turns(kind: str, batch_size: int, label: str, run_once) -> None:
+        for name in args.dtypes:
+            workloads[name][kind][batch_size] = Workload(label)
+        for repeat in range(args.repeats):
+            for name in args.dtypes if repeat % 2 == 0 else args.dtypes[::-1]:
+                log = StepLog(probes[name], args.probe_seconds)
+                workloads[name][kind][batch_size].logs.append(log)
+                run_once(name, log)
+
     for batch_size in args.score_batches:
-        work.score(score_prompts[:batch_size], batch_size=batch_size)  # warm-up
-        workload = workloads["scoring"][batch_size] = Workload(f"scoring  batch {batch_size:>2}")
-        for _ in range(args.repeats):
-            workload.logs.append(StepLog(probe, args.probe_seconds))
-            scoring_run(work, score_prompts, batch_size, workload.logs[-1])
+        for work in works.values():
+            work.score(score_prompts[:batch_size], batch_size=batch_size)  # warm-up
+        take_turns("scoring", batch_size, f"scoring  batch {batch_size:>2}",
+                   lambda name, log, size=batch_size:
+                   scoring_run(works[name], score_prompts, size, log))
     for kind, share_prefix in (("training", True), ("training_full_rows", False)):
         for batch_size in args.train_batches:
             label = f"training batch {batch_size:>2}" + ("" if share_prefix else ", full rows")
-            workload = workloads[kind][batch_size] = Workload(label)
-            settings = TrainSettings(epochs=1, batch_size=batch_size, seed=0,
-                                     share_prefix=share_prefix, dtype=name)
-            for _ in range(args.repeats):
-                workload.logs.append(StepLog(probe, args.probe_seconds))
-                training_run(work, train_prompts, train_labels, settings, workload.logs[-1])
 
+            def train_once(name: str, log: StepLog, size=batch_size, share=share_prefix):
+                settings = TrainSettings(epochs=1, batch_size=size, seed=0,
+                                         share_prefix=share, dtype=name)
+                training_run(works[name], train_prompts, train_labels, settings, log)
+
+            take_turns(kind, batch_size, label, train_once)
+    return {name: _summarise(args, name, first_peaks[name], workloads[name])
+            for name in args.dtypes}
+
+
+def _summarise(args: argparse.Namespace, name: str, first_peak: float,
+               workloads: dict[str, dict[int, Workload]]) -> dict:
     best_peak = max([first_peak] + [peak for kind in workloads.values()
                                     for workload in kind.values()
                                     for log in workload.logs for peak in log.peaks])
-    print(f"best {name} peak seen: {best_peak:.1f} GFLOP/s")
+    print(f"\n== {name}: best peak seen {best_peak:.1f} GFLOP/s")
     for kind in workloads.values():
         for workload in kind.values():
             workload.report(best_peak)
@@ -259,6 +286,16 @@ def run_dtype(args: argparse.Namespace, backbone: Backbone, name: str) -> dict:
         "train_model_flops_fraction": float(np.median(train["model_flops_fraction"])),
         **summaries,
     }
+
+
+def paired_ratios(numerator: dict, denominator: dict) -> dict[str, dict[int, list[float]]]:
+    """Per workload and batch size, run i of one dtype over run i of the other: the two runs
+    of a pair ran back to back."""
+    return {kind: {size: [top / bottom for top, bottom in
+                          zip(numerator[kind][size]["samples_per_s"],
+                              denominator[kind][size]["samples_per_s"])]
+                   for size in numerator[kind]}
+            for kind in WORKLOAD_KINDS}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -285,15 +322,22 @@ def run(args: argparse.Namespace) -> int:
     print("training counted as 2× linear + 3× attention forward + LoRA (see the docstring); "
           "padding is not counted as work", flush=True)
 
-    by_dtype = {name: run_dtype(args, backbone, name) for name in args.dtypes}
-    speedups = {}
+    by_dtype = measure(args, backbone)
+    speedups, pairs = {}, {}
     if "float32" in by_dtype and "bfloat16" in by_dtype:
         fp32, bf16 = by_dtype["float32"], by_dtype["bfloat16"]
-        speedups = {key: bf16[key] / fp32[key] for key in
-                    ("score_samples_per_s", "train_samples_per_s", "peak_gflops")}
-        print("\nbfloat16 / float32 in this run: " + ", ".join(
-            f"{key.removesuffix('_samples_per_s')} {value:.2f}×"
-            for key, value in speedups.items()))
+        pairs = paired_ratios(bf16, fp32)
+        headline = {"score_samples_per_s": ("scoring", args.score_batches[0]),
+                    "train_samples_per_s": ("training", args.train_batches[0])}
+        speedups = {key: float(np.median(pairs[kind][size]))
+                    for key, (kind, size) in headline.items()}
+        speedups["peak_gflops"] = bf16["peak_gflops"] / fp32["peak_gflops"]
+        print("\nbfloat16 / float32, runs paired back to back (median; each pair):")
+        for kind, by_size in pairs.items():
+            for size, ratios in by_size.items():
+                print(f"  {kind} batch {size}: {np.median(ratios):.2f}× ("
+                      + ", ".join(f"{ratio:.2f}" for ratio in ratios) + ")")
+        print(f"  peak matmul: {speedups['peak_gflops']:.2f}×")
     load_after = os.getloadavg()[0]
     print(f"load average before/after: {load_before:.2f}/{load_after:.2f} (the benchmark's own "
           f"{cores} threads count too: only well above {cores} means other processes ran)")
@@ -301,6 +345,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         results = {"cores": cores, "native_bf16": cpu_has_native_bf16(),
                    "dtypes": by_dtype, "bfloat16_over_float32": speedups,
+                   "bfloat16_over_float32_pairs": pairs,
                    "load_average": [load_before, load_after]}
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0

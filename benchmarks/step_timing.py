@@ -48,6 +48,7 @@ class StepLog:
         self.steps: list[tuple[float, float, int]] = []  # (GFLOP, seconds, samples)
         self.model_gflop: list[float] = []  # per step: the model's nominal GFLOP (docstring)
         self._resumed = 0.0
+        self.started = time.perf_counter()  # lets a report show which runs ran back to back
 
     def resume(self) -> None:
         """Probe the peak, then start the clock for the next step."""
@@ -108,7 +109,8 @@ class Workload:
             "probe_range_gflops": [min(p for log in self.logs for p in log.peaks),
                                    max(p for log in self.logs for p in log.peaks)],
             "runs": [{"steps_gflop_seconds_samples": log.steps, "probes_gflops": log.peaks,
-                      "steps_model_gflop": log.model_gflop} for log in self.logs],
+                      "steps_model_gflop": log.model_gflop, "started_s": log.started}
+                     for log in self.logs],
         }
 
     def report(self, best_peak: float) -> None:

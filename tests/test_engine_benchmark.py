@@ -55,6 +55,23 @@ def test_engine_benchmark_accounts_for_every_step(tiny_model_dir, tmp_path):
                                                     "train_samples_per_s", "peak_gflops"}
     for per_dtype in report["dtypes"].values():  # each dtype against its own peak
         _check_the_step_log(per_dtype, score_gflop, train_gflop)
+    _check_the_runs_take_turns(report)
+
+
+def _check_the_runs_take_turns(report: dict):
+    """Ratios divide runs that ran back to back; the dtypes swap places every repeat."""
+    fp32, bf16 = report["dtypes"]["float32"], report["dtypes"]["bfloat16"]
+    pairs = report["bfloat16_over_float32_pairs"]
+    for kind in ("scoring", "training", "training_full_rows"):
+        mine, theirs = bf16[kind]["4"], fp32[kind]["4"]
+        assert pairs[kind]["4"] == pytest.approx(
+            [b / f for b, f in zip(mine["samples_per_s"], theirs["samples_per_s"])])
+        first, second = ([run["started_s"] for run in by["runs"]] for by in (theirs, mine))
+        assert first[0] < second[0] < second[1] < first[1]
+    assert report["bfloat16_over_float32"]["train_samples_per_s"] == pytest.approx(
+        statistics.median(pairs["training"]["4"]))
+    assert report["bfloat16_over_float32"]["score_samples_per_s"] == pytest.approx(
+        statistics.median(pairs["scoring"]["4"]))
 
 
 def _check_the_step_log(per_dtype: dict, score_gflop: float, train_gflop: list[float]):
