@@ -47,6 +47,7 @@ def test_titles_carry_their_genre_and_labels_follow_it():
         openings, endings = GENRE_WORDS[item["genre"]]
         assert any(word in item["title"] for word in openings)
         assert any(word in item["title"] for word in endings)
+        assert f"({item['genre']}, " in item["title"]  # the genre is named, not only implied
     genre_of = {item["id"]: item["genre"] for item in catalog}
     samples = [s for split in generate_demo().samples.values() for s in split]
     # the signal: a target whose genre the user liked in the history is mostly a Yes

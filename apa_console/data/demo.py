@@ -1,9 +1,11 @@
 """A small generated movie dataset with a learnable signal, for demos and tests.
 
-Every title carries words of its genre ("Haunted Ghost Manor (1994)" is horror); every user
-likes two of the six genres; a rating is "liked" when the item's genre is one the user
-likes, flipped with a little noise. A model that learns "the target shares a genre with the
-User Preference titles" therefore learns the labels, which a LoRA on a 135M model can.
+Every title carries words of its genre and the genre itself ("Haunted Ghost Manor (horror,
+1994)"); every user likes two of the six genres; a rating is "liked" when the item's genre is
+one the user likes, flipped with a little noise. A model that learns "the target's genre is
+among the User Preference titles'" therefore learns the labels. Naming the genre makes that
+a matter of spotting a repeated word, which a LoRA on a 135M model learns far sooner than
+which invented titles belong together.
 
 With the defaults (24 users, 18 ratings each, history 10) it yields 192 sequences: per user
 the first four go to train, the next two to valid, the last two to test (96/48/48), so every
@@ -45,7 +47,7 @@ GENRES = tuple(GENRE_WORDS)
 
 
 def build_catalog() -> list[dict[str, str]]:
-    """72 items: every opening × ending of every genre, with a fixed pseudo-year."""
+    """72 items: every opening × ending of every genre, with its genre and a fixed pseudo-year."""
     catalog = []
     for genre in GENRES:
         openings, endings = GENRE_WORDS[genre]
@@ -53,7 +55,7 @@ def build_catalog() -> list[dict[str, str]]:
             for ending in endings:
                 number = len(catalog) + 1
                 year = 1965 + (number * 7) % 33
-                title = f"{opening} {ending} ({year})"
+                title = f"{opening} {ending} ({genre}, {year})"
                 catalog.append({"id": f"i{number:03d}", "title": title, "genre": genre})
     return catalog
 
