@@ -2,10 +2,10 @@
 
 Every title carries words of its genre and the genre itself ("Haunted Ghost Manor (horror,
 1994)"); every user likes two of the six genres; a rating is "liked" when the item's genre is
-one the user likes, flipped with a little noise. A model that learns "the target's genre is
-among the User Preference titles'" therefore learns the labels. Naming the genre makes that
-a matter of spotting a repeated word, which a LoRA on a 135M model learns far sooner than
-which invented titles belong together.
+one the user likes, flipped with a little noise. A model that learns "the target's genre
+appears among the User Preference titles" therefore learns the labels. Naming the genre
+makes that a matter of spotting a repeated word, which a LoRA on a 135M model picks up far
+sooner than which invented titles belong together.
 
 With the defaults (24 users, 18 ratings each, history 10) it yields 192 sequences: per user
 the first four go to train, the next two to valid, the last two to test (96/48/48), so every
