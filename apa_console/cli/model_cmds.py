@@ -36,6 +36,7 @@ def info(
             ("layers", summary["layers"]),
             ("device", summary["device"]),
             ("dtype", summary["dtype"]),
+            ("bfloat16", summary["bfloat16"]),
             ("cpu threads", summary["cpu_threads"] or "–"),
             ("yes token", f"{summary['yes_token_id']} ({summary['yes_token']!r})"),
             ("no token", f"{summary['no_token_id']} ({summary['no_token']!r})"),

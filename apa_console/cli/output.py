@@ -80,6 +80,25 @@ def info(message: str) -> None:
     stderr.print(shown(message))
 
 
+def show_engine_warnings() -> None:
+    """Print the engine's SlowDtypeWarning as one `warning:` line on stderr (Python's
+    default adds the file, line and source); other warnings keep the default display."""
+    import warnings
+
+    from apa_console.engine.choices import SlowDtypeWarning
+
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, SlowDtypeWarning):
+            sys.stderr.write(f"warning: {terminal_safe(str(message))}\n")
+            sys.stderr.flush()
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+
+
 def error_line(message: str) -> None:
     # Plain write: rich would wrap a long path onto two lines, and errors are one line.
     sys.stderr.write(f"error: {terminal_safe(message)}\n")

@@ -32,7 +32,12 @@ from apa_console.engine.batching import (
     shared_prefix_length,
 )
 from apa_console.engine.choices import HIDDEN_STATES
-from apa_console.engine.devices import choose_device, dtype_named, preferred_dtype
+from apa_console.engine.devices import (
+    choose_device,
+    dtype_named,
+    preferred_dtype,
+    warn_if_emulated,
+)
 from apa_console.engine.model_files import answer_token_id, model_fingerprint, resolve_model_dir
 from apa_console.engine.norms import fuse_rms_norms
 from apa_console.errors import ConflictError
@@ -124,6 +129,7 @@ class Backbone:
         name, source, directory = resolve_model_dir(model, cache_root)
         torch_device, _ = choose_device(device)
         compute = dtype_named(dtype) if dtype else preferred_dtype(torch_device)
+        warn_if_emulated(torch_device, compute)
         from transformers import AutoTokenizer
         from transformers.utils import logging as transformers_logging
 
@@ -159,6 +165,7 @@ class Backbone:
         weights exactly what training in that dtype has always used)."""
         sibling = self._by_dtype.get(dtype)
         if sibling is None:
+            warn_if_emulated(self.device, dtype)
             model = _load_weights(self.directory, self.device, dtype)
             sibling = Backbone(model, self.tokenizer, self.device, dtype, self.info,
                                self.directory)

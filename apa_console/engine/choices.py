@@ -34,3 +34,8 @@ class HiddenState(str, Enum):
 
 
 HIDDEN_STATES = tuple(choice.value for choice in HiddenState)
+
+
+class SlowDtypeWarning(UserWarning):
+    """bfloat16 asked for on a CPU that only emulates it: correct, but very slow. Here, not
+    in `devices`, so front-ends can recognise it without importing torch."""

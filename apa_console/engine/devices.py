@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import time
+import warnings
 from functools import cache
 from pathlib import Path
 
 import torch
 
-from apa_console.engine.choices import ComputeDtype  # noqa: F401 (re-exported)
+from apa_console.engine.choices import ComputeDtype, SlowDtypeWarning  # noqa: F401 (re-exported)
 from apa_console.engine.memory import keep_freed_memory_for_reuse
 from apa_console.errors import UsageError
 
@@ -24,6 +26,11 @@ def available_cores() -> int:
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 DTYPE_ENV = "APA_DTYPE"  # forces the default compute dtype (the tests pin float32)
 _CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+# A CPU "has" bf16 units only if a bf16 matmul also runs at their speed: the flags can say yes
+# while the kernels are barred from them (ONEDNN_MAX_CPU_ISA=AVX2), and then bf16 is emulated,
+# tens to hundreds of times slower than float32. Native units run it faster than float32.
+BF16_PROBE_SIZE = 256
+NATIVE_BF16_MAX_SLOWDOWN = 2.0
 
 
 _CPUINFO = Path("/proc/cpuinfo")
@@ -68,14 +75,65 @@ def dtype_name(dtype: torch.dtype) -> str:
     return next(name for name, known in DTYPES.items() if known == dtype)
 
 
-@cache
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU multiplies bf16 matrices in hardware (AVX-512 BF16 or AMX)."""
+def _cpu_flags_claim_bf16() -> bool:
     try:
         flags = _CPUINFO.read_text().split()
     except OSError:
         return False
     return any(flag in flags for flag in _CPU_BF16_FLAGS)
+
+
+def _best_matmul_seconds(dtype: torch.dtype, size: int, repeats: int = 5) -> float:
+    left = torch.randn(size, size).to(dtype)
+    right = torch.randn(size, size).to(dtype)
+    torch.mm(left, right)  # warm-up: thread pool, packing buffers
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        torch.mm(left, right)
+        best = min(best, time.perf_counter() - started)
+    return max(best, 1e-9)
+
+
+@cache
+def bf16_matmul_slowdown() -> float:
+    """How many times longer a 256² bfloat16 matmul takes than a float32 one on this CPU
+    (best of five each): below 1 on native units, tens to hundreds where bf16 is emulated."""
+    size = BF16_PROBE_SIZE
+    return (_best_matmul_seconds(torch.bfloat16, size)
+            / _best_matmul_seconds(torch.float32, size))
+
+
+@cache
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 matrices in hardware (AVX-512 BF16 or AMX) and the
+    kernels use it: the flags claim it and a bf16 matmul is not much slower than float32."""
+    if not _cpu_flags_claim_bf16():
+        return False
+    return bf16_matmul_slowdown() <= NATIVE_BF16_MAX_SLOWDOWN
+
+
+def bf16_support(device: torch.device) -> str:
+    """One line for `model info`: whether bfloat16 runs natively on `device`."""
+    if device.type == "cuda":
+        return "native" if torch.cuda.is_bf16_supported() else "not supported"
+    if cpu_has_native_bf16():
+        return "native (AVX-512 BF16 / AMX)"
+    return (f"not native: a bf16 matmul runs {bf16_matmul_slowdown():.0f}× slower than "
+            "float32 here, so auto picks float32")
+
+
+def warn_if_emulated(device: torch.device, dtype: torch.dtype) -> None:
+    """Tell the operator, before any work, that bfloat16 on this CPU is emulated (a
+    SlowDtypeWarning the CLI prints as one line); a store that recorded bfloat16 still
+    retrains in it, since its adapters' bits depend on it."""
+    if dtype != torch.bfloat16 or device.type != "cpu" or cpu_has_native_bf16():
+        return
+    warnings.warn(SlowDtypeWarning(
+        f"bfloat16 is not native on this CPU (a bf16 matmul runs "
+        f"{bf16_matmul_slowdown():.0f}× slower than float32 here): expect slow work; "
+        f"use --dtype float32 or unset {DTYPE_ENV} unless a store's adapters need bfloat16"),
+        stacklevel=2)
 
 
 def preferred_dtype(device: torch.device) -> torch.dtype:

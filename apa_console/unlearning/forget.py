@@ -17,6 +17,7 @@ the data gives — bit for bit on the same machine, which `verify.verify_request
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from typing import Any
 
 from apa_console.apa.adapters import adapter_job, adapter_row, recorded_settings
@@ -24,6 +25,7 @@ from apa_console.apa.embeddings import validation_pool
 from apa_console.apa.shards import member_centres
 from apa_console.engine.dispatch import DispatchOptions, open_dispatcher
 from apa_console.engine.training import manifest_hash
+from apa_console.errors import ConflictError
 from apa_console.progress import (
     NEVER_CANCELLED,
     CancelToken,
@@ -118,6 +120,8 @@ def _retrain_shards(store, backbone, shards, progress, cancel, dispatch=None):
             continue
         if adapter["manifest_hash"] == manifest_hash(rows[k]["sample_ids"]):
             continue  # already trained on exactly the remaining data
+        if backbone is None:
+            raise ConflictError(f"shard {k} needs retraining but no model was loaded")
         jobs.append(adapter_job(
             store, backbone, kind=records.SHARD, shard=k, sample_ids=rows[k]["sample_ids"],
             settings=recorded_settings(adapter["settings"], adapter["id"]),
@@ -125,9 +129,11 @@ def _retrain_shards(store, backbone, shards, progress, cancel, dispatch=None):
         ))
     new_rows = []
     skipped = len(shards) - len(jobs)
-    with open_dispatcher(backbone, dispatch) as dispatcher:
-        for result in dispatcher.run(jobs, progress=_crash_mid_training(progress),
-                                     cancel=cancel):
+    # a forget with nothing to retrain runs without a model (backbone None)
+    with (open_dispatcher(backbone, dispatch) if jobs else nullcontext()) as dispatcher:
+        results = (dispatcher.run(jobs, progress=_crash_mid_training(progress), cancel=cancel)
+                   if jobs else ())
+        for result in results:
             new_rows.append(adapter_row(store, result, valid))
             progress(ProgressEvent(task="overall", step=skipped + len(new_rows),
                                    total=len(shards), unit="shard",

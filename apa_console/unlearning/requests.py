@@ -164,6 +164,13 @@ def list_requests(store: Store) -> list[dict[str, Any]]:
             for row in records.request_rows(db)]
 
 
+def needs_retraining(store: Store, only: set[str] | None = None) -> bool:
+    """Whether applying the open requests (or those in `only`) retrains any shard: a forget
+    of test or validation samples alone does not, and needs no model."""
+    return any(plan["shards"] for plan in _open_request_plans(store.snapshot())
+               if only is None or plan["request"] in only)
+
+
 def open_requests(store: Store) -> list[dict[str, Any]]:
     """Queued requests and those a crash or cancel interrupted: `apply` finishes them."""
     return records.open_requests(store.snapshot())

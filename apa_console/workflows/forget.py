@@ -123,6 +123,10 @@ def apply_pending(
 
     if not requests.open_requests(store):
         return ForgetOutcome(None, leftovers_removed=forget_pipeline.remove_leftovers(store))
+    if not requests.needs_retraining(store, only):  # nothing to train: no model to load
+        receipts = forget_pipeline.apply_pending(store, None, progress=progress,
+                                                 cancel=cancel, only=only, dispatch=dispatch)
+        return ForgetOutcome(None, receipts=receipts, audit_head=audit_log.current_head(store))
     # the model takes a while to load: say so, or the first seconds look like a hang
     progress(ProgressEvent(MODEL_TASK, 0, 1, message="loading the model…"))
     with model() as backbone:

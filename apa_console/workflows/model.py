@@ -84,7 +84,7 @@ def model_info(model: str | None, device: str | None, store: Store | None) -> di
     """Load the model (creating the cache if missing) and describe it, without refusing one
     the store was not built with (it says so instead)."""
     from apa_console.engine.backbone import Backbone
-    from apa_console.engine.devices import available_cores, cpu_threads
+    from apa_console.engine.devices import available_cores, bf16_support, cpu_threads
 
     started = time.perf_counter()
     backbone = Backbone.load(_requested_model(store, model), device,
@@ -108,6 +108,7 @@ def model_info(model: str | None, device: str | None, store: Store | None) -> di
         "cache_root": str(cache_root_for(store)),
         "device": str(backbone.device),
         "dtype": str(backbone.dtype).removeprefix("torch."),
+        "bfloat16": bf16_support(backbone.device),
         "cpu_threads": cpu_threads() if backbone.device.type == "cpu" else None,
         "cores_available": available_cores(),
         "yes_token": tokenizer.convert_ids_to_tokens(backbone.yes_id),
