@@ -48,11 +48,18 @@ def tiny(tiny_model_dir) -> Backbone:
     return Backbone.load(tiny_model_dir, device="cpu")
 
 
-def test_answer_tokens_are_derived_from_the_tokenizer(tiny):
+def test_answer_tokens_are_the_ones_the_tokenizer_writes_after_the_prompt(tiny, tiny_model_dir):
+    prompt = make_prompts(1)[0]
+    before = tiny.tokenizer.encode(prompt, add_special_tokens=False)
+    for word, answer in (("Yes.", tiny.yes_id), ("No.", tiny.no_id)):
+        written = tiny.tokenizer.encode(prompt + word, add_special_tokens=False)
+        assert written[:len(before)] == before and written[len(before)] == answer
+    assert tiny.yes_id != tiny.no_id and tiny.info["answer_style"] == "as_written"
+    legacy = Backbone.load(tiny_model_dir, device="cpu", answer_style="leading_space")
     yes = tiny.tokenizer.encode(" Yes", add_special_tokens=False)
     no = tiny.tokenizer.encode(" No", add_special_tokens=False)
-    assert tiny.yes_id == yes[0] and tiny.no_id == no[0]
-    assert tiny.yes_id != tiny.no_id
+    assert (legacy.yes_id, legacy.no_id) == (yes[0], no[0]) != (tiny.yes_id, tiny.no_id)
+    assert legacy.info["fingerprint"] != tiny.info["fingerprint"]  # the tokens are identity
     assert tiny.info["yes_token_id"] == tiny.yes_id and tiny.info["no_token_id"] == tiny.no_id
     assert tiny.info["architecture"] == "LlamaForCausalLM"
     assert tiny.info["hidden_size"] == 64 and tiny.info["layers"] == 2

@@ -25,7 +25,7 @@ def test_default_model_loads_from_the_cache(default_backbone, default_model_cach
     info = default_backbone.info
     assert info["name"] == DEFAULT_MODEL_NAME
     assert default_backbone.directory == default_model_cache / DEFAULT_MODEL_NAME
-    assert (info["yes_token_id"], info["no_token_id"]) == (9230, 2838)
+    assert (info["yes_token_id"], info["no_token_id"]) == (10539, 5230)  # "Yes", "No"
     assert (info["hidden_size"], info["layers"]) == (576, 30)
     assert default_backbone.device.type == "cpu" and default_backbone.dtype == torch.float32
     again = Backbone.load(None, device="cpu")

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from apa_console.engine.answers import AS_WRITTEN, answer_token_ids
 from apa_console.engine.batching import (
     length_sorted_batches,
     pad_token_id,
@@ -38,9 +39,8 @@ from apa_console.engine.devices import (
     preferred_dtype,
     warn_if_emulated,
 )
-from apa_console.engine.model_files import answer_token_id, model_fingerprint, resolve_model_dir
+from apa_console.engine.model_files import model_fingerprint, resolve_model_dir
 from apa_console.engine.norms import fuse_rms_norms
-from apa_console.errors import ConflictError
 from apa_console.progress import NEVER_CANCELLED, CancelToken, ProgressCallback, ignore_progress
 from apa_console.prompting import sample_prompt
 from apa_console.samples import Sample
@@ -117,6 +117,7 @@ class Backbone:
         cache_root: Path | None = None,
         before_weights: Callable[[dict[str, Any]], None] | None = None,
         dtype: str | None = None,
+        answer_style: str = AS_WRITTEN,
     ) -> Backbone:
         """Load `model` onto `device` (None: CUDA when present, else CPU) in the compute
         dtype `dtype` ("float32", "bfloat16"; None: `preferred_dtype` for the device).
@@ -125,6 +126,7 @@ class Backbone:
         (`model_cache_root()` when None). `before_weights` sees the model's identity
         (name, source, fingerprint) before the weights load, so a caller can refuse a model
         cheaply (`workflows.model.open_backbone` refuses one the store was not built with).
+        `answer_style` picks the answer tokens (`answers.py`); the fingerprint covers them.
         """
         name, source, directory = resolve_model_dir(model, cache_root)
         torch_device, _ = choose_device(device)
@@ -137,10 +139,7 @@ class Backbone:
         transformers_logging.disable_progress_bar()
 
         tokenizer = AutoTokenizer.from_pretrained(directory)
-        yes_id = answer_token_id(tokenizer, " Yes")
-        no_id = answer_token_id(tokenizer, " No")
-        if yes_id == no_id:
-            raise ConflictError(f"the tokenizer of {name} starts ' Yes' and ' No' alike")
+        yes_id, no_id = answer_token_ids(tokenizer, answer_style)
         fingerprint = model_fingerprint(directory, yes_id, no_id, len(tokenizer))
         if before_weights is not None:
             before_weights({"name": name, "source": source, "fingerprint": fingerprint})
@@ -156,6 +155,7 @@ class Backbone:
             "parameters": int(sum(p.numel() for p in causal_lm.parameters())),
             "yes_token_id": yes_id,
             "no_token_id": no_id,
+            "answer_style": answer_style,
         }
         return cls(causal_lm, tokenizer, torch_device, compute, info, directory)
 

@@ -19,7 +19,6 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -169,14 +168,6 @@ def model_fingerprint(directory: Path, yes_id: int, no_id: int, vocab_size: int)
                 handle.seek(offset)
                 digest.update(handle.read(_SAMPLE_BYTES))
     return digest.hexdigest()
-
-
-def answer_token_id(tokenizer: Any, word: str) -> int:
-    """The first token of `word` as it follows the prompt (e.g. " Yes")."""
-    ids = tokenizer.encode(word, add_special_tokens=False)
-    if not ids:
-        raise ConflictError(f"the model's tokenizer encodes {word!r} as no token at all")
-    return int(ids[0])
 
 
 @contextlib.contextmanager

@@ -116,14 +116,16 @@ class _RelayLink(CancelToken):
 class ShardWorker:
     """One copy of the backbone; trains the jobs it is given, one at a time."""
 
-    def __init__(self, model_dir: str, device: str, dtype: str) -> None:
+    def __init__(self, model_dir: str, device: str, dtype: str, answer_style: str) -> None:
         self.model_dir, self.device, self.dtype = model_dir, device, dtype
+        self.answer_style = answer_style
         self.backbone = None
 
     def load(self) -> dict[str, Any]:
         from apa_console.engine.backbone import Backbone
 
-        self.backbone = Backbone.load(self.model_dir, self.device, dtype=self.dtype)
+        self.backbone = Backbone.load(self.model_dir, self.device, dtype=self.dtype,
+                                      answer_style=self.answer_style)
         return {"fingerprint": self.backbone.info["fingerprint"],
                 "host": socket.gethostname(), "pid": os.getpid()}
 
@@ -211,7 +213,8 @@ class RayDispatcher:
 
         self.workers = [
             ShardWorker.options(num_cpus=self.cpus, num_gpus=self.gpus).remote(
-                str(self.backbone.directory), device, dtype_name(self.backbone.dtype))
+                str(self.backbone.directory), device, dtype_name(self.backbone.dtype),
+                self.backbone.info["answer_style"])
             for _ in range(count)
         ]
         expected = self.backbone.info["fingerprint"]

@@ -7,9 +7,9 @@ forked RNG state, so callers' randomness is untouched) before the LoRA matrices 
 drives LoRA dropout; shuffling uses its own seeded generator; deterministic algorithms are
 enforced while training.
 
-The loss is TALLRec's: cross-entropy over the full vocabulary for the answer token (" Yes" /
-" No"), but evaluated at the answer position only. The standard `labels=` loss would run the
-LM head (the whole vocabulary) at every position, for nothing.
+The loss is evaluated at the answer position only (`answer_loss`): over the two answer tokens
+(the default) or, as TALLRec, over the whole vocabulary. The standard `labels=` loss would run
+the LM head (the whole vocabulary) at every position, for nothing.
 
 Adapters are saved in peft's own format (adapter_config.json + adapter_model.safetensors),
 assembled in a temporary sibling folder and renamed into place: a cancel or a crash leaves no
@@ -28,7 +28,7 @@ import time
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,20 +38,9 @@ import torch.nn.functional as F
 from apa_console.engine.adapter_format import ADAPTER_WEIGHTS
 from apa_console.engine.attention import GROUPED, register_grouped_attention
 from apa_console.engine.backbone import Backbone, split_causal_lm
-from apa_console.engine.devices import (
-    DTYPES,
-    dtype_name,
-    dtype_named,
-    legacy_dtype,
-    preferred_dtype,
-)
-from apa_console.engine.dropout import DROPOUT_SAMPLERS, use_dropout_sampler
-from apa_console.engine.versions import (
-    CURRENT_ENGINE_VERSION,
-    ENGINE_VERSIONS,
-    UNVERSIONED,
-    implied_settings,
-)
+from apa_console.engine.devices import dtype_named
+from apa_console.engine.dropout import use_dropout_sampler
+from apa_console.engine.settings import MAX_SEED, TrainSettings  # noqa: F401 (re-exported)
 from apa_console.errors import ConflictError, UsageError
 from apa_console.fileio import sha256_file
 from apa_console.progress import (
@@ -62,163 +51,6 @@ from apa_console.progress import (
     ignore_progress,
 )
 
-
-@dataclass(frozen=True)
-class TrainSettings:
-    """How an adapter is trained. Part of an adapter's identity: retraining uses the same.
-
-    Defaults are sized for a 135M model on a CPU and shards of a few hundred samples:
-    rank 8 / alpha 16 / dropout 0.05 on q_proj and v_proj are TALLRec's LoRA settings; the
-    learning rate and epochs were chosen by `benchmarks.recipe_sweep` on a shard-sized
-    MovieLens set (TALLRec's 1e-4 is for 7B over many more steps); batch 8 keeps a CPU step
-    short while matmuls stay large enough to run near peak; 10 % linear warmup, then linear
-    decay to zero, keeps the first steps on random LoRA init from overshooting. Prompts longer than
-    `max_length` tokens keep their end (the answer position). `group_by_length` batches rows
-    of similar length together (`epoch_batches`), so little of a step is spent on padding;
-    `dropout_sampler` picks how LoRA dropout masks are drawn (`dropout.py`).
-    `share_prefix` runs the tokens all rows of a batch start with (the Alpaca preamble and
-    the instruction) once per batch instead of once per row (`Backbone.batch_last_states`),
-    so a step does less work. The loss is the same
-    function of the weights; only LoRA dropout differs, drawing one mask for the shared
-    tokens of a batch rather than one per row.
-    """
-
-    rank: int = 8
-    alpha: int = 16
-    dropout: float = 0.05
-    target_modules: tuple[str, ...] = ("q_proj", "v_proj")
-    epochs: int = 2
-    lr: float = 3e-3
-    batch_size: int = 8
-    max_length: int = 512
-    seed: int = 0
-    warmup: float = 0.1  # fraction of all steps spent ramping the learning rate up
-    weight_decay: float = 0.0
-    group_by_length: bool = True
-    dropout_sampler: str = "packed16"  # how LoRA dropout masks are drawn (lora_dropout.py)
-    share_prefix: bool = True  # a batch's common prompt prefix runs once (see above)
-    # The frozen base model's compute dtype: "float32", "bfloat16", "auto" (the fastest
-    # here, `preferred_dtype`) or None (engine versions 1-2: the device's dtype). LoRA
-    # weights, optimizer state and the loss stay float32. Recorded resolved (`resolved`).
-    dtype: str | None = "auto"
-    # Attention kernel while training: "sdpa", "eager", "grouped" (attention.py), or "auto":
-    # for bfloat16, whose CPU sdpa backward is slow, grouped (eager in engine version 3);
-    # sdpa for float32. Recorded resolved.
-    attention: str = "auto"
-    engine_version: int = CURRENT_ENGINE_VERSION  # versions.py: what older adapters imply
-
-    def __post_init__(self) -> None:
-        if isinstance(self.target_modules, (list, tuple)):
-            object.__setattr__(self, "target_modules", tuple(self.target_modules))
-        problems = _type_problems(self)
-        if problems:  # the range checks below assume numbers
-            raise UsageError("invalid training settings: " + "; ".join(problems))
-        if not 1 <= self.rank <= MAX_RANK:
-            problems.append(f"rank must be in [1, {MAX_RANK}]")
-        if not 1 <= self.epochs <= MAX_EPOCHS:
-            problems.append(f"epochs must be in [1, {MAX_EPOCHS}]")
-        if not 1 <= self.batch_size <= MAX_BATCH_SIZE:
-            problems.append(f"batch_size must be in [1, {MAX_BATCH_SIZE}]")
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            problems.append("lr must be a finite number > 0")
-        if not (math.isfinite(self.alpha) and self.alpha > 0):
-            problems.append("alpha must be a finite number > 0")
-        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
-            problems.append("weight_decay must be a finite number >= 0")
-        if not 0 <= self.seed <= MAX_SEED:
-            problems.append(f"seed must be in [0, {MAX_SEED}]")
-        if not 0 <= self.dropout < 1:
-            problems.append("dropout must be in [0, 1)")
-        if not 0 <= self.warmup < 1:
-            problems.append("warmup must be a fraction in [0, 1)")
-        if not 8 <= self.max_length <= MAX_LENGTH:
-            problems.append(f"max_length must be in [8, {MAX_LENGTH}]")
-        if self.attention not in ATTENTION_KERNELS:
-            problems.append(f"attention must be one of {', '.join(ATTENTION_KERNELS)}")
-        if self.dtype not in (None, "auto", *DTYPES):
-            problems.append(f"dtype must be auto or one of {', '.join(DTYPES)}")
-        if self.engine_version not in ENGINE_VERSIONS:
-            problems.append(f"engine_version must be one of {sorted(ENGINE_VERSIONS)}")
-        if self.dropout_sampler not in DROPOUT_SAMPLERS:
-            problems.append(f"dropout_sampler must be one of {', '.join(DROPOUT_SAMPLERS)}")
-        if problems:
-            raise UsageError("invalid training settings: " + "; ".join(problems))
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["target_modules"] = list(self.target_modules)
-        return data
-
-    def resolved(self, device: torch.device) -> TrainSettings:
-        """These settings with the dtype and attention kernel they mean on `device` spelled
-        out."""
-        if self.dtype == "auto":
-            dtype = dtype_name(preferred_dtype(device))
-        elif self.dtype is None:
-            dtype = dtype_name(legacy_dtype(device))
-        else:
-            dtype = self.dtype
-        attention = self.attention
-        if attention == "auto":
-            if dtype != "bfloat16":
-                attention = "sdpa"
-            else:
-                attention = GROUPED if self.engine_version >= GROUPED_SINCE else "eager"
-        return replace(self, dtype=dtype, attention=attention)
-
-    def trains_like(self, other: TrainSettings, device: torch.device) -> bool:
-        """Whether both train bit-identical adapters on `device`: every setting but the
-        version label agrees (a version only fills in settings a record lacks)."""
-        mine, theirs = self.resolved(device).to_dict(), other.resolved(device).to_dict()
-        mine.pop("engine_version")
-        theirs.pop("engine_version")
-        return mine == theirs
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainSettings:
-        """Settings from a record: a setting the record lacks takes the value its engine
-        version implies (`versions.py`), so older adapters retrain bit for bit."""
-        known = {f.name for f in fields(cls)}
-        version = int(data.get("engine_version", UNVERSIONED))
-        data = {**implied_settings(version), **data, "engine_version": version}
-        return cls(**{key: value for key, value in data.items() if key in known})
-
-
-ATTENTION_KERNELS = ("auto", "sdpa", "eager", GROUPED)
-GROUPED_SINCE = 4  # the engine version whose "auto" means the grouped kernel for bfloat16
-# Bounds that keep a mistyped number from being recorded (it would break every later train).
-MAX_SEED = 2**32 - 1
-MAX_EPOCHS = 1000
-MAX_BATCH_SIZE = 65536
-MAX_RANK = 4096
-MAX_LENGTH = 1 << 20
-_INT_SETTINGS = ("rank", "epochs", "batch_size", "max_length", "seed", "engine_version")
-_REAL_SETTINGS = ("alpha", "dropout", "lr", "warmup", "weight_decay")
-_BOOL_SETTINGS = ("group_by_length", "share_prefix")
-
-
-def _type_problems(settings: TrainSettings) -> list[str]:
-    """Settings of the wrong type (from a damaged record or a caller's typo)."""
-    problems = []
-    for name in _INT_SETTINGS:
-        value = getattr(settings, name)
-        if not isinstance(value, int) or isinstance(value, bool):
-            problems.append(f"{name} must be an integer")
-    for name in _REAL_SETTINGS:
-        value = getattr(settings, name)
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            problems.append(f"{name} must be a number")
-    for name in _BOOL_SETTINGS:
-        if not isinstance(getattr(settings, name), bool):
-            problems.append(f"{name} must be true or false")
-    if not (isinstance(settings.target_modules, tuple)
-            and all(isinstance(module, str) for module in settings.target_modules)):
-        problems.append("target_modules must be module names")
-    for name in ("dtype", "attention", "dropout_sampler"):
-        value = getattr(settings, name)
-        if not (isinstance(value, str) or (name == "dtype" and value is None)):
-            problems.append(f"{name} must be a name")
-    return problems
 # Rows are sorted by length within windows of this many batches of the shuffled order.
 LENGTH_GROUP_BATCHES = 16
 
@@ -297,17 +129,43 @@ def _lr_factor(step: int, total: int, warmup_steps: int) -> float:
     return max(0.0, 1.0 - (step - warmup_steps) / remaining)
 
 
-def _lora_config(settings: TrainSettings):
+def _lora_config(settings: TrainSettings, layer_count: int | None = None):
+    """peft's LoRA config for `settings`; `layer_count` (the model's decoder layers) is needed
+    when only the top `settings.lora_layers` are adapted."""
     from peft import LoraConfig
 
+    layers = None
+    if settings.lora_layers is not None:
+        if layer_count is None:
+            raise UsageError("lora_layers needs the model's layer count")
+        layers = list(range(max(0, layer_count - settings.lora_layers), layer_count))
     return LoraConfig(
         r=settings.rank,
         lora_alpha=settings.alpha,
         lora_dropout=settings.dropout,
         target_modules=list(settings.target_modules),
+        layers_to_transform=layers,
         bias="none",
         task_type="CAUSAL_LM",
     )
+
+
+def answer_loss(last: torch.Tensor, head: torch.nn.Module, yes_id: int, no_id: int,
+                labels: torch.Tensor, kind: str) -> torch.Tensor:
+    """The loss at the answer position (`last`: (B, hidden) states; `labels` 1 for Yes).
+
+    "answer_pair": cross-entropy over the [yes, no] logits only, the log-loss of the P(Yes)
+    that scoring reports. "full_vocab": TALLRec's cross-entropy over the whole vocabulary
+    for the answer token. Either computes only the LM-head rows it needs at one position."""
+    bias = getattr(head, "bias", None)
+    if kind == "answer_pair":
+        rows = torch.tensor([yes_id, no_id], device=last.device)
+        logits = F.linear(last, head.weight[rows], None if bias is None else bias[rows])
+        return F.cross_entropy(logits.float(), 1 - labels)  # class 0 is Yes
+    logits = F.linear(last, head.weight, bias).float()
+    answers = torch.where(labels.bool(), torch.tensor(yes_id, device=last.device),
+                          torch.tensor(no_id, device=last.device))
+    return F.cross_entropy(logits, answers)
 
 
 def train_adapter(
@@ -351,10 +209,7 @@ def train_adapter(
     total_steps = steps_per_epoch * settings.epochs
     warmup_steps = int(round(settings.warmup * total_steps))
     token_ids = backbone.encode(prompts, settings.max_length)
-    answer_ids = torch.tensor(
-        [backbone.yes_id if label else backbone.no_id for label in labels],
-        device=backbone.device,
-    )
+    label_tensor = torch.tensor(labels, dtype=torch.long, device=backbone.device)
     loss_curve: list[float] = []
     seen = 0
 
@@ -372,7 +227,8 @@ def train_adapter(
                 if settings.attention == GROUPED:
                     register_grouped_attention()
                 base.set_attn_implementation(settings.attention)  # the copy only
-                peft_model = get_peft_model(base, _lora_config(settings))
+                peft_model = get_peft_model(
+                    base, _lora_config(settings, int(base.config.num_hidden_layers)))
             use_dropout_sampler(peft_model, settings.dropout_sampler)
             peft_model.train()
             trainable = [p for p in peft_model.parameters() if p.requires_grad]
@@ -393,9 +249,8 @@ def train_adapter(
                     cancel.raise_if_cancelled()
                     last = backbone.batch_last_states(
                         peft_model, [token_ids[i] for i in rows], settings.share_prefix)
-                    # The LM head at the answer position only: (B, vocab) instead of (B, T, vocab).
-                    logits = F.linear(last, head.weight, getattr(head, "bias", None)).float()
-                    loss = F.cross_entropy(logits, answer_ids[rows])
+                    loss = answer_loss(last, head, backbone.yes_id, backbone.no_id,
+                                       label_tensor[rows], settings.loss)
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()

@@ -20,17 +20,21 @@ ENGINE_VERSIONS: dict[int, dict[str, Any]] = {
     # before versions were recorded: input-order batches, uniform dropout masks, full rows;
     # the base model in the device's dtype (dtype None: float32 on CPU, bfloat16 on CUDA)
     1: {"group_by_length": False, "dropout_sampler": "uniform", "share_prefix": False,
-        "dtype": None, "attention": "sdpa"},
+        "dtype": None, "attention": "sdpa", "loss": "full_vocab", "lora_layers": None},
     # length-grouped batches, packed 16-bit dropout masks, a batch's shared prefix run once
     2: {"group_by_length": True, "dropout_sampler": "packed16", "share_prefix": True,
-        "dtype": None, "attention": "sdpa"},
+        "dtype": None, "attention": "sdpa", "loss": "full_vocab", "lora_layers": None},
     # the base model's compute dtype and training attention kernel are recorded settings
     # (bfloat16 where it is native, trained with eager attention)
     3: {"group_by_length": True, "dropout_sampler": "packed16", "share_prefix": True,
-        "dtype": "float32", "attention": "sdpa"},
+        "dtype": "float32", "attention": "sdpa", "loss": "full_vocab", "lora_layers": None},
     # bfloat16's "auto" attention is the grouped kernel (attention.py) instead of eager
     4: {"group_by_length": True, "dropout_sampler": "packed16", "share_prefix": True,
-        "dtype": "float32", "attention": "sdpa"},
+        "dtype": "float32", "attention": "sdpa", "loss": "full_vocab", "lora_layers": None},
+    # the loss and the adapted layers are recorded settings (stores keep their answer tokens
+    # in their model record, `answers.py`)
+    5: {"group_by_length": True, "dropout_sampler": "packed16", "share_prefix": True,
+        "dtype": "float32", "attention": "sdpa", "loss": "full_vocab", "lora_layers": None},
 }
 CURRENT_ENGINE_VERSION = max(ENGINE_VERSIONS)
 UNVERSIONED = 1  # what a record without `engine_version` was trained with

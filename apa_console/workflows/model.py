@@ -36,6 +36,18 @@ def _requested_model(store: Store | None, model: str | os.PathLike | None):
     return None
 
 
+def answer_style_for(store: Store | None) -> str:
+    """The answer tokens a store's adapters use: those its model record names; the leading-
+    space tokens of engines before version 5 for a record without a style; else the tokenizer's
+    own (a store that has recorded no model yet)."""
+    from apa_console.engine.answers import AS_WRITTEN, LEADING_SPACE
+
+    recorded = _recorded_model(store)
+    if not recorded:
+        return AS_WRITTEN
+    return recorded.get("answer_style") or LEADING_SPACE
+
+
 def cache_root_for(store: Store | None) -> Path:
     from apa_console.engine.model_files import model_cache_root
 
@@ -63,6 +75,7 @@ def open_backbone(
     backbone = Backbone.load(
         _requested_model(store, model), device, cache_root=cache_root_for(store),
         before_weights=lambda identity: check_model(store, identity),
+        answer_style=answer_style_for(store),
     )
     if record:
         record_model(store, backbone.info)
@@ -88,7 +101,8 @@ def model_info(model: str | None, device: str | None, store: Store | None) -> di
 
     started = time.perf_counter()
     backbone = Backbone.load(_requested_model(store, model), device,
-                             cache_root=cache_root_for(store))
+                             cache_root=cache_root_for(store),
+                             answer_style=answer_style_for(store))
     load_s = time.perf_counter() - started
     recorded = _recorded_model(store)
     if store is None:
