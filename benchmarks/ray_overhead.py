@@ -24,7 +24,7 @@ from pathlib import Path
 from apa_console.apa.adapters import train_all
 from apa_console.apa.shards import run_partition
 from apa_console.engine.backbone import Backbone
-from apa_console.engine.dispatch import DispatchOptions
+from apa_console.engine.dispatch_options import DispatchOptions
 from apa_console.store import records
 from apa_console.store.document import Store
 from benchmarks.common import build_base_store, load_source, machine_description

@@ -22,7 +22,7 @@ from apa_console.apa.adapters import train_all
 from apa_console.apa.shards import run_partition
 from apa_console.cli.app import app
 from apa_console.engine.backbone import Backbone
-from apa_console.engine.dispatch import DispatchOptions
+from apa_console.engine.dispatch_options import DispatchOptions
 from apa_console.errors import CancelledError, UsageError, WorkerError
 from apa_console.progress import CancelToken
 from apa_console.store import records
@@ -201,7 +201,8 @@ def test_sequential_commands_never_import_ray(tmp_path):
         "import apa_console.apa.adapters, apa_console.unlearning.forget\n"
         "import apa_console.unlearning.verify, apa_console.workflows.forget\n"
         "import apa_console.cli.app\n"
-        "from apa_console.engine.dispatch import SequentialDispatcher, open_dispatcher\n"
+        "from apa_console.engine.dispatch import open_dispatcher\n"
+        "from apa_console.engine.shard_jobs import SequentialDispatcher\n"
         "with open_dispatcher(None, None) as d: assert isinstance(d, SequentialDispatcher)\n"
         "print(json.dumps('ray' in sys.modules))\n"
     )

@@ -17,14 +17,10 @@ import numpy as np
 
 from apa_console.apa.embeddings import embeddings_for, split_samples, validation_pool
 from apa_console.apa.metrics import auc
-from apa_console.engine.dispatch import (
-    DispatchOptions,
-    JobResult,
-    ShardJob,
-    open_dispatcher,
-    run_job,
-)
+from apa_console.engine.dispatch import open_dispatcher
+from apa_console.engine.dispatch_options import DispatchOptions
 from apa_console.engine.mixture import AdapterFactors, absolute_errors, score_one_adapter
+from apa_console.engine.shard_jobs import JobResult, ShardJob, run_job
 from apa_console.engine.training import TrainSettings, manifest_hash
 from apa_console.engine.versions import CURRENT_ENGINE_VERSION
 from apa_console.errors import ConflictError, StoreInvalidError, UsageError

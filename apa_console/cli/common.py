@@ -80,7 +80,7 @@ def dispatch_options(workers: int | None, address: str | None, gpus: float | Non
                      cpus: float | None):
     """None (this process, one shard after another) unless a Ray flag was given; bad
     combinations exit 2 before anything runs."""
-    from apa_console.engine.dispatch import DispatchOptions
+    from apa_console.engine.dispatch_options import DispatchOptions
 
     options = DispatchOptions(workers, address, gpus, cpus)
     return options.check() if options.distributed or gpus is not None or cpus is not None \

@@ -31,7 +31,8 @@ import ray
 from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 
 from apa_console.engine.adapter_format import ADAPTER_WEIGHTS
-from apa_console.engine.dispatch import DispatchOptions, JobResult, ShardJob, run_job
+from apa_console.engine.dispatch_options import DispatchOptions
+from apa_console.engine.shard_jobs import JobResult, ShardJob, run_job
 from apa_console.errors import (
     ApaError,
     CancelledError,

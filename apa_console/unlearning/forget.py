@@ -23,7 +23,8 @@ from typing import Any
 from apa_console.apa.adapters import adapter_job, adapter_row, recorded_settings
 from apa_console.apa.embeddings import validation_pool
 from apa_console.apa.shards import member_centres
-from apa_console.engine.dispatch import DispatchOptions, open_dispatcher
+from apa_console.engine.dispatch import open_dispatcher
+from apa_console.engine.dispatch_options import DispatchOptions
 from apa_console.engine.training import manifest_hash
 from apa_console.errors import ConflictError
 from apa_console.progress import (

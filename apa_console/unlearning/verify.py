@@ -11,7 +11,9 @@ from typing import Any
 import numpy as np
 
 from apa_console.apa.adapters import recorded_settings
-from apa_console.engine.dispatch import DispatchOptions, ShardJob, open_dispatcher
+from apa_console.engine.dispatch import open_dispatcher
+from apa_console.engine.dispatch_options import DispatchOptions
+from apa_console.engine.shard_jobs import ShardJob
 from apa_console.errors import ConflictError, NotFoundError, StoreInvalidError
 from apa_console.progress import NEVER_CANCELLED, CancelToken, ProgressCallback, ignore_progress
 from apa_console.store import records, segments

@@ -7,7 +7,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from apa_console.engine.dispatch import DispatchOptions
+from apa_console.engine.dispatch_options import DispatchOptions
 from apa_console.errors import ConflictError
 from apa_console.progress import (
     MODEL_TASK,
