@@ -12,8 +12,8 @@ the interval of its difference from the first recipe at the same size (paired: s
 samples), sample-steps (samples × epochs), training seconds and samples/s. Recipes:
   v4       what engine version 4 trained: the " Yes"/" No" tokens, full-vocabulary loss
   tallrec  TALLRec's recipe on the answer tokens the tokenizer writes (full-vocabulary loss)
-  pair     the default: the tokenizer's answer tokens, loss over the two answers only
-  pair-top8, pair-top4, pair-lr1e-2, pair-e4, pair-lora+ …: `pair` with one change
+  pair     the tokenizer's answer tokens, loss over the two answers only
+  NAME+key=value…  a recipe with settings changed: "tallrec+lr=1e-2+lora_layers=8"
 A run writes its JSON after every row and skips rows already in it (`--json` resumes).
 """
 
@@ -32,10 +32,12 @@ import numpy as np
 
 from apa_console.apa.adapters import score_with_adapter
 from apa_console.apa.metrics import auc
+from apa_console.data.demo import generate_demo
 from apa_console.data.ingest import select
 from apa_console.engine.answers import AS_WRITTEN, LEADING_SPACE
 from apa_console.engine.mixture import AdapterFactors
 from apa_console.engine.training import TrainSettings, train_adapter
+from apa_console.errors import UsageError
 from benchmarks.bootstrap import delta_interval
 from benchmarks.common import ML100K, load_source, machine_description
 
@@ -44,14 +46,26 @@ RECIPES: dict[str, tuple[str, dict]] = {
     "v4": (LEADING_SPACE, {"loss": "full_vocab"}),
     "tallrec": (AS_WRITTEN, {"loss": "full_vocab"}),
     "pair": (AS_WRITTEN, {"loss": "answer_pair"}),
-    "pair-top8": (AS_WRITTEN, {"loss": "answer_pair", "lora_layers": 8}),
-    "pair-top4": (AS_WRITTEN, {"loss": "answer_pair", "lora_layers": 4}),
-    "pair-lr1e-2": (AS_WRITTEN, {"loss": "answer_pair", "lr": 1e-2}),
-    "pair-lr1e-3": (AS_WRITTEN, {"loss": "answer_pair", "lr": 1e-3}),
-    "pair-e4": (AS_WRITTEN, {"loss": "answer_pair", "epochs": 4}),
-    "pair-r16": (AS_WRITTEN, {"loss": "answer_pair", "rank": 16, "alpha": 32}),
-    "pair-nowarmup": (AS_WRITTEN, {"loss": "answer_pair", "warmup": 0.0}),
 }
+# Settings a recipe name may change after a "+": "tallrec+lr=1e-2+lora_layers=8".
+TUNABLE = {"lr": float, "epochs": int, "batch_size": int, "rank": int, "alpha": int,
+           "warmup": float, "dropout": float, "lora_layers": int, "loss": str}
+
+
+def recipe(name: str) -> tuple[str, dict]:
+    """(answer style, settings) of a recipe name: a base recipe, then `+key=value` changes."""
+    base, *changes = name.split("+")
+    if base not in RECIPES:
+        raise ValueError(f"unknown recipe {base!r}; known: {', '.join(RECIPES)}")
+    style, settings = RECIPES[base]
+    settings = dict(settings)
+    for change in changes:
+        key, _, value = change.partition("=")
+        if key not in TUNABLE or not value:
+            raise ValueError(f"cannot set {change!r}; settable: {', '.join(TUNABLE)}")
+        settings[key] = TUNABLE[key](value)
+    TrainSettings(**settings)  # refuse what training would refuse
+    return style, settings
 
 
 def _list(kind):
@@ -70,6 +84,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.learning_curve",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--data", default=str(ML100K), help="MovieLens-100K raw files, or demo")
+    parser.add_argument("--demo-users", type=int, default=64,
+                        help="users of the generated set with --data demo (4 train samples each)")
     parser.add_argument("--model", help="a local Hugging Face model directory")
     parser.add_argument("--sizes", type=_list(int), default=[24, 64, 128, 256])
     parser.add_argument("--recipes", type=_list(str), default=["v4", "tallrec", "pair"])
@@ -79,20 +95,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, help="write (and resume) the results here")
     parser.add_argument("--plot", type=Path, help="draw AUC against samples and seconds here")
     args = parser.parse_args(argv)
-    unknown = [name for name in args.recipes if name not in RECIPES]
-    if unknown:
-        parser.error(f"unknown recipe {unknown[0]!r}; known: {', '.join(RECIPES)}")
+    for name in args.recipes:
+        try:
+            recipe(name)
+        except (ValueError, UsageError) as error:
+            parser.error(str(error))
     if min(args.sizes) < 1 or args.test < 2:
         parser.error("--sizes must be at least 1 and --test at least 2")
     return args
 
 
 def _row_key(data: str, recipe: str, size: int, args: argparse.Namespace) -> str:
-    return f"{Path(data).name}|{recipe}|{size}|{args.test}|{args.seed}|{args.dtype}"
+    source = f"demo{args.demo_users}" if data == "demo" else Path(data).name
+    return f"{source}|{recipe}|{size}|{args.test}|{args.seed}|{args.dtype}"
 
 
 def run(args: argparse.Namespace) -> dict:
-    parsed, source = load_source(args.data)
+    if args.data == "demo":
+        parsed, source = generate_demo(args.demo_users), f"demo set, {args.demo_users} users"
+    else:
+        parsed, source = load_source(args.data)
     chosen = select(parsed, {"train": max(args.sizes), "valid": 0, "test": args.test},
                     seed=args.seed)
     train, test = chosen["train"], chosen["test"]
@@ -105,10 +127,11 @@ def run(args: argparse.Namespace) -> dict:
     rows = {row["key"]: row for row in previous.get("rows", [])}
     backbones: dict[str, Backbone] = {}
     scores: dict[str, np.ndarray] = {}
-    result = {"source": source, "test": len(test), "sizes": args.sizes, "dtype": args.dtype,
-              "recipes": {name: {"answer_style": RECIPES[name][0],
-                                 "settings": TrainSettings(**RECIPES[name][1]).to_dict()}
-                          for name in args.recipes}}
+    described = {name: {"answer_style": recipe(name)[0],
+                        "settings": TrainSettings(**recipe(name)[1]).to_dict()}
+                 for name in args.recipes}
+    result = {**previous, "source": source, "test": len(test), "sizes": args.sizes,
+              "dtype": args.dtype, "recipes": {**previous.get("recipes", {}), **described}}
 
     def backbone_for(style: str) -> Backbone:
         if style not in backbones:  # loaded only when a row needs training
@@ -122,9 +145,9 @@ def run(args: argparse.Namespace) -> dict:
 
     with tempfile.TemporaryDirectory(prefix="apa-learning-curve-") as scratch:
         for size in args.sizes:
-            for recipe in args.recipes:
-                style, changes = RECIPES[recipe]
-                key = _row_key(args.data, recipe, size, args)
+            for name in args.recipes:
+                style, changes = recipe(name)
+                key = _row_key(args.data, name, size, args)
                 if key in rows:  # measured by an earlier run with the same settings
                     scores[key] = np.array(rows[key]["scores"])
                     _print_row(rows[key])
@@ -136,13 +159,13 @@ def run(args: argparse.Namespace) -> dict:
                 started = time.perf_counter()
                 trained = train_adapter(backbone, backbone.prompts_for(shard),
                                         [s.label for s in shard], [s.id for s in shard],
-                                        settings, Path(scratch) / f"{recipe}-{size}")
+                                        settings, Path(scratch) / f"run-{len(rows)}")
                 train_s = time.perf_counter() - started
                 factors = AdapterFactors.load(trained.adapter_dir)
                 scored = score_with_adapter(backbone, backbone.prompts_for(test), factors)
                 scores[key] = scored
                 rows[key] = {
-                    "key": key, "recipe": recipe, "size": size, "auc": auc(labels, scored),
+                    "key": key, "recipe": name, "size": size, "auc": auc(labels, scored),
                     "sample_steps": size * settings.epochs, "train_s": train_s,
                     "train_samples_per_s": size * settings.epochs / train_s,
                     "loss_first": trained.loss_curve[0], "loss_last": trained.loss_curve[-1],
@@ -150,7 +173,7 @@ def run(args: argparse.Namespace) -> dict:
                     "scores": [round(float(x), 8) for x in scored],
                 }
                 first = _row_key(args.data, args.recipes[0], size, args)
-                if recipe != args.recipes[0] and first in scores:
+                if name != args.recipes[0] and first in scores:
                     rows[key]["vs_first_recipe"] = rows[key]["auc"] - rows[first]["auc"]
                     rows[key]["vs_first_recipe_interval"] = delta_interval(
                         labels, scored, scores[first])
@@ -158,6 +181,7 @@ def run(args: argparse.Namespace) -> dict:
                 result["rows"] = list(rows.values())
                 if args.json:
                     args.json.write_text(json.dumps(result, indent=2) + "\n")
+    result["rows"] = list(rows.values())
     return result
 
 
@@ -180,14 +204,14 @@ def plot(result: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     figure, (by_steps, by_seconds) = plt.subplots(1, 2, figsize=(11, 4))
-    for recipe in result["recipes"]:
-        mine = sorted((r for r in result["rows"] if r["recipe"] == recipe),
+    for name in result["recipes"]:
+        mine = sorted((r for r in result["rows"] if r["recipe"] == name),
                       key=lambda r: r["size"])
         if not mine:
             continue
         aucs = [r["auc"] for r in mine]
-        by_steps.plot([r["sample_steps"] for r in mine], aucs, marker="o", label=recipe)
-        by_seconds.plot([r["train_s"] for r in mine], aucs, marker="o", label=recipe)
+        by_steps.plot([r["sample_steps"] for r in mine], aucs, marker="o", label=name)
+        by_seconds.plot([r["train_s"] for r in mine], aucs, marker="o", label=name)
     for axis, name in ((by_steps, "sample-steps (samples × epochs)"),
                        (by_seconds, "training seconds")):
         axis.set_xscale("log")

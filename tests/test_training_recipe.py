@@ -74,9 +74,10 @@ def test_lora_on_the_top_layers_only(tiny, shard, tmp_path):
     every = _train(tiny, shard, tmp_path / "all", QUICK)
     names = load_file(str(every.adapter_dir / ADAPTER_WEIGHTS)).keys()
     assert {name.split(".layers.")[1].split(".")[0] for name in names} == {"0", "1"}
-    for bad in (0, True, "2"):
+    for bad in (-1, True, "2"):
         with pytest.raises(UsageError, match="lora_layers"):
             TrainSettings(lora_layers=bad)
+    assert TrainSettings(lora_layers=0).lora_layers is None  # 0: every layer
     with pytest.raises(UsageError, match="loss"):
         TrainSettings(loss="hinge")
 
@@ -139,3 +140,34 @@ def test_a_store_trained_by_engine_version_4_forgets_and_verifies_bit_for_bit(
     rows = records.live_adapters(Store.open(store.root).snapshot())
     assert all(row["settings"].get("engine_version") == 4 for row in rows)
     assert all(TrainSettings.from_dict(row["settings"]).loss == "full_vocab" for row in rows)
+
+
+def test_frozen_layers_run_once_and_the_top_layers_give_the_full_model_s_states(tiny):
+    from apa_console.engine.backbone import split_causal_lm
+    from apa_console.engine.frozen_layers import (
+        first_adapted_layer,
+        frozen_states,
+        top_last_states,
+    )
+
+    token_ids = tiny.encode(make_prompts(5))
+    assert len({len(ids) for ids in token_ids}) > 1  # rows of several lengths get padded
+    decoder, _ = split_causal_lm(tiny.model)
+    split = first_adapted_layer(2, 1)
+    assert split == 1 and first_adapted_layer(2, None) == 0 and first_adapted_layer(2, 9) == 0
+    cached = frozen_states(decoder, token_ids, split, tiny.pad_id)
+    assert [len(state) for state in cached] == [len(ids) for ids in token_ids]
+    with torch.no_grad():
+        top = top_last_states(decoder, cached, split)
+        whole = tiny.last_states(None, token_ids)
+    assert torch.allclose(top, whole, atol=1e-5)
+    assert len(decoder.layers) == 2 and not isinstance(decoder.norm, torch.nn.Identity)
+
+
+def test_top_layer_training_is_bit_identical_and_shares_no_prefix(tiny, shard, tmp_path):
+    settings = TrainSettings(**{**QUICK.to_dict(), "lora_layers": 1})
+    first = _train(tiny, shard, tmp_path / "a", settings)
+    again = _train(tiny, shard, tmp_path / "b", settings)
+    assert first.weights_sha256 == again.weights_sha256
+    assert first.loss_curve == again.loss_curve
+    assert first.settings["share_prefix"] is False  # recorded as it ran

@@ -22,7 +22,7 @@ from apa_console.cli.common import (
     open_store,
 )
 from apa_console.cli.progress_view import live_progress
-from apa_console.engine.choices import ComputeDtype, HiddenState, MixtureLevel
+from apa_console.engine.choices import ComputeDtype, HiddenState, MixtureLevel, TrainingLoss
 from apa_console.errors import UsageError
 from apa_console.samples import Split
 from apa_console.units import auc_summary, plural
@@ -105,6 +105,16 @@ def train(
             help="The base model's compute dtype (auto: bfloat16 where the hardware has it; "
                  "a store keeps the one it recorded until this is given).")
     ] = None,
+    loss: Annotated[
+        TrainingLoss | None, typer.Option(
+            help="The loss at the answer: over the two answer tokens, or the whole "
+                 "vocabulary (TALLRec's).")
+    ] = None,
+    lora_layers: Annotated[
+        int | None, typer.Option(
+            min=0, help="Adapt only the top N decoder layers (0: all); the layers below run "
+                        "once per sample, so each step costs less.")
+    ] = None,
     store: StoreOption = None,
     model: ModelOption = None,
     device: DeviceOption = None,
@@ -122,7 +132,8 @@ def train(
     target = open_store(store)
     overrides = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed,
                  "group_by_length": group_by_length, "share_prefix": share_prefix,
-                 "dtype": dtype.value if dtype else None}
+                 "dtype": dtype.value if dtype else None,
+                 "loss": loss.value if loss else None, "lora_layers": lora_layers}
     check_train(target, overrides)  # refuse bad settings before the model loads or is recorded
     backbone = open_backbone(target, model, device, record=True)
     with live_progress(quiet=json) as (bars, cancel):

@@ -14,6 +14,14 @@ class ComputeDtype(str, Enum):
     BFLOAT16 = "bfloat16"
 
 
+class TrainingLoss(str, Enum):
+    """The loss at the answer position: over the two answer tokens, or the whole vocabulary
+    (TALLRec's)."""
+
+    ANSWER_PAIR = "answer_pair"
+    FULL_VOCAB = "full_vocab"
+
+
 class MixtureLevel(str, Enum):
     """Where adapters are mixed: their factors A and B (D) or their products B·A (ND)."""
 

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from apa_console.engine.attention import GROUPED
+from apa_console.engine.choices import TrainingLoss
 from apa_console.engine.devices import DTYPES, dtype_name, legacy_dtype, preferred_dtype
 from apa_console.engine.dropout import DROPOUT_SAMPLERS
 from apa_console.engine.versions import (
@@ -67,14 +68,16 @@ class TrainSettings:
     # tokens only (what P(Yes) and AUC read), or "full_vocab" (TALLRec's: over the whole
     # vocabulary, which also pays for moving mass onto the answer tokens at all).
     loss: str = "answer_pair"
-    # LoRA on the top `lora_layers` decoder layers only (None: all): the backward pass
-    # then stops at the lowest adapted layer.
+    # LoRA on the top `lora_layers` decoder layers only (None: all): the layers below run
+    # once per sample and each step runs the top ones only (`frozen_layers.py`).
     lora_layers: int | None = None
     engine_version: int = CURRENT_ENGINE_VERSION  # versions.py: what older adapters imply
 
     def __post_init__(self) -> None:
         if isinstance(self.target_modules, (list, tuple)):
             object.__setattr__(self, "target_modules", tuple(self.target_modules))
+        if self.lora_layers == 0 and not isinstance(self.lora_layers, bool):
+            object.__setattr__(self, "lora_layers", None)  # 0 spells "every layer" too
         problems = _type_problems(self)
         if problems:  # the range checks below assume numbers
             raise UsageError("invalid training settings: " + "; ".join(problems))
@@ -133,7 +136,10 @@ class TrainSettings:
                 attention = "sdpa"
             else:
                 attention = GROUPED if self.engine_version >= GROUPED_SINCE else "eager"
-        return replace(self, dtype=dtype, attention=attention)
+        # Top-layer training runs the frozen layers once per sample and the adapted ones on
+        # full rows (`frozen_layers.py`): no prompt prefix is shared then.
+        share_prefix = self.share_prefix and self.lora_layers is None
+        return replace(self, dtype=dtype, attention=attention, share_prefix=share_prefix)
 
     def trains_like(self, other: TrainSettings, device: torch.device) -> bool:
         """Whether both train bit-identical adapters on `device`: every setting but the
@@ -154,7 +160,7 @@ class TrainSettings:
 
 
 ATTENTION_KERNELS = ("auto", "sdpa", "eager", GROUPED)
-LOSSES = ("answer_pair", "full_vocab")
+LOSSES = tuple(loss.value for loss in TrainingLoss)
 MAX_LAYERS = 4096
 GROUPED_SINCE = 4  # the engine version whose "auto" means the grouped kernel for bfloat16
 # Bounds that keep a mistyped number from being recorded (it would break every later train).

@@ -40,6 +40,7 @@ from apa_console.engine.attention import GROUPED, register_grouped_attention
 from apa_console.engine.backbone import Backbone, split_causal_lm
 from apa_console.engine.devices import dtype_named
 from apa_console.engine.dropout import use_dropout_sampler
+from apa_console.engine.frozen_layers import first_adapted_layer, frozen_states, top_last_states
 from apa_console.engine.settings import MAX_SEED, TrainSettings  # noqa: F401 (re-exported)
 from apa_console.errors import ConflictError, UsageError
 from apa_console.fileio import sha256_file
@@ -227,8 +228,8 @@ def train_adapter(
                 if settings.attention == GROUPED:
                     register_grouped_attention()
                 base.set_attn_implementation(settings.attention)  # the copy only
-                peft_model = get_peft_model(
-                    base, _lora_config(settings, int(base.config.num_hidden_layers)))
+                layer_count = int(base.config.num_hidden_layers)
+                peft_model = get_peft_model(base, _lora_config(settings, layer_count))
             use_dropout_sampler(peft_model, settings.dropout_sampler)
             peft_model.train()
             trainable = [p for p in peft_model.parameters() if p.requires_grad]
@@ -238,7 +239,10 @@ def train_adapter(
             scheduler = torch.optim.lr_scheduler.LambdaLR(
                 optimizer, lambda step: _lr_factor(step, total_steps, warmup_steps)
             )
-            _, head = split_causal_lm(peft_model)
+            decoder, head = split_causal_lm(peft_model)
+            split = first_adapted_layer(layer_count, settings.lora_layers)
+            frozen = (frozen_states(decoder, token_ids, split, backbone.pad_id, cancel)
+                      if split else None)
             shuffler = torch.Generator().manual_seed(settings.seed)
             step = 0
             lengths = [len(ids) for ids in token_ids]
@@ -247,8 +251,11 @@ def train_adapter(
                 for rows in epoch_batches(order, lengths, settings.batch_size,
                                           settings.group_by_length, shuffler):
                     cancel.raise_if_cancelled()
-                    last = backbone.batch_last_states(
-                        peft_model, [token_ids[i] for i in rows], settings.share_prefix)
+                    if frozen is not None:
+                        last = top_last_states(decoder, [frozen[i] for i in rows], split)
+                    else:
+                        last = backbone.batch_last_states(
+                            peft_model, [token_ids[i] for i in rows], settings.share_prefix)
                     loss = answer_loss(last, head, backbone.yes_id, backbone.no_id,
                                        label_tensor[rows], settings.loss)
                     optimizer.zero_grad(set_to_none=True)
