@@ -21,7 +21,7 @@ from apa_console.store.document import Store
 from apa_console.store.model_record import record_model
 from apa_console.workflows.model import answer_style_for
 
-QUICK = TrainSettings(epochs=1, batch_size=4, lr=5e-3, seed=11)
+QUICK = TrainSettings(epochs=1, batch_size=4, lr=5e-3, seed=11, loss="answer_pair")
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +87,7 @@ def test_records_of_older_engines_keep_their_loss_and_layers():
     for version in (1, 2, 3, 4):
         old = TrainSettings.from_dict({"engine_version": version})
         assert old.loss == "full_vocab" and old.lora_layers is None
-    assert TrainSettings().loss == "answer_pair"
+    assert TrainSettings().loss == "full_vocab" and TrainSettings().batch_size == 4
 
 
 def test_a_store_keeps_the_answer_tokens_its_model_record_names(tiny, tmp_path):

@@ -29,8 +29,9 @@ class TrainSettings:
     Defaults are sized for a 135M model on a CPU and shards of a few hundred samples:
     rank 8 / alpha 16 / dropout 0.05 on q_proj and v_proj are TALLRec's LoRA settings; the
     learning rate and epochs were chosen by `benchmarks.recipe_sweep` on a shard-sized
-    MovieLens set (TALLRec's 1e-4 is for 7B over many more steps); batch 8 keeps a CPU step
-    short while matmuls stay large enough to run near peak; 10 % linear warmup, then linear
+    MovieLens set (TALLRec's 1e-4 is for 7B over many more steps); batch 4 gives a shard of
+    a few dozen samples twice the steps of batch 8 at the same cost (`benchmarks.learning_curve`
+    measured it better at 64 samples and no worse at 256); 10 % linear warmup, then linear
     decay to zero, keeps the first steps on random LoRA init from overshooting. Prompts longer than
     `max_length` tokens keep their end (the answer position). `group_by_length` batches rows
     of similar length together (`epoch_batches`), so little of a step is spent on padding;
@@ -48,7 +49,7 @@ class TrainSettings:
     target_modules: tuple[str, ...] = ("q_proj", "v_proj")
     epochs: int = 2
     lr: float = 3e-3
-    batch_size: int = 8
+    batch_size: int = 4
     max_length: int = 512
     seed: int = 0
     warmup: float = 0.1  # fraction of all steps spent ramping the learning rate up
@@ -64,10 +65,10 @@ class TrainSettings:
     # for bfloat16, whose CPU sdpa backward is slow, grouped (eager in engine version 3);
     # sdpa for float32. Recorded resolved.
     attention: str = "auto"
-    # The loss at the answer position: "answer_pair", cross-entropy over the two answer
-    # tokens only (what P(Yes) and AUC read), or "full_vocab" (TALLRec's: over the whole
-    # vocabulary, which also pays for moving mass onto the answer tokens at all).
-    loss: str = "answer_pair"
+    # The loss at the answer position: "full_vocab" (TALLRec's: cross-entropy over the whole
+    # vocabulary) or "answer_pair" (over the two answer tokens only, what P(Yes) reads;
+    # it learned less in `benchmarks.learning_curve`).
+    loss: str = "full_vocab"
     # LoRA on the top `lora_layers` decoder layers only (None: all): the layers below run
     # once per sample and each step runs the top ones only (`frozen_layers.py`).
     lora_layers: int | None = None
