@@ -6,14 +6,17 @@ from collections.abc import Iterable
 
 from apa_console.samples import HistoryEntry, Sample
 
-MOVIE_INSTRUCTION = (
-    "Given the user's preference and unpreference, identify whether the user will like the "
-    'target movie by answering "Yes." or "No.".'
-)
-BOOK_INSTRUCTION = (
-    "Given the user's preference and unpreference, identify whether the user will like the "
-    'target book by answering "Yes." or "No.".'
-)
+
+def instruction_for(domain: str) -> str:
+    """TALLRec's instruction, which names the domain ("movie", "book", "game", …)."""
+    return (
+        "Given the user's preference and unpreference, identify whether the user will like the "
+        f'target {domain} by answering "Yes." or "No.".'
+    )
+
+
+MOVIE_INSTRUCTION = instruction_for("movie")
+BOOK_INSTRUCTION = instruction_for("book")
 INSTRUCTIONS = {"movie": MOVIE_INSTRUCTION, "book": BOOK_INSTRUCTION}
 
 ALPACA_PREAMBLE = (

@@ -16,8 +16,10 @@ Item 3 and item 4 have Latin-1 titles.
 from __future__ import annotations
 
 import os
+import unicodedata
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from apa_console.cli.app import app
@@ -95,3 +97,21 @@ def assert_one_line_error(result, exit_code: int, *fragments: str) -> None:
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
     assert result.stdout == ""
+
+
+def has_control_character(text: str) -> bool:
+    return any(unicodedata.category(ch) == "Cc" for ch in text)
+
+
+def plant_tallrec(store_dir: Path, source: Path) -> None:
+    """Store TALLRec files the way ingests did before control characters were refused: the
+    stores they wrote still hold such ids and titles, and every command must show them
+    safely."""
+    from apa_console.data import tallrec
+    from apa_console.data.ingest import DEFAULT_SEED, DEFAULT_SIZES, write_dataset
+    from apa_console.store.document import Store
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tallrec, "refuse_control_characters", lambda *args, **kwargs: None)
+        parsed = tallrec.load_tallrec(source)
+    write_dataset(Store.open(store_dir), parsed, DEFAULT_SIZES, DEFAULT_SEED)

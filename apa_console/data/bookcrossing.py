@@ -18,6 +18,7 @@ from apa_console.data.ingest import (
     ParsedDataset,
     decode_text,
     read_bytes,
+    refuse_control_characters,
     require_dir,
     sample_id,
     split_in_order,
@@ -47,6 +48,8 @@ def _rows(path: Path, header: tuple[str, ...]):
                 continue
             if first:
                 first = False
+                for value in fields:
+                    refuse_control_characters(path, reader.line_num, "the header", value)
                 names = tuple(field.strip().lower() for field in fields[: len(header)])
                 if names != header:
                     raise DataError(
@@ -54,12 +57,17 @@ def _rows(path: Path, header: tuple[str, ...]):
                         f"{';'.join(header)}, got {';'.join(fields)[:60]!r}"
                     )
                 width = len(fields)
+                labels = [f"field {field.strip()!r}" for field in fields]
                 continue
             if len(fields) != width:
                 raise DataError(
                     f"{path}:{reader.line_num}: expected {width} `;`-separated fields, "
                     f"got {len(fields)}"
                 )
+            for label, value in zip(labels, fields):
+                # a tab may sit in a title; a newline in a quoted field, or any other
+                # control byte, is damage (0x80-0x9f are C1 controls in Latin-1)
+                refuse_control_characters(path, reader.line_num, label, value, allowed="\t")
             yield reader.line_num, [field.strip() for field in fields]
     except csv.Error as exc:
         raise DataError(f"{path}:{reader.line_num}: {exc}") from None

@@ -9,8 +9,10 @@ nothing.
 from __future__ import annotations
 
 import random
+import re
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from apa_console.store.document import Store, get_meta, now_iso, update_meta
 DEFAULT_SIZES = {"train": 1024, "valid": 500, "test": 1000}
 DEFAULT_SEED = 0
 MAX_ID_LENGTH = 256  # user and item ids: longer is a malformed file, not an id
+ALL = None  # a split size that keeps the whole split (`--train-size all`)
 
 
 def sample_id(order: int) -> str:
@@ -61,32 +64,34 @@ def label_counts(samples: list[Sample]) -> dict[str, int]:
     return {"count": len(samples), "yes": labels.get(1, 0), "no": labels.get(0, 0)}
 
 
-def check_sizes(sizes: dict[str, int]) -> dict[str, int]:
+def check_sizes(sizes: dict[str, int | None]) -> dict[str, int | None]:
     """Refuse negative sizes, and all-zero ones: an ingest that keeps no samples would still
-    record a dataset, and the store would refuse every later ingest."""
+    record a dataset, and the store would refuse every later ingest. `ALL` keeps a split."""
     for split, size in sizes.items():
-        if size < 0:
+        if size is not ALL and size < 0:
             raise UsageError(f"--{split}-size must be 0 or more, got {size}")
-    if not any(sizes.get(split) for split in SPLITS):
+    if not any(sizes.get(split) is ALL or sizes.get(split) for split in SPLITS):
         raise UsageError("--train-size, --valid-size and --test-size are all 0: nothing to keep")
-    return {split: int(sizes[split]) for split in SPLITS}
+    return {split: sizes[split] if sizes[split] is ALL else int(sizes[split]) for split in SPLITS}
 
 
-def subsample(samples: list[Sample], size: int, seed: int, split: str) -> list[Sample]:
+def subsample(samples: list[Sample], size: int | None, seed: int, split: str) -> list[Sample]:
     """`size` samples drawn with `seed`, kept in their original order.
 
     Each split draws from its own generator (seeded by seed and split name) so changing one
     split's size never changes which samples another split keeps. A string seed is hashed
     with SHA-512 by `random`, which does not depend on PYTHONHASHSEED.
     """
-    if size >= len(samples):
+    if size is ALL or size >= len(samples):
         return list(samples)
     generator = random.Random(f"apa-console:{seed}:{split}")
     chosen = sorted(generator.sample(range(len(samples)), size))
     return [samples[index] for index in chosen]
 
 
-def select(parsed: ParsedDataset, sizes: dict[str, int], seed: int) -> dict[str, list[Sample]]:
+def select(
+    parsed: ParsedDataset, sizes: dict[str, int | None], seed: int
+) -> dict[str, list[Sample]]:
     return {
         split: subsample(parsed.samples.get(split, []), sizes[split], seed, split)
         for split in SPLITS
@@ -121,7 +126,7 @@ def user_counts(samples: dict[str, list[Sample]]) -> dict[str, dict[str, int]]:
 
 
 def write_dataset(
-    store: Store, parsed: ParsedDataset, sizes: dict[str, int], seed: int
+    store: Store, parsed: ParsedDataset, sizes: dict[str, int | None], seed: int
 ) -> dict[str, Any]:
     """Keep the requested samples per split and commit them; returns the dataset meta."""
     sizes = check_sizes(sizes)
@@ -139,7 +144,8 @@ def write_dataset(
         "name": parsed.name,
         "source": parsed.source,
         "domain": parsed.domain,
-        "sizes_requested": sizes,
+        "sizes_requested": {split: "all" if size is ALL else size
+                            for split, size in sizes.items()},
         "seed": seed,
         "full": {split: label_counts(parsed.samples.get(split, [])) for split in SPLITS},
         "stored": {split: label_counts(kept[split]) for split in SPLITS},
@@ -204,3 +210,34 @@ def numbered_lines(text: str) -> list[tuple[int, str]]:
         for number, line in enumerate(text.split("\n"), start=1)
         if line.strip()
     ]
+
+
+# -- text fields ---------------------------------------------------------------------------
+
+CONTROL_NAMES = {0: "NUL", 0x1B: "ESC", 0x7F: "DEL", 0x0D: "CR", 0x09: "TAB", 0x0A: "LF"}
+
+
+@lru_cache(maxsize=8)
+def _controls_except(allowed: str) -> re.Pattern[str]:
+    # C0 controls, DEL and C1 controls: Unicode's category Cc, less what the field may hold.
+    excluded = "".join(f"\\x{ord(ch):02x}" for ch in allowed)
+    return re.compile(f"(?![{excluded}])[\\x00-\\x1f\\x7f-\\x9f]" if excluded
+                      else "[\\x00-\\x1f\\x7f-\\x9f]")
+
+
+def refuse_control_characters(
+    path: Path | str, line: int | str, what: str, value: str, allowed: str = ""
+) -> None:
+    """A control character in a text field is malformed input, never data: it would reach
+    prompts and terminals. `line` is a line number, or "row N" where a file has no lines;
+    `allowed` names the ones the field may hold (a tab in a title, TALLRec input's newlines).
+    """
+    found = _controls_except(allowed).search(value)
+    if found is None:
+        return
+    code = ord(found.group())
+    name = CONTROL_NAMES.get(code)
+    raise DataError(
+        f"{path}:{line}: {what} holds the control character U+{code:04X}"
+        f"{f' ({name})' if name else ''} at character {found.start() + 1}"
+    )

@@ -14,7 +14,14 @@ import re
 from pathlib import Path
 from typing import Any
 
-from apa_console.data.ingest import ParsedDataset, decode_text, read_bytes, require_dir, sample_id
+from apa_console.data.ingest import (
+    ParsedDataset,
+    decode_text,
+    read_bytes,
+    refuse_control_characters,
+    require_dir,
+    sample_id,
+)
 from apa_console.errors import ConflictError, DataError
 from apa_console.fileio import atomic_write_bytes
 from apa_console.samples import SPLITS, HistoryEntry, Sample
@@ -76,11 +83,19 @@ def iter_json_list(path: Path, text: str):
     """Yield (line number, element) for each element of a top-level JSON list.
 
     Decoding element by element is what lets an error name the line of the bad record.
+    Positions only move forward, so line numbers are counted on from the last one asked
+    for: counting from the start of the file for every record made large files quadratic.
     """
     decoder = json.JSONDecoder()
+    counted_to, line_there = 0, 1
 
     def line_at(position: int) -> int:
-        return text.count("\n", 0, position) + 1
+        nonlocal counted_to, line_there
+        if position < counted_to:  # not reached while positions only grow; kept correct
+            return text.count("\n", 0, position) + 1
+        line_there += text.count("\n", counted_to, position)
+        counted_to = position
+        return line_there
 
     def skip_space(position: int) -> int:
         while position < len(text) and text[position] in " \t\r\n":
@@ -142,6 +157,8 @@ def parse_record(path: Path, line: int, record: Any) -> dict[str, Any]:
     for key in ("instruction", "input", "output"):
         if not isinstance(record.get(key), str):
             raise DataError(f"{path}:{line}: record has no string field {key!r}")
+    for key in ("instruction", "input"):  # free text: lines and tabs are part of it
+        refuse_control_characters(path, line, key, record[key], allowed="\t\n")
     if record["output"] not in ANSWERS:
         raise DataError(f'{path}:{line}: output must be "Yes." or "No.", got {record["output"]!r}')
     match = _INPUT_PATTERN.fullmatch(record["input"])
@@ -160,6 +177,8 @@ def parse_record(path: Path, line: int, record: Any) -> dict[str, Any]:
             f"{path}:{line}: user_id must be a string of 1 to {MAX_ID_LENGTH} characters "
             "or a 64-bit integer"
         )
+    if isinstance(user_id, str):
+        refuse_control_characters(path, line, "user_id", user_id)
     history = [
         HistoryEntry(item=title, title=title, liked=liked)
         for group, liked in (("liked", True), ("disliked", False))
