@@ -11,7 +11,7 @@ _HOMES = {
     "DEFAULT_SEED": "ingest", "DEFAULT_SIZES": "ingest", "ParsedDataset": "ingest",
     "check_sizes": "ingest", "ensure_no_dataset": "ingest", "write_dataset": "ingest",
     "generate_demo": "demo", "load_bookcrossing": "bookcrossing", "load_movielens": "movielens",
-    "export_tallrec": "tallrec", "load_tallrec": "tallrec",
+    "export_tallrec": "tallrec", "load_tallrec": "tallrec", "load_interactions": "interactions",
 }
 __all__ = sorted(_HOMES)
 
