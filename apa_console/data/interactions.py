@@ -88,11 +88,12 @@ def load_interactions(
 def read_titles(path: Path, spec: InteractionSpec) -> dict[str, str]:
     """Item id → the title the prompts show (with the text fields, if any)."""
     id_col = spec.items_id_col or spec.item_col
-    wanted = {"--items-id-col" if spec.items_id_col else "--item-col": id_col,
-              "--title-col": spec.title_col}
-    wanted.update({f"--text-col {column[:40]}": column for column in spec.text_cols})
+    wanted = [("--items-id-col" if spec.items_id_col else "--item-col", id_col),
+              ("--title-col", spec.title_col),
+              *(("--text-col", column) for column in spec.text_cols)]
+    rows = read_columns(path, "--items", wanted, spec.header, optional=len(spec.text_cols))
     titles: dict[str, str] = {}
-    for line, (item, title, *texts) in read_columns(path, "--items", wanted, spec.header):
+    for line, (item, title, *texts) in rows:
         item = as_id(path, line, id_col, item)
         if item in titles:
             raise DataError(f"{path}:{line}: column {id_col[:40]!r}: item {item[:40]!r} "
@@ -110,10 +111,10 @@ def read_interactions(
     path: Path, spec: InteractionSpec, titles: dict[str, str]
 ) -> tuple[list[Interaction], int]:
     """The rows whose item has a title, and how many rows named an item that has none."""
-    wanted = {"--user-col": spec.user_col, "--item-col": spec.item_col,
-              "--rating-col": spec.rating_col}
+    wanted = [("--user-col", spec.user_col), ("--item-col", spec.item_col),
+              ("--rating-col", spec.rating_col)]
     if spec.time_col is not None:
-        wanted["--time-col"] = spec.time_col
+        wanted.append(("--time-col", spec.time_col))
     interactions: list[Interaction] = []
     unknown = 0
     for line, (user, item, rating, *time) in read_columns(path, "RATINGS", wanted, spec.header):

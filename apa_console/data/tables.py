@@ -9,6 +9,7 @@ everything inside the file is malformed input (exit 6).
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -41,23 +42,26 @@ def table_format(path: Path, option: str) -> str:
     return kind
 
 
+Wanted = list[tuple[str, str]]  # (the option that names a column, the column's name)
+
+
 def read_columns(
-    path: Path, option: str, wanted: dict[str, str], header: bool = True
+    path: Path, option: str, wanted: Wanted, header: bool = True, optional: int = 0
 ) -> Iterator[Row]:
-    """(position, values in `wanted`'s order) per row. `wanted` maps the option naming each
-    column to the column's name; `header=False` names a CSV's columns 1, 2, …"""
+    """(position, values in `wanted`'s order) per row; `header=False` names a CSV's
+    columns 1, 2, … The last `optional` columns may be missing from a JSON record (None)."""
     kind = table_format(path, option)
     require_file(path)
     if kind == "parquet":
         return _parquet_rows(path, wanted)
     if kind == "json":
-        return _json_rows(path, wanted)
+        return _json_rows(path, wanted, len(wanted) - optional)
     return _delimited_rows(path, wanted, DELIMITERS[kind], header)
 
 
-def _missing_column(path: Path, wanted: dict[str, str], names: list[str]) -> None:
+def _missing_column(path: Path, wanted: Wanted, names: list[str]) -> None:
     present = set(names)
-    for option, column in wanted.items():
+    for option, column in wanted:
         if column not in present:
             shown = ", ".join(repr(name)[:40] for name in names[:12])
             more = ", …" if len(names) > 12 else ""
@@ -67,9 +71,9 @@ def _missing_column(path: Path, wanted: dict[str, str], names: list[str]) -> Non
 
 
 def _delimited_rows(
-    path: Path, wanted: dict[str, str], delimiter: str, header: bool
+    path: Path, wanted: Wanted, delimiter: str, header: bool
 ) -> Iterator[Row]:
-    text = decode_text(path, read_bytes(path), "utf-8-sig")  # a BOM is not part of a name
+    text = _utf8_text(path)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     indexes: list[int] | None = None
     width = 0
@@ -84,7 +88,7 @@ def _delimited_rows(
                 if len(set(names)) != len(names):
                     raise DataError(f"{path}:{reader.line_num}: the header names a column twice")
                 _missing_column(path, wanted, names)
-                indexes = [names.index(column) for column in wanted.values()]
+                indexes = [names.index(column) for _, column in wanted]
                 if header:
                     continue
             if len(fields) != width:
@@ -99,9 +103,10 @@ def _delimited_rows(
         raise DataError(f"{path}:1: empty file")
 
 
-def _json_rows(path: Path, wanted: dict[str, str]) -> Iterator[Row]:
-    """JSON Lines (one object a line), or one JSON list of objects."""
-    text = decode_text(path, read_bytes(path), "utf-8-sig")
+def _json_rows(path: Path, wanted: Wanted, required: int) -> Iterator[Row]:
+    """JSON Lines (one object a line), or one JSON list of objects. Records may leave out
+    keys, so only the first `required` columns are looked for, in the first record."""
+    text = _utf8_text(path)
     if text.lstrip().startswith("["):
         records = iter_json_list(path, text)
     else:
@@ -111,11 +116,16 @@ def _json_rows(path: Path, wanted: dict[str, str]) -> Iterator[Row]:
         if not isinstance(record, dict):
             raise DataError(f"{path}:{line}: expected a JSON object per record")
         if first:  # columns are known once the first record is read
-            _missing_column(path, wanted, list(record))
+            _missing_column(path, wanted[:required], list(record))
             first = False
-        yield line, tuple(record.get(column) for column in wanted.values())
+        yield line, tuple(record.get(column) for _, column in wanted)
     if first:
         raise DataError(f"{path}:1: no records")
+
+
+def _utf8_text(path: Path) -> str:
+    # a byte-order mark (spreadsheets write one) is not part of the first column's name
+    return decode_text(path, read_bytes(path).removeprefix(codecs.BOM_UTF8), "utf-8")
 
 
 def _json_lines(path: Path, text: str) -> Iterator[tuple[int, Any]]:
@@ -132,18 +142,18 @@ def _json_lines(path: Path, text: str) -> Iterator[tuple[int, Any]]:
             raise DataError(f"{path}:{line}: invalid JSON ({str(exc)[:80]})") from None
 
 
-def _parquet_rows(path: Path, wanted: dict[str, str]) -> Iterator[Row]:
+def _parquet_rows(path: Path, wanted: Wanted) -> Iterator[Row]:
     import pyarrow as pa  # only an ingest of Parquet pays for importing pyarrow
     import pyarrow.parquet as pq
 
     try:
         table = pq.ParquetFile(path)
         _missing_column(path, wanted, list(table.schema_arrow.names))
-        columns = list(dict.fromkeys(wanted.values()))
+        columns = list(dict.fromkeys(column for _, column in wanted))
         row = 0
         for batch in table.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=columns):
             values = batch.to_pydict()
-            picked = [values[column] for column in wanted.values()]
+            picked = [values[column] for _, column in wanted]
             for fields in zip(*picked, strict=True):
                 row += 1
                 yield f"row {row}", fields
