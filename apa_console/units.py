@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+# every front-end imports it from here; the text rules live one layer down (fileio uses them)
+from apa_console.safe_text import terminal_safe as terminal_safe
+
 
 def seconds(value: float | None) -> str:
     if value is None:
@@ -56,16 +59,3 @@ def split_counts(removed: dict | None) -> str:
     if not removed:
         return "–"
     return "/".join(str(removed.get(split, 0)) for split in ("train", "valid", "test"))
-
-
-# Control characters (C0, DEL, C1) and bidirectional overrides: a dataset's ids and titles
-# could clear the screen, retitle the window, forge an output line or reorder what is shown.
-_UNSAFE = {code for code in range(0x20)} | {0x7F} | set(range(0x80, 0xA0)) | {
-    0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)}
-_ESCAPES = {code: ascii(chr(code))[1:-1] for code in _UNSAFE}
-
-
-def terminal_safe(value: object) -> str:
-    """`value` as text a terminal shows literally: unsafe characters become their escapes
-    ("\\x1b", "\\n", "\\u202e"). Markup is the renderer's concern (see `cli.output`)."""
-    return str(value).translate(_ESCAPES)

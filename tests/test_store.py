@@ -147,7 +147,8 @@ def test_wrong_schema_and_malformed_table(store):
     document["meta"]["1"]["schema_version"] = 1
     document["samples"] = []
     (store.root / "apa.json").write_text(json.dumps(document))
-    assert_one_line_error(cli("users", "--store", store.root), 5, "table 'samples' is malformed")
+    assert_one_line_error(cli("users", "--store", store.root), 5,
+                          "table 'samples' is not a table of records")
 
 
 def test_create_refuses_an_existing_store(store, tmp_path):

@@ -25,6 +25,7 @@ from apa_console.engine.backbone import SCORE_BATCH_SIZE
 from apa_console.engine.mixture import AdapterFactors, mixture_model, set_row_weights
 from apa_console.errors import ConflictError, NotFoundError, StoreInvalidError, UsageError
 from apa_console.progress import NEVER_CANCELLED, CancelToken, ProgressCallback, ignore_progress
+from apa_console.safe_text import quoted
 from apa_console.samples import SPLITS, Sample
 from apa_console.store import catalog, records
 from apa_console.store.document import Store, get_meta, now_iso, update_meta
@@ -83,11 +84,11 @@ def samples_to_score(
         wanted = split or "test"
         rows = records.user_sample_rows(db, user, wanted)
         if not rows:
-            raise NotFoundError(f"user {user!r} has no {wanted} samples")
+            raise NotFoundError(f"user {quoted(user)} has no {wanted} samples")
         return [Sample.from_record(r) for r in sorted(rows, key=lambda r: r["order"])]
     split = split or "test"
     if split not in SPLITS:
-        raise UsageError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+        raise UsageError(f"unknown split {quoted(split)}; choose one of {', '.join(SPLITS)}")
     samples = split_samples(store, split)
     if not samples:
         raise NotFoundError(f"the {split} split of {store.root} is empty")

@@ -12,6 +12,7 @@ from apa_console.apa.partition import check_request, default_cap, partition, sha
 from apa_console.engine.choices import HIDDEN_STATES
 from apa_console.errors import ConflictError, UsageError
 from apa_console.progress import NEVER_CANCELLED, CancelToken, ProgressCallback, ignore_progress
+from apa_console.safe_text import quoted
 from apa_console.store import audit, records
 from apa_console.store.document import Store, get_meta, now_iso, update_meta
 
@@ -30,7 +31,7 @@ def check_partition(
 def _checked(store: Store, method: str, n_shards: int, cap: int | None, force: bool,
              seed: int = 0, hidden_state: str = DEFAULT_HIDDEN_STATE):
     if hidden_state not in HIDDEN_STATES:
-        raise UsageError(f"unknown hidden state {hidden_state!r}; choose one of "
+        raise UsageError(f"unknown hidden state {quoted(hidden_state)}; choose one of "
                          f"{', '.join(HIDDEN_STATES)}")
     db = store.snapshot()
     existing = records.shard_rows(db)

@@ -19,8 +19,9 @@ except ImportError:  # pragma: no cover
     from click.exceptions import NoArgsIsHelpError
 
 from apa_console.cli.output import error_line
-from apa_console.errors import ApaError, ExitCode
-from apa_console.store.document import STORE_ENV, Store
+from apa_console.errors import ApaError, ExitCode, StoreInvalidError, UsageError
+from apa_console.fileio import is_filesystem_refusal, os_refusal
+from apa_console.store.document import STORE_ENV, STORE_FILE, Store
 
 StoreOption = Annotated[
     Path | None,
@@ -93,6 +94,20 @@ def open_store(path: Path | None) -> Store:
 
 def debug_enabled() -> bool:
     return os.environ.get("APA_DEBUG", "") not in ("", "0")
+
+
+def filesystem_refusal(exc: OSError) -> ApaError:
+    """A filesystem refusal that reached the CLI without a write path's own message: still
+    a refusal, not a bug. Exit 5 when it concerns a file of a store (a folder holding
+    apa.json above it), else 2 (a path the operator gave)."""
+    path = exc.filename2 or exc.filename
+    try:
+        in_store = path is not None and any(
+            (folder / STORE_FILE).is_file()
+            for folder in Path(os.fsdecode(path)).absolute().parents)
+    except OSError:  # a name too long to look at, say: not a store's
+        in_store = False
+    return os_refusal(exc, "use", StoreInvalidError if in_store else UsageError)
 
 
 def _usage_exit(exc: ClickException) -> typer.Exit:
@@ -203,6 +218,10 @@ class ApaGroup(TyperGroup):
         except Exception as exc:  # a bug: keep it to one line unless debugging
             if debug_enabled():
                 raise
+            if is_filesystem_refusal(exc):  # the filesystem said no: the operator's to fix
+                refusal = filesystem_refusal(exc)
+                error_line(str(refusal))
+                raise typer.Exit(int(refusal.exit_code)) from None
             error_line(
                 f"unexpected {type(exc).__name__}: {exc} (set APA_DEBUG=1 for the traceback)"
             )

@@ -19,10 +19,10 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from apa_console.units import terminal_safe
+from apa_console.safe_text import one_line, terminal_safe
 
 stdout = Console(highlight=False, soft_wrap=True)
-stderr = Console(stderr=True, highlight=False)
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)  # a diagnostic is one line
 
 
 def shown(value: Any) -> Text:
@@ -81,27 +81,26 @@ def info(message: str) -> None:
 
 
 def show_engine_warnings() -> None:
-    """Print the engine's SlowDtypeWarning as one `warning:` line on stderr (Python's
-    default adds the file, line and source); other warnings keep the default display."""
+    """Print every warning as one `warning:` line on stderr (Python's default adds the
+    file, line and source line); the engine's SlowDtypeWarning without its class name."""
     import warnings
 
     from apa_console.engine.choices import SlowDtypeWarning
 
-    default = warnings.showwarning
-
     def show(message, category, filename, lineno, file=None, line=None):
         if issubclass(category, SlowDtypeWarning):
-            sys.stderr.write(f"warning: {terminal_safe(str(message))}\n")
-            sys.stderr.flush()
-        else:
-            default(message, category, filename, lineno, file, line)
+            sys.stderr.write(f"warning: {one_line(message)}\n")
+        else:  # a library's warning: one line too, so stderr stays one line per diagnostic
+            sys.stderr.write(f"warning: {category.__name__}: {one_line(message)}\n")
+        sys.stderr.flush()
 
     warnings.showwarning = show
 
 
 def error_line(message: str) -> None:
-    # Plain write: rich would wrap a long path onto two lines, and errors are one line.
-    sys.stderr.write(f"error: {terminal_safe(message)}\n")
+    """The one sink of every refusal: one line whatever the message holds (escaped, long
+    runs clipped). A plain write: rich would wrap a long path onto two lines."""
+    sys.stderr.write(f"error: {one_line(message)}\n")
     sys.stderr.flush()
 
 

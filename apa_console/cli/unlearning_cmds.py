@@ -24,6 +24,7 @@ from apa_console.cli.common import (
 )
 from apa_console.cli.progress_view import live_progress
 from apa_console.errors import UsageError, VerificationError
+from apa_console.safe_text import quoted
 from apa_console.units import plural
 from apa_console.unlearning import audit_log as audit_core
 from apa_console.unlearning import describe
@@ -57,11 +58,12 @@ def _confirm(targets: Targets) -> None:
     if not sys.stdin.isatty() and sys.stdin.closed:
         raise UsageError("confirmation needed: pass --yes (no terminal to ask on)")
     try:
-        typed = typer.prompt(f"type {expected!r} to confirm", default="", show_default=False)
+        typed = typer.prompt(f"type {quoted(expected)} to confirm", default="", show_default=False)
     except (EOFError, typer.Abort):
         raise UsageError("confirmation needed: pass --yes (no terminal to ask on)") from None
     if typed.strip() != expected:
-        raise UsageError(f"typed {typed.strip()!r}, not {expected!r}: nothing was changed")
+        raise UsageError(f"typed {quoted(typed.strip())}, not {quoted(expected)}: nothing was "
+                         "changed")
 
 
 def _model(store, model, device):

@@ -16,6 +16,7 @@ from typing import Any
 from tinydb import TinyDB
 
 from apa_console.errors import NotFoundError, StoreInvalidError
+from apa_console.safe_text import clipped, quoted
 from apa_console.samples import SPLITS, Sample
 from apa_console.store import audit, records
 from apa_console.store.document import Store
@@ -91,14 +92,15 @@ def user_not_found(source: StoreOrView, user_id: str) -> NotFoundError:
     request = forgotten_in(db, "user", user_id)
     if request is not None:
         return NotFoundError(
-            f"no user {user_id!r} in the store: {user_id} was forgotten in {request}")
+            f"no user {quoted(user_id)} in the store: {clipped(user_id)} was forgotten in "
+            f"{request}")
     known = sorted(records.user_ids(db), key=natural_key)
     if not known:
-        return NotFoundError(f"no user {user_id!r}: the store holds no users")
+        return NotFoundError(f"no user {quoted(user_id)}: the store holds no users")
     near = difflib.get_close_matches(user_id, known, n=3, cutoff=0.6)
     hint = (f"did you mean {_either(near)}?" if near
             else "`apa-console users --match TEXT` lists users")
-    return NotFoundError(f"no user {user_id!r} in the store; {hint}")
+    return NotFoundError(f"no user {quoted(user_id)} in the store; {hint}")
 
 
 def user_samples(source: StoreOrView, user_id: str) -> list[dict[str, Any]]:

@@ -18,18 +18,30 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tinydb import TinyDB
 from tinydb.storages import Storage
 from tinydb.table import Table
 
-from apa_console.errors import ConflictError, StoreInvalidError, StoreLockedError
-from apa_console.fileio import atomic_write_bytes
+from apa_console.errors import (
+    ApaError,
+    ConflictError,
+    StoreInvalidError,
+    StoreLockedError,
+    UsageError,
+)
+from apa_console.fileio import (
+    atomic_write_bytes,
+    is_filesystem_refusal,
+    os_refusal,
+    refusing_os_errors,
+)
+from apa_console.safe_text import clipped
 from apa_console.store import arrays, id_lists, keys, references, sample_segments
 from apa_console.store.references import MANAGED_DIRS
-from apa_console.store.schema import RecordError, check_document
+from apa_console.store.schema import RecordError, check_document, check_meta_table
 
 if TYPE_CHECKING:  # numpy is imported by the two methods that need it (fast CLI start)
     import numpy as np
@@ -45,6 +57,9 @@ TABLES = ("meta", "users", "samples", "shards", "adapters", "requests", "audit")
 MODELS_DIR = "models"
 DEFAULT_STORE = "store"
 STORE_ENV = "APA_STORE"
+# What a refused write says after the OS's reason (a full disk, a read-only folder…)
+WRITE_HINT = ("the store keeps its last commit; free space or grant write access, then run "
+              "the command again")
 
 
 def resolve_store_path(path: str | os.PathLike | None) -> Path:
@@ -90,6 +105,15 @@ def _open_db(document: dict, read_only: bool, store: Store) -> TinyDB:
     return db
 
 
+def _check_schema_version(file: Path, meta: dict) -> None:
+    if meta.get("schema_version") not in READABLE_SCHEMAS:
+        raise StoreInvalidError(
+            f"{file} has schema version {clipped(meta.get('schema_version'))}, this "
+            f"apa-console reads versions {', '.join(map(str, READABLE_SCHEMAS))}; use a "
+            "matching apa-console release"
+        )
+
+
 def _empty_document() -> dict:
     """A new store's document; its key is written outside the store first (`keys`)."""
     document: dict[str, Any] = {name: {} for name in TABLES}
@@ -131,13 +155,38 @@ class Store:
             raise ConflictError(f"{root} already holds a store; use it, or pick another --store")
         if root.exists() and not root.is_dir():
             raise StoreInvalidError(f"{root} exists and is not a directory; pick another --store")
-        root.mkdir(parents=True, exist_ok=True)
+        made = [parent for parent in (root, *root.parents) if not parent.exists()]
+        lock_was_there = (root / LOCK_FILE).exists()
         store = cls(root)
-        with store.locked():
-            if store.file.exists():  # another process initialised it meanwhile
-                raise ConflictError(f"{root} already holds a store; pick another --store")
-            store._write_document(_empty_document())
+        document = None
+        try:  # where the folder cannot be made or written, --store names a wrong place
+            with refusing_os_errors("create a store at", UsageError, "pick another --store"):
+                root.mkdir(parents=True, exist_ok=True)
+            with store.locked(refusal=UsageError):
+                if store.file.exists():  # another process initialised it meanwhile
+                    raise ConflictError(f"{root} already holds a store; pick another --store")
+                document = _empty_document()
+                store._write_document(document)
+        except (ConflictError, StoreLockedError):
+            raise  # another process's store or init: nothing here is ours to undo
+        except ApaError:
+            store._undo_create(made, lock_was_there, document)
+            raise
         return store
+
+    def _undo_create(self, made: list[Path], lock_was_there: bool,
+                     document: dict | None) -> None:
+        """A refused `init` leaves nothing behind: not its key, lock file or folders."""
+        if document is not None and not self.file.exists():
+            keys.key_path(document["meta"]["1"]["store_id"]).unlink(missing_ok=True)
+        leftovers = [] if lock_was_there else [self.root / LOCK_FILE]
+        try:
+            for leftover in leftovers:
+                leftover.unlink(missing_ok=True)
+            for folder in made:  # deepest first
+                folder.rmdir()
+        except OSError:  # the same refusal, most likely: what stays is empty
+            pass
 
     @classmethod
     def open(cls, path: str | os.PathLike | None) -> Store:
@@ -167,28 +216,22 @@ class Store:
                 f"{self.file} is corrupt (not valid JSON); restore it from a backup "
                 "or point --store at another store"
             ) from None
-        meta = document.get("meta", {}).get("1") if isinstance(document, dict) else None
-        if not isinstance(meta, dict) or meta.get("app") != APP_NAME:
-            raise StoreInvalidError(
-                f"{self.file} is not an apa-console store; point --store at one "
-                "or run `apa-console init` in an empty directory"
-            )
-        if meta.get("schema_version") not in READABLE_SCHEMAS:
-            raise StoreInvalidError(
-                f"{self.file} has schema version {meta.get('schema_version')}, this apa-console "
-                f"reads versions {', '.join(map(str, READABLE_SCHEMAS))}; use a matching "
-                "apa-console release"
-            )
-        for name in TABLES:
-            if not isinstance(document.get(name, {}), dict):
-                raise StoreInvalidError(f"{self.file} is corrupt (table {name!r} is malformed)")
-            document.setdefault(name, {})
-        try:  # every record has the shape its readers assume (schema.py says why here)
-            check_document(document)
+        try:  # every table, record and field has the shape its readers assume (schema.py)
+            meta = check_meta_table(document)
+            if meta is not None and meta.get("app") == APP_NAME:
+                _check_schema_version(self.file, meta)
+                check_document(document)
         except RecordError as exc:
             raise StoreInvalidError(
                 f"{self.file} is corrupt ({exc}); restore it from a backup"
             ) from None
+        if meta is None or meta.get("app") != APP_NAME:
+            raise StoreInvalidError(
+                f"{self.file} is not an apa-console store; point --store at one "
+                "or run `apa-console init` in an empty directory"
+            )
+        for name in TABLES:
+            document.setdefault(name, {})
         return document
 
     # -- reading and writing -------------------------------------------------------------
@@ -198,8 +241,12 @@ class Store:
         return _open_db(self.load(), read_only=True, store=self)
 
     @contextmanager
-    def locked(self, wait_s: float = 2.0) -> Iterator[None]:
-        """Hold the single-writer lock (re-entrant within one thread)."""
+    def locked(self, wait_s: float = 2.0,
+               refusal: type[ApaError] = StoreInvalidError) -> Iterator[None]:
+        """Hold the single-writer lock (re-entrant within one thread). The filesystem
+        refusing a write under the store (permissions, a full or read-only disk, a file
+        where a folder belongs) becomes a one-line `refusal`, after what the refused write
+        left is collected: the store stays at its last commit."""
         from filelock import Timeout
 
         try:
@@ -209,12 +256,36 @@ class Store:
                 f"store {self.root} is locked by another apa-console process; "
                 "wait for it to finish (or stop it) and retry"
             ) from None
+        except OSError as exc:
+            if not is_filesystem_refusal(exc):
+                raise
+            raise os_refusal(exc, "lock the store for writing at", refusal,
+                             "a command that changes the store needs write access to its "
+                             "folder") from None
         try:
-            if self._lock.lock_counter == 1:
-                self.remove_temp_files()
-            yield
+            with refusing_os_errors("write to the store at", refusal, WRITE_HINT,
+                                    within=self.root):
+                try:
+                    if self._lock.lock_counter == 1:
+                        self.remove_temp_files()
+                    yield
+                except OSError as exc:
+                    if is_filesystem_refusal(exc) and self._lock.lock_counter == 1:
+                        self._collect_quietly()
+                    raise
         finally:
             self._lock.release()
+
+    def _collect_quietly(self) -> None:
+        """After a refused write: delete its temp and unreferenced files where the OS lets
+        us (it may refuse this too; the next writer then collects them)."""
+        try:
+            document = self.load()
+            self.remove_temp_files()
+            if self._references_intact(document):
+                self.collect_garbage()
+        except (OSError, ApaError):
+            pass
 
     def remove_temp_files(self) -> list[str]:
         """Delete the temp files of writes a killed writer never finished (the lock holder is
@@ -252,6 +323,8 @@ class Store:
                 self.remove_temp_files()
             if collect:
                 self.collect_garbage()
+        except OSError:  # a file we may not delete: a reader goes on, the next writer reports
+            pass
         finally:
             self._lock.release()
 
@@ -301,33 +374,9 @@ class Store:
     # -- files beside apa.json -----------------------------------------------------------
 
     def path_of(self, relative: str) -> Path:
-        """The file or folder a store-relative path names.
-
-        Paths come from apa.json, so they are untrusted: one that is not a plain relative
-        path inside the store (absolute, `..`, empty, a NUL byte), or that passes through a
-        symlink, or a folder holding one, means the store was tampered with (exit 5)."""
-        if not isinstance(relative, str) or not relative.strip() or "\x00" in relative:
-            raise StoreInvalidError(f"{self.file} is corrupt: bad file path {relative!r}")
-        parts = PurePosixPath(relative).parts
-        if PurePosixPath(relative).is_absolute() or "\\" in relative or ".." in parts:
-            raise StoreInvalidError(
-                f"{self.file} is corrupt: path {relative!r} leads outside the store"
-            )
-        path = self.root
-        for part in parts:
-            path = path / part
-            if path.is_symlink():
-                raise StoreInvalidError(
-                    f"{path} is a symlink; a store holds only its own files (remove the link)"
-                )
-        if path.is_dir():
-            for child in path.iterdir():
-                if child.is_symlink():
-                    raise StoreInvalidError(
-                        f"{child} is a symlink; a store holds only its own files "
-                        "(remove the link)"
-                    )
-        return path
+        """The file or folder a store-relative path names (exit 5 for one that leaves the
+        store or passes through a symlink: see `references.checked_path`)."""
+        return references.checked_path(self.root, self.file, relative)
 
     def write_array(self, kind: str, array: np.ndarray) -> str:
         """Save an array under a content-addressed name; returns the store-relative path."""
@@ -353,7 +402,9 @@ class Store:
             removed.append(path.relative_to(self.root).as_posix())
         for managed in MANAGED_DIRS:
             for directory in sorted((self.root / managed).rglob("*"), reverse=True):
-                if directory.is_dir() and not any(directory.iterdir()):
+                # a symlink is not the store's: never followed, emptied nor removed here
+                if directory.is_dir() and not directory.is_symlink() \
+                        and not any(directory.iterdir()):
                     directory.rmdir()
         return removed
 

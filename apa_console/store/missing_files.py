@@ -3,6 +3,7 @@ reading apa.json and reading the file (a forget deletes its removed data's files
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from apa_console.errors import StoreChangedError, StoreInvalidError
@@ -15,8 +16,11 @@ def missing_file_error(path: Path, relative: str) -> StoreInvalidError | StoreCh
     apa.json no longer names it, so the caller retries on the new state; else exit 5."""
     root = Path(str(path)[: -len(relative)]) if str(path).endswith(relative) else None
     try:
-        still_named = root is None or relative in (root / DOCUMENT).read_text(encoding="utf-8")
-    except OSError:
+        text = (root / DOCUMENT).read_text(encoding="utf-8") if root is not None else ""
+        # as JSON writes it too: a name with a newline or a quote is escaped in the file
+        still_named = root is None or relative in text or json.dumps(relative)[1:-1] in text \
+            or json.dumps(relative, ensure_ascii=False)[1:-1] in text
+    except (OSError, UnicodeDecodeError):
         still_named = True
     if still_named:
         return StoreInvalidError(f"{path} is referenced by the store but missing")

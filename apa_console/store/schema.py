@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from apa_console.safe_text import clipped, quoted
 from apa_console.samples import SPLITS
 from apa_console.store.sample_segments import check_entry as _sample_segments
 
@@ -201,6 +202,10 @@ REQUEST: Fields = {
     "adapters_before": (OPTIONAL, _list_of(lambda ref: _dict(ref) and _count(ref.get("shard"))
                                            and _str(ref.get("id")))),
     "receipt": (OPTIONAL, _optional(_receipt)),
+    # keyed fingerprints of what a forget removed: what `verify` scans the store for
+    "removed_fingerprints": (OPTIONAL, lambda f: _dict(f) and all(
+        _list_of(_str)(value) if key != "text_lines" else _count(value)
+        for key, value in f.items())),
 }
 AUDIT: Fields = {
     "seq": (REQUIRED, _int),
@@ -246,8 +251,37 @@ def check_record(table: str, doc_id: str, record: Any, fields: Fields) -> None:
             raise RecordError(f"{table} record {doc_id} has a malformed {name!r}")
 
 
+def check_meta_table(document: Any) -> dict | None:
+    """The meta record; None where the document has none (not a store at all: a foreign
+    JSON file). A meta table or record of the wrong type is damage: RecordError."""
+    if not isinstance(document, dict) or "meta" not in document:
+        return None
+    table = document["meta"]
+    if not isinstance(table, dict):
+        raise RecordError("table 'meta' is not a table of records")
+    if "1" in table and not isinstance(table["1"], dict):
+        raise RecordError("meta record 1 is not an object")
+    return table.get("1")
+
+
+def check_tables(document: dict[str, Any]) -> None:
+    """Every top-level value is a table: an object of records (objects) under numeric ids,
+    as TinyDB reads them (it turns each id into an int)."""
+    for table, rows in document.items():
+        if not isinstance(rows, dict):
+            raise RecordError(f"table {quoted(table)} is not a table of records")
+        for doc_id, record in rows.items():
+            if not (doc_id.isascii() and doc_id.isdigit()):
+                raise RecordError(f"table {quoted(table)} has a record under "
+                                  f"{quoted(doc_id)}, not a number")
+            if not isinstance(record, dict):
+                raise RecordError(f"{clipped(table)} record {doc_id} is not an object")
+
+
 def check_document(document: dict[str, Any]) -> None:
-    """Raise RecordError naming the first record whose shape readers would trip on."""
+    """Raise RecordError naming the first table or record whose shape readers would trip
+    on."""
+    check_tables(document)
     for table, fields in TABLE_FIELDS.items():
         rows = document.get(table, {})
         for doc_id, record in rows.items():

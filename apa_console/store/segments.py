@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from apa_console.errors import StoreInvalidError
 from apa_console.fileio import atomic_write_bytes
+from apa_console.safe_text import quoted
 from apa_console.store.missing_files import missing_file_error
 
 if TYPE_CHECKING:  # pyarrow is imported by the functions that need it (fast CLI start)
@@ -76,7 +77,7 @@ def read_segment(path_of, relative: str, schema: pa.Schema, rows: int | None = N
     path: Path = path_of(relative)
     digest = expected_hash(relative)
     if digest is None:
-        raise StoreInvalidError(f"store file is corrupt: {relative!r} is not a segment name")
+        raise StoreInvalidError(f"store file is corrupt: {quoted(relative)} is not a segment name")
     try:
         data = path.read_bytes()
     except FileNotFoundError:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from apa_console.progress import CancelToken, ProgressEvent
+from apa_console.safe_text import one_line
 
 RUNNING, DONE, CANCELLED, FAILED = "running", "done", "cancelled", "failed"
 
@@ -106,6 +107,8 @@ class ProgressTracker:
         return self.state == RUNNING
 
     def finish(self, state: str, *, result: Any = None, error: str | None = None) -> None:
+        if error is not None:  # shown in a one-row status line: never more than one line
+            error = one_line(error)
         with self._lock:
             self.state, self.result, self.error = state, result, error
             self._ended = time.monotonic()

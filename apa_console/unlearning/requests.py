@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from apa_console.errors import ConflictError, NotFoundError
+from apa_console.safe_text import quoted
 from apa_console.samples import SPLITS
 from apa_console.store import records, throughput
 from apa_console.store.document import Store, get_meta, now_iso
@@ -141,7 +142,7 @@ def cancel(store: Store, request_id: str) -> dict[str, Any]:
     with store.transaction() as db:
         request = records.find_request(db, request_id)
         if request is None:
-            raise NotFoundError(f"no request {request_id!r} (see `apa-console requests`)")
+            raise NotFoundError(f"no request {quoted(request_id)} (see `apa-console requests`)")
         if request["status"] not in records.OPEN_REQUEST_STATES:
             raise ConflictError(f"request {request_id} is {request['status']}; only a queued "
                                 "request can be withdrawn")

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from tinydb import TinyDB
 
 from apa_console.errors import NotFoundError, UsageError
+from apa_console.safe_text import quoted
 from apa_console.samples import Sample
 from apa_console.store import catalog, records
 from apa_console.store.keys import Pseudonyms
@@ -76,12 +77,12 @@ def covered_samples(db: TinyDB, targets: Targets) -> tuple[list[Sample], list[st
         if sample in by_id:
             chosen[sample] = by_id[sample]
         elif not forgotten("sample", sample):
-            raise NotFoundError(f"no sample {sample!r} in the store")
+            raise NotFoundError(f"no sample {quoted(sample)} in the store")
     for item in targets.items:
         matches = [r for r in rows if r["target_item"] == item
                    or any(h["item"] == item for h in r.get("history", []))]
         if not matches and not forgotten("item", item):
-            raise NotFoundError(f"no sample mentions item {item!r}")
+            raise NotFoundError(f"no sample mentions item {quoted(item)}")
         chosen.update((r["id"], r) for r in matches)
     samples = sorted((Sample.from_record(r) for r in chosen.values()), key=lambda s: s.order)
     return samples, already

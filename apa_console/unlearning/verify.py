@@ -16,6 +16,7 @@ from apa_console.engine.dispatch_options import DispatchOptions
 from apa_console.engine.shard_jobs import ShardJob
 from apa_console.errors import ConflictError, NotFoundError, StoreInvalidError
 from apa_console.progress import NEVER_CANCELLED, CancelToken, ProgressCallback, ignore_progress
+from apa_console.safe_text import quoted
 from apa_console.store import records, segments
 from apa_console.store.document import MODELS_DIR, Store
 from apa_console.store.references import referenced_paths
@@ -35,7 +36,7 @@ def verify_request(
     db = store.snapshot()
     request = records.find_request(db, request_id)
     if request is None:
-        raise NotFoundError(f"no request {request_id!r} (see `apa-console requests`)")
+        raise NotFoundError(f"no request {quoted(request_id)} (see `apa-console requests`)")
     if request["status"] != records.DONE:
         raise ConflictError(f"request {request_id} is {request['status']}; run `apa-console "
                             "apply` first")

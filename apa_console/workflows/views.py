@@ -16,6 +16,7 @@ from apa_console.apa.embeddings import cached_embeddings
 from apa_console.apa.partition import cosine_distances
 from apa_console.apa.shards import shard_summary
 from apa_console.errors import NotFoundError
+from apa_console.safe_text import quoted
 from apa_console.store import catalog, records
 from apa_console.store.document import Store, get_meta
 from apa_console.store.status import store_status
@@ -195,7 +196,7 @@ def request_detail(store: Store, request_id: str) -> dict[str, Any]:
     hashes) and every audit entry about it."""
     row = next((r for r in list_requests(store) if r["id"] == request_id), None)
     if row is None:
-        raise NotFoundError(f"no request {request_id!r} (see `apa-console requests`)")
+        raise NotFoundError(f"no request {quoted(request_id)} (see `apa-console requests`)")
     entries = [{"seq": e.get("seq"), "time": e.get("time"), "event": e.get("event"),
                 "hash": e.get("hash", "")}
                for e in audit.entries(store) if (e.get("data") or {}).get("request") == request_id]

@@ -14,7 +14,7 @@ from textual.markup import escape
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
-from apa_console.units import terminal_safe
+from apa_console.safe_text import one_line, terminal_safe
 
 
 class ErrorModal(ModalScreen[None]):
@@ -30,7 +30,7 @@ class ErrorModal(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog error-dialog") as dialog:
             dialog.border_title = escape(terminal_safe(self.heading))
-            yield Static(Text(self.message), id="error-message")
+            yield Static(Text(one_line(self.message)), id="error-message")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("OK", variant="error", id="ok")
 
