@@ -212,3 +212,32 @@ def test_other_bad_sources(tallrec_dir, tmp_path):
     result = cli("ingest", "tallrec", empty, "--store", store_dir)
     assert_one_line_error(result, 6, "no records")
     assert store_bytes(store_dir) == before
+
+
+def test_errors_far_into_a_large_file_name_the_right_line(tmp_path):
+    """Line numbers are counted on from record to record (counting from the start of the
+    file each time was quadratic); every kind of error still names its own line."""
+    from apa_console.data.tallrec import iter_json_list
+    from apa_console.errors import DataError
+
+    rows = [record(["Heat (1995)"], [], f"Film {n} (1990)") for n in range(3000)]
+    text = json.dumps(rows, indent=4)
+    lines = [line for line, _ in iter_json_list(tmp_path / "train.json", text)]
+    opening = [number for number, line in enumerate(text.split("\n"), start=1)
+               if line == "    {"]
+    assert lines == opening and len(lines) == 3000
+
+    def error_line(content: str) -> str:
+        with pytest.raises(DataError) as refused:
+            list(iter_json_list(tmp_path / "train.json", content))
+        return str(refused.value).split(": ", 1)[0].rsplit(":", 1)[1]
+
+    last = text.rfind("    {")
+    expected = text.count("\n", 0, last) + 1
+    assert error_line(text[:last] + "    nonsense\n]") == str(expected)  # invalid JSON
+    no_comma = text[:last].rstrip().rstrip(",") + "\n" + text[last:]  # before the last
+    assert error_line(no_comma) == str(expected)  # "expected `,` or `]`", where `{` stands
+    rows[-1]["output"] = "Maybe."  # a record that parses but is not TALLRec's
+    with pytest.raises(DataError, match=rf"train.json:{expected}: output must be"):
+        load_tallrec(write_split_files(tmp_path / "maybe", rows, [], []))
+    assert error_line(text + "\n\n x") == str(text.count("\n") + 3)  # text after the list
