@@ -63,13 +63,15 @@ def _scrub(db: TinyDB, row: dict, names) -> None:
 
 def removed_fingerprints(names: Pseudonyms, samples: Sequence[Sample],
                          vectors: Sequence[np.ndarray]):
-    """Keyed fingerprints of every id, text and vector removed: what `verify` scans for."""
+    """Keyed fingerprints of every id, text and vector removed: what `verify` scans for;
+    and the longest text's line count, how many lines of a plain text file one can span."""
+    texts = [text for s in samples for text in (s.input, sample_prompt(s))]
     return {
         "samples": [names.fingerprint("sample", s.id) for s in samples],
-        "texts": sorted({names.fingerprint("text", text) for s in samples
-                         for text in (s.input, sample_prompt(s))}),
+        "texts": sorted({names.fingerprint("text", text) for text in texts}),
         "vectors": sorted({names.fingerprint("vector", v.astype(np.float32).tobytes().hex())
                            for v in vectors}),
+        "text_lines": max((len(text.splitlines()) for text in texts), default=0),
     }
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import json
 import re
+from dataclasses import dataclass
+from pathlib import PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -18,9 +20,16 @@ from apa_console.errors import ConflictError, NotFoundError, StoreInvalidError
 from apa_console.progress import NEVER_CANCELLED, CancelToken, ProgressCallback, ignore_progress
 from apa_console.safe_text import quoted
 from apa_console.store import records, segments
-from apa_console.store.document import MODELS_DIR, Store
+from apa_console.store.document import LOCK_FILE, MODELS_DIR, STORE_FILE, Store
 from apa_console.store.references import referenced_paths
 from apa_console.unlearning import audit_log
+from apa_console.unlearning.trace_fields import (
+    DEFAULT_MAX_LINES,
+    is_text,
+    json_strings,
+    line_runs,
+    text_fields,
+)
 
 _TOKEN = re.compile(rb"[A-Za-z0-9_:.\-]{2,64}")
 _NPY_MAGIC = b"\x93NUMPY"
@@ -73,18 +82,19 @@ def verify_request(
             "ok": all(c["ok"] for c in checks) and not traces}
 
 
-def scan_for_traces(store: Store, fingerprints: dict[str, list[str]],
+def scan_for_traces(store: Store, fingerprints: dict[str, Any],
                     subjects: list[str] | None = None) -> list[str]:
     """Files (and what was found) that still hold a removed sample's id, text or vector, or
-    a forgotten subject's id. Every file counts, hidden and temporary ones included: each
-    is read for id-like tokens, parsed as JSON whatever its name, decoded as a Parquet
-    segment or read as an array when it starts like one. Segments are compressed, so their
-    raw bytes show nothing: decoding them is what lets the scan see every cell."""
+    a forgotten subject's id. Every regular file outside `models/` counts, hidden and
+    temporary ones included, whatever its name or format: id-like tokens in its bytes; a
+    JSON document's strings; a Parquet segment's cells (compressed, its raw bytes show
+    nothing); an array's rows; and a text file's lines, runs of lines and fields (tabs,
+    commas, quotes, words, JSON Lines records: trace_fields.py). Each value is matched by
+    its keyed fingerprint against those the request keeps."""
     names = audit_log.pseudonyms(store.snapshot())
-    ids = set(fingerprints.get("samples", []))
-    texts = set(fingerprints.get("texts", []))
-    vectors = set(fingerprints.get("vectors", []))
-    subject_set = set(subjects or [])
+    wanted = _Wanted(set(fingerprints.get("samples", [])), set(fingerprints.get("texts", [])),
+                     set(fingerprints.get("vectors", [])), set(subjects or []),
+                     fingerprints.get("text_lines") or DEFAULT_MAX_LINES)
     found = []
     referenced = referenced_paths(store.load())
     for path in sorted(store.root.rglob("*")):
@@ -95,46 +105,87 @@ def scan_for_traces(store: Store, fingerprints: dict[str, list[str]],
             raise StoreInvalidError(
                 f"{path} is a symlink; a store holds only its own files (remove the link)"
             )
-        if not path.is_file():
-            continue
-        data = path.read_bytes()
-        tokens = {t.decode() for t in _TOKEN.findall(data)}
-        document = _json_or_none(data)
-        if document is None and data.startswith(segments.PARQUET_MAGIC):
-            document = segments.decode_any(data)
-            if document is None and relative in referenced:
-                raise StoreInvalidError(f"{path} is corrupt (not a readable segment); "
-                                        "restore the store from a backup")
-        strings = _json_strings(document) if document is not None else []
-        tokens.update(s for s in strings if _TOKEN.fullmatch(s.encode()))
-        if any(names.fingerprint("sample", t) in ids for t in tokens):
-            found.append(f"{relative}: a removed sample id")
-        # Ids as short as "42" occur by chance elsewhere: a forgotten user or item is looked
-        # for where the store writes such ids, under their JSON keys.
-        if subject_set and document is not None and any(
-            names.fingerprint(kind, value) in subject_set
-            for kind, value in _subject_values(document)
-        ):
-            found.append(f"{relative}: a forgotten user or item id")
-        if any(names.fingerprint("text", s) in texts for s in strings):
-            found.append(f"{relative}: a removed sample's text")
-        if vectors and data.startswith(_NPY_MAGIC):
-            try:
-                array = np.load(io.BytesIO(data), allow_pickle=False)
-            except (OSError, ValueError, EOFError):
-                if relative in referenced:  # a file the store relies on is damaged
-                    store.read_array(relative)  # raises its one-line StoreInvalidError
-                array = None  # a stray unreadable file: its bytes were scanned for ids above
-            if array is not None and array.ndim == 2 and any(
-                names.fingerprint("vector", row.astype(np.float32).tobytes().hex())
-                in vectors for row in array
-            ):
-                found.append(f"{relative}: a removed sample's hidden-state vector")
+        if path.is_file():
+            own = relative in (STORE_FILE, LOCK_FILE) or _referenced(relative, referenced)
+            found += [f"{relative}: {what}" for what in
+                      _traces_in(store, names, wanted, path.read_bytes(), relative, own)]
     return found
+
+
+@dataclass(frozen=True)
+class _Wanted:
+    """The keyed fingerprints a scan looks for."""
+
+    samples: set[str]
+    texts: set[str]
+    vectors: set[str]
+    subjects: set[str]
+    text_lines: int
+
+
+def _referenced(relative: str, referenced: set[str]) -> bool:
+    names = {relative} | {parent.as_posix() for parent in PurePosixPath(relative).parents}
+    return bool(names & referenced)
+
+
+def _traces_in(store: Store, names, wanted: _Wanted, data: bytes, relative: str,
+               own: bool) -> list[str]:
+    """What one file holds, each kind named once."""
+    hits: list[str] = []
+    tokens = {t.decode() for t in _TOKEN.findall(data)}
+    document = _json_or_none(data)
+    # a file the store did not write is matched field by field; a segment's rows (even a
+    # stray one's) hold other users' item ids, checked under their keys like own files
+    loose = not own
+    if document is None and data.startswith(segments.PARQUET_MAGIC):
+        document, loose = segments.decode_any(data), False
+        if document is None and own:
+            raise StoreInvalidError(f"{store.root / relative} is corrupt (not a readable "
+                                    "segment); restore the store from a backup")
+    text = data.decode("utf-8", errors="replace") if document is None and is_text(data) \
+        else None
+    fields = set(json_strings(document)) if document is not None else set()
+    if text is not None:
+        fields |= text_fields(text)
+    if any(names.fingerprint("sample", value) in wanted.samples for value in tokens | fields):
+        hits.append("a removed sample id")
+    # Ids as short as "42" occur by chance in the store's own files: there a forgotten user
+    # or item counts only under the JSON keys the store writes such ids under.
+    if wanted.subjects and (
+        (document is not None and any(names.fingerprint(kind, value) in wanted.subjects
+                                      for kind, value in _subject_values(document)))
+        or (loose and any(names.fingerprint(kind, value) in wanted.subjects
+                            for value in fields for kind in _SUBJECT_KINDS))
+    ):
+        hits.append("a forgotten user or item id")
+    if wanted.texts and (
+        any(names.fingerprint("text", value) in wanted.texts for value in fields)
+        or (text is not None and any(names.fingerprint("text", run) in wanted.texts
+                                     for run in line_runs(text, wanted.text_lines)))
+    ):
+        hits.append("a removed sample's text")
+    if wanted.vectors and data.startswith(_NPY_MAGIC) and _has_vector(
+            store, names, wanted.vectors, data, relative, own):
+        hits.append("a removed sample's hidden-state vector")
+    return hits
+
+
+def _has_vector(store: Store, names, vectors: set[str], data: bytes, relative: str,
+                own: bool) -> bool:
+    try:
+        array = np.load(io.BytesIO(data), allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        if own:  # a file the store relies on is damaged
+            store.read_array(relative)  # raises its one-line StoreInvalidError
+        return False  # a stray unreadable file: its bytes were scanned for ids
+    return array.ndim == 2 and any(
+        names.fingerprint("vector", row.astype(np.float32).tobytes().hex()) in vectors
+        for row in array)
 
 
 _SUBJECT_KEYS = {"user_id": "user", "user": "user", "users": "user", "target_item": "item",
                  "item": "item"}
+_SUBJECT_KINDS = ("user", "item", "sample")
 
 
 def _json_or_none(data: bytes) -> Any:
@@ -163,18 +214,4 @@ def _subject_values(document: Any) -> list[tuple[str, str]]:
                 stack.append(value)
             if "counts" in item and isinstance(item.get("id"), str):  # a users-table row
                 out.append(("user", item["id"]))
-    return out
-
-
-def _json_strings(value: Any) -> list[str]:
-    out, stack = [], [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            stack.extend(item.values())
-            stack.extend(item.keys())
-        elif isinstance(item, list):
-            stack.extend(item)
-        elif isinstance(item, str):
-            out.append(item)
     return out
