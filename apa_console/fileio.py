@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from apa_console.errors import ApaError
-from apa_console.safe_text import quoted
+from apa_console.safe_text import PATH_LIMIT, quoted
 
 # What the filesystem, not the code, refuses: a path that exists (or is gone), a file where
 # a folder belongs (or the reverse), a symlink loop, permissions, a read-only or full
@@ -36,7 +36,7 @@ def os_reason(exc: OSError) -> str:
 def os_refusal(exc: OSError, action: str, error: type[ApaError], hint: str = "") -> ApaError:
     """`exc` as the one-line refusal "cannot <action> <path>: <reason>[; hint]"."""
     path = exc.filename2 or exc.filename
-    where = f" {quoted(os.fsdecode(path))}" if path is not None else ""
+    where = f" {quoted(os.fsdecode(path), PATH_LIMIT)}" if path is not None else ""
     return error(f"cannot {action}{where}: {os_reason(exc)}" + (f"; {hint}" if hint else ""))
 
 

@@ -17,12 +17,13 @@ def terminal_safe(value: object) -> str:
     return str(value).translate(_ESCAPES)
 
 
-# How much of one operator-given value (an id, a path, an option's value) a message quotes:
-# a 100 KB id echoed whole would bury the message it is part of.
+# How much of one operator-given value (an id, an option's value) a message quotes: a 100 KB
+# id echoed whole would bury the message it is part of. A path gets twice as much: the
+# folder the operator chose and the file under it both say something.
 QUOTE_LIMIT = 80
+PATH_LIMIT = 2 * QUOTE_LIMIT
 # The longest refusal line the CLI writes: a backstop for text no message clipped.
 LINE_LIMIT = 1000
-_LONG_WORD = 2 * QUOTE_LIMIT
 
 
 def clipped(value: object, limit: int = QUOTE_LIMIT) -> str:
@@ -31,7 +32,7 @@ def clipped(value: object, limit: int = QUOTE_LIMIT) -> str:
     text = terminal_safe(value)
     if len(text) <= limit:
         return text
-    head = (limit - 1) * 2 // 3
+    head = (limit - 1) // 2
     return f"{text[:head]}…{text[len(text) - (limit - 1 - head):]}"
 
 
@@ -45,6 +46,6 @@ def one_line(message: object, limit: int = LINE_LIMIT) -> str:
     without spaces longer than a clipped quote shortened, and the whole at most `limit`
     characters. What every error sink applies, whatever the message's origin."""
     words = terminal_safe(message).split(" ")
-    text = " ".join(clipped(word, _LONG_WORD) if len(word) > _LONG_WORD else word
+    text = " ".join(clipped(word, PATH_LIMIT) if len(word) > PATH_LIMIT else word
                     for word in words)
     return clipped(text, limit) if len(text) > limit else text

@@ -9,7 +9,6 @@ non-empty line on stderr, no traceback, and every file of the store byte for byt
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from collections.abc import Callable
@@ -17,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from refusal_checks import assert_refused, copy_of, runner
 from store_fixtures import make_store
-from typer.testing import CliRunner
 
 from apa_console.apa.adapters import train_all
 from apa_console.apa.shards import run_partition
@@ -32,7 +31,6 @@ from apa_console.unlearning.targets import Targets
 
 BIG = str(2**70)
 USAGE, STORE, DATA = int(ExitCode.USAGE), int(ExitCode.STORE_INVALID), int(ExitCode.DATA_INVALID)
-runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
@@ -53,37 +51,6 @@ def empty(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("refusals-empty") / "store"
     assert runner.invoke(app, ["init", "--store", str(root)]).exit_code == 0
     return root
-
-
-def digest(root: Path) -> dict[str, str]:
-    """Every path under the store (folders too), and each file's sha256."""
-    found = {}
-    for path in sorted(root.rglob("*")):
-        relative = path.relative_to(root).as_posix()
-        if path.is_symlink():
-            found[relative] = "link:" + str(path.readlink())
-        elif path.is_file():
-            found[relative] = hashlib.sha256(path.read_bytes()).hexdigest()
-        else:
-            found[relative] = "dir"
-    return found
-
-
-def assert_refused(root: Path, args: list[str], code: int, fragment: str = "") -> None:
-    before = digest(root)
-    result = runner.invoke(app, [*args, "--store", str(root)])
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert result.exit_code == code, (args, result.exit_code, result.stderr)
-    assert len(lines) == 1 and lines[0].startswith("error: "), (args, result.stderr)
-    assert "Traceback" not in result.output and "unexpected" not in lines[0], lines[0]
-    assert fragment in lines[0], (fragment, lines[0])
-    assert digest(root) == before, args
-
-
-def copy_of(template: Path, tmp_path: Path) -> Path:
-    target = tmp_path / "store"
-    shutil.copytree(template, target, symlinks=True)
-    return target
 
 
 # -- bad numbers on the command line: exit 2, before anything is read or written ----------

@@ -400,8 +400,9 @@ class Store:
         for path in self._unreferenced(self.load()):
             path.unlink()
             removed.append(path.relative_to(self.root).as_posix())
-        for managed in MANAGED_DIRS:
-            for directory in sorted((self.root / managed).rglob("*"), reverse=True):
+        for managed in MANAGED_DIRS:  # emptied folders go, the managed one's too
+            folders = sorted((self.root / managed).rglob("*"), reverse=True)
+            for directory in [*folders, self.root / managed]:
                 # a symlink is not the store's: never followed, emptied nor removed here
                 if directory.is_dir() and not directory.is_symlink() \
                         and not any(directory.iterdir()):
