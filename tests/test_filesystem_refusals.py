@@ -14,6 +14,7 @@ permission bits and is skipped as root.
 from __future__ import annotations
 
 import errno
+import json
 import os
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from apa_console.cli.common import filesystem_refusal
 from apa_console.errors import ExitCode, StoreInvalidError, UsageError
 from apa_console.fileio import refusing_os_errors
 from apa_console.store.keys import key_dir
+from apa_console.store.references import unreferenced
 
 USAGE, STORE = int(ExitCode.USAGE), int(ExitCode.STORE_INVALID)
 REFUSALS = {"permission": errno.EACCES, "disk full": errno.ENOSPC,
@@ -82,14 +84,16 @@ def test_a_refused_segment_write_leaves_the_empty_store_empty(tmp_path, monkeypa
 
 def test_a_forget_whose_purge_is_refused_keeps_its_request_for_apply(store, monkeypatch):
     """Recording the request is a commit of its own: the purge's refusal leaves it queued,
-    and `apply` finishes it once the disk takes writes again."""
+    and `apply` finishes it once the disk takes writes again. The purge's segments, written
+    before its refused commit, are collected at once."""
     with monkeypatch.context() as patched:
-        refuse_replace_under(patched, store / "segments", errno.ENOSPC)
+        refuse_replace_under(patched, store / "apa.json", errno.ENOSPC, after=1)
         result = runner.invoke(app, ["forget", "--user", "user1", "--yes", "--store",
                                      str(store)])
     assert result.exit_code == STORE
     assert result.stderr.strip().splitlines()[-1].startswith("error: cannot write")
-    assert not list((store / "segments").glob(".*.tmp"))
+    document = json.loads((store / "apa.json").read_text())
+    assert unreferenced(store, document) == [] and not list(store.rglob(".*.tmp"))
     assert runner.invoke(app, ["apply", "--store", str(store)]).exit_code == 0
     shown = runner.invoke(app, ["user", "show", "user1", "--store", str(store)])
     assert shown.exit_code == int(ExitCode.NOT_FOUND) and "forgotten in r0001" in shown.stderr

@@ -269,8 +269,9 @@ class Store:
                     if self._lock.lock_counter == 1:
                         self.remove_temp_files()
                     yield
-                except OSError as exc:
-                    if is_filesystem_refusal(exc) and self._lock.lock_counter == 1:
+                except Exception as exc:  # refused here, or in a nested hold (converted)
+                    if self._lock.lock_counter == 1 and (
+                            is_filesystem_refusal(exc) or is_filesystem_refusal(exc.__cause__)):
                         self._collect_quietly()
                     raise
         finally:
