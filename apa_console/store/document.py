@@ -39,8 +39,7 @@ from apa_console.fileio import (
     refusing_os_errors,
 )
 from apa_console.safe_text import clipped
-from apa_console.store import arrays, id_lists, keys, references, sample_segments
-from apa_console.store.references import MANAGED_DIRS
+from apa_console.store import arrays, collection, id_lists, keys, references, sample_segments
 from apa_console.store.schema import RecordError, check_document, check_meta_table
 
 if TYPE_CHECKING:  # numpy is imported by the two methods that need it (fast CLI start)
@@ -289,20 +288,11 @@ class Store:
             pass
 
     def remove_temp_files(self) -> list[str]:
-        """Delete the temp files of writes a killed writer never finished (the lock holder is
-        the only writer, so any temp file it finds is dead): they can hold a whole earlier
-        apa.json, forgotten data included."""
-        removed = []
-        for path in self._temp_files():
-            path.unlink()
-            removed.append(path.relative_to(self.root).as_posix())
-        return removed
+        """Delete what killed writers left half-written (`collection.py`)."""
+        return collection.remove_temp_files(self.root)
 
     def _temp_files(self) -> list[Path]:
-        found = list(self.root.glob(".*.tmp"))
-        for managed in MANAGED_DIRS:
-            found += (self.root / managed).rglob(".*.tmp")
-        return sorted(p for p in found if p.is_file() and not p.is_symlink())
+        return collection.temp_files(self.root)
 
     def tidy(self, document: dict | None = None) -> None:
         """Collect what an interrupted writer left (temp files, unreferenced files), when
@@ -392,23 +382,10 @@ class Store:
         return self.root / MODELS_DIR
 
     def collect_garbage(self) -> list[str]:
-        """Delete managed files that the committed apa.json no longer references.
+        """Delete managed files the committed apa.json no longer references (`collection.py`):
+        how a crash's leftovers and the files of forgotten data disappear. Lock holder only."""
+        return collection.remove_unreferenced(self.root, self.load())
 
-        Safe to run at any time by the lock holder; it is how a crash's leftovers and the
-        files of forgotten data disappear.
-        """
-        removed: list[str] = []
-        for path in self._unreferenced(self.load()):
-            path.unlink()
-            removed.append(path.relative_to(self.root).as_posix())
-        for managed in MANAGED_DIRS:  # emptied folders go, the managed one's too
-            folders = sorted((self.root / managed).rglob("*"), reverse=True)
-            for directory in [*folders, self.root / managed]:
-                # a symlink is not the store's: never followed, emptied nor removed here
-                if directory.is_dir() and not directory.is_symlink() \
-                        and not any(directory.iterdir()):
-                    directory.rmdir()
-        return removed
 
 def get_meta(db: TinyDB) -> dict:
     return dict(db.table("meta").get(doc_id=1) or {})
