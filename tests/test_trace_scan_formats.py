@@ -121,3 +121,25 @@ def test_verify_request_fails_on_a_planted_notes_file_and_passes_without(tmp_pat
     assert result.exit_code == int(ExitCode.VERIFY_FAILED)
     assert "notes.txt: a removed sample's text" in result.stdout
     assert "notes.txt: a forgotten user or item id" in result.stdout
+
+
+def test_a_kept_user_s_identical_prompt_is_not_a_trace_of_the_forgotten_one(tmp_path):
+    from dataclasses import replace
+
+    from apa_console.store.document import update_meta
+
+    store = Store.create(tmp_path / "store")
+    twin = replace(GONE[0], id="twin-of-a-removed-sample", user_id="user2")
+    samples = make_samples() + [twin]
+    with store.transaction() as db:
+        db.table("samples").insert_multiple(s.to_record() for s in samples)
+        users: dict[str, dict] = {}
+        for s in samples:
+            users.setdefault(s.user_id, {"train": 0, "valid": 0, "test": 0})[s.split] += 1
+        db.table("users").insert_multiple({"id": u, "counts": c} for u, c in users.items())
+        update_meta(db, dataset={"name": "synthetic", "domain": "movie"})
+    result = runner.invoke(app, ["forget", "--user", USER, "--yes", "--store", str(store.root)])
+    assert result.exit_code == 0, result.stderr
+    assert scan(store.root) == []  # the twin's segment holds the same text: it is user2's
+    (store.root / "notes.txt").write_text(GONE[1].input + "\n")  # a text no kept sample has
+    assert scan(store.root) == ["notes.txt: " + TEXT]

@@ -6,19 +6,22 @@ from __future__ import annotations
 import io
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 from typing import Any
 
 import numpy as np
 
 from apa_console.apa.adapters import recorded_settings
+from apa_console.apa.embeddings import cached_embeddings
 from apa_console.engine.dispatch import open_dispatcher
 from apa_console.engine.dispatch_options import DispatchOptions
 from apa_console.engine.shard_jobs import ShardJob
 from apa_console.errors import ConflictError, NotFoundError, StoreInvalidError
 from apa_console.progress import NEVER_CANCELLED, CancelToken, ProgressCallback, ignore_progress
+from apa_console.prompting import sample_prompt
 from apa_console.safe_text import quoted
+from apa_console.samples import SPLITS
 from apa_console.store import records, segments
 from apa_console.store.document import LOCK_FILE, MODELS_DIR, STORE_FILE, Store
 from apa_console.store.references import referenced_paths
@@ -95,6 +98,7 @@ def scan_for_traces(store: Store, fingerprints: dict[str, Any],
     wanted = _Wanted(set(fingerprints.get("samples", [])), set(fingerprints.get("texts", [])),
                      set(fingerprints.get("vectors", [])), set(subjects or []),
                      fingerprints.get("text_lines") or DEFAULT_MAX_LINES)
+    wanted = _without_kept(store, names, wanted)
     found = []
     referenced = referenced_paths(store.load())
     for path in sorted(store.root.rglob("*")):
@@ -121,6 +125,23 @@ class _Wanted:
     vectors: set[str]
     subjects: set[str]
     text_lines: int
+
+
+def _without_kept(store: Store, names, wanted: _Wanted) -> _Wanted:
+    """`wanted` less the texts and vectors a sample still in the store holds too: another
+    user's identical prompt (and so identical hidden state) is that user's data, not a trace
+    of the removed one."""
+    kept_texts = {names.fingerprint("text", text)
+                  for sample in records.samples_by_id(store.snapshot()).values()
+                  for text in (sample.input, sample_prompt(sample))} & wanted.texts
+    kept_vectors: set[str] = set()
+    for split in SPLITS:
+        cached = cached_embeddings(store, split) if wanted.vectors else None
+        if cached is not None:
+            kept_vectors |= {names.fingerprint("vector", row.astype(np.float32).tobytes().hex())
+                             for row in cached[1]} & wanted.vectors
+    return replace(wanted, texts=wanted.texts - kept_texts,
+                   vectors=wanted.vectors - kept_vectors)
 
 
 def _referenced(relative: str, referenced: set[str]) -> bool:
