@@ -8,8 +8,9 @@ recipe, with paired-bootstrap intervals — the numbers that size APA's shards.
 For each recipe and shard size, one adapter is trained on the first `size` samples of one
 seeded shuffle of the training split (smaller shards are subsets of larger ones) and scored
 on the same test samples. Each row reports AUC, its interval against the untouched model,
-the interval of its difference from the first recipe at the same size (paired: same test
-samples), sample-steps (samples × epochs), training seconds and samples/s. Recipes:
+and, once both are measured, its difference from the reference recipe at the same
+size with a paired-bootstrap interval; sample-steps (samples × epochs), training seconds and
+samples/s. Recipes:
   v4       what engine version 4 trained: the " Yes"/" No" tokens, full-vocabulary loss, batch 8
   tallrec  TALLRec's recipe on the answer tokens the tokenizer writes (full-vocabulary loss)
   pair     the tokenizer's answer tokens, loss over the two answers only
@@ -93,6 +94,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--recipes", type=_list(str), default=["v4", "tallrec", "pair"])
     parser.add_argument("--test", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0, help="shuffle and training seed")
+    parser.add_argument("--reference", default="v4",
+                        help="the recipe every row is compared with, paired (default v4)")
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
     parser.add_argument("--json", type=Path, help="write (and resume) the results here")
     parser.add_argument("--plot", type=Path, help="draw AUC against samples and seconds here")
@@ -174,17 +177,31 @@ def run(args: argparse.Namespace) -> dict:
                     "vs_base_interval": delta_interval(labels, scored, scores[f"base|{style}"]),
                     "scores": [round(float(x), 8) for x in scored],
                 }
-                first = _row_key(args.data, args.recipes[0], size, args)
-                if name != args.recipes[0] and first in scores:
-                    rows[key]["vs_first_recipe"] = rows[key]["auc"] - rows[first]["auc"]
-                    rows[key]["vs_first_recipe_interval"] = delta_interval(
-                        labels, scored, scores[first])
                 _print_row(rows[key])
                 result["rows"] = list(rows.values())
                 if args.json:
                     args.json.write_text(json.dumps(result, indent=2) + "\n")
-    result["rows"] = list(rows.values())
+    result["labels"] = labels.astype(int).tolist()
+    result["reference"] = args.reference
+    result["rows"] = [_against_reference(row, rows, labels, args) for row in rows.values()]
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
     return result
+
+
+def _against_reference(row: dict, rows: dict, labels: np.ndarray,
+                       args: argparse.Namespace) -> dict:
+    """`row` with its AUC difference from the reference recipe at its size and the paired
+    interval of that difference (same test samples), when the reference row exists."""
+    reference = next((other for other in rows.values() if other["recipe"] == args.reference
+                      and other["size"] == row["size"]), None)
+    row = {key: value for key, value in row.items() if not key.startswith("vs_first")}
+    if reference is None or reference is row or row["recipe"] == args.reference:
+        return row
+    row["vs_reference"] = row["auc"] - reference["auc"]
+    row["vs_reference_interval"] = delta_interval(labels, np.array(row["scores"]),
+                                                  np.array(reference["scores"]))
+    return row
 
 
 def _print_row(row: dict) -> None:
@@ -193,9 +210,6 @@ def _print_row(row: dict) -> None:
             f"(vs untouched [{low:+.3f}, {high:+.3f}]); loss {row['loss_first']:.2f} → "
             f"{row['loss_last']:.2f}; {row['train_s']:.0f} s, "
             f"{row['train_samples_per_s']:.2f} samples/s")
-    if "vs_first_recipe" in row:
-        low, high = row["vs_first_recipe_interval"] or (float("nan"),) * 2
-        text += f"; vs first recipe {row['vs_first_recipe']:+.4f} [{low:+.3f}, {high:+.3f}]"
     print(text, flush=True)
 
 

@@ -28,12 +28,13 @@ def test_rows_per_recipe_and_size_with_intervals_and_resume(tiny_model_dir, tmp_
         epochs = 1 if "epochs=1" in name else 2
         assert row["sample_steps"] == size * epochs and len(row["scores"]) == 12
         assert 0 <= row["auc"] <= 1 and row["train_s"] > 0
-        if name == "v4":
-            assert "vs_first_recipe" not in row
+        if name == "v4":  # the reference recipe
+            assert "vs_reference" not in row
         else:
-            assert row["vs_first_recipe"] == pytest.approx(row["auc"] - rows["v4", size]["auc"])
-            low, high = row["vs_first_recipe_interval"]
+            assert row["vs_reference"] == pytest.approx(row["auc"] - rows["v4", size]["auc"])
+            low, high = row["vs_reference_interval"]
             assert low <= high
+    assert len(report["labels"]) == 12 and report["reference"] == "v4"
     assert report["recipes"]["tallrec+lora_layers=1+epochs=1"]["settings"]["lora_layers"] == 1
     assert report["recipes"]["v4"]["answer_style"] == "leading_space"
     assert picture.stat().st_size > 0
