@@ -86,6 +86,8 @@ def test_the_trace_scan_decodes_compressed_segments(tmp_path):
     its compressed bytes show neither the id nor the text."""
     store = make_store(tmp_path / "store")
     row = records.user_sample_rows(store.snapshot(), "user1")[0]
+    # a text no sample left in the store holds (a kept sample's text is no trace)
+    row = {**row, "input": row["input"] + " (since removed)"}
     names = audit_log.pseudonyms(store.snapshot())
     from apa_console.samples import Sample
 
