@@ -243,6 +243,17 @@ def test_verify_passes_untouched_and_with_the_anchored_head(forgotten_template, 
     assert anchor["entries_after"] == len(audit.entries(store)) - 3
 
 
+@pytest.mark.parametrize("typo", ["deadbeef", "zz" * 16, "a" * 65, " "])
+def test_a_malformed_expected_head_is_a_usage_error_not_tampering(forgotten_template,
+                                                                  tmp_path, typo):
+    root, _ = forgotten_template
+    store = _copy(root, tmp_path)
+    result = _verify(store, "--expect-head", typo)
+    assert result.exit_code == 2, result.output
+    assert "is not a head" in result.stderr and "rewritten" not in result.output
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
 def _assert_fails(store: Store, *args: str, fragment: str) -> None:
     result = _verify(store, *args)
     assert result.exit_code == 8, result.output

@@ -1,7 +1,4 @@
-"""The LLM behind every adapter: loading, P(Yes) scoring and hidden states.
-
-The model comes from `model_files` (the default model's cache or a local Hugging Face
-causal-LM directory).
+"""The LLM behind every adapter (from `model_files`): loading, P(Yes) scoring, hidden states.
 
 Numerics that the rest of apa-console relies on:
 - Batches are right-padded. In a causal decoder a real token never attends to a later
@@ -210,14 +207,9 @@ class Backbone:
 
     @staticmethod
     def _decode(decoder: torch.nn.Module, input_ids: torch.Tensor) -> torch.Tensor:
-        """Final-norm states of right-padded rows, with no padding mask on purpose.
-
-        Under causal attention a real token only attends to positions before it, and the
-        padding comes after every real token, so a padding mask cannot change any real
-        token's state (positions also stay 0..n-1). Leaving it out lets sdpa run its causal
-        kernel, which skips the masked upper triangle instead of computing and masking it.
-        Pad positions get meaningless states; every caller reads real positions only.
-        """
+        """Final-norm states of right-padded rows, with no padding mask on purpose (see the
+        module docstring): sdpa then runs its causal kernel, skipping the upper triangle.
+        Pad positions get meaningless states; every caller reads real positions only."""
         return decoder(input_ids=input_ids, attention_mask=None).last_hidden_state
 
     def last_states(

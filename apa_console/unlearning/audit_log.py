@@ -11,12 +11,15 @@ adapter's weights over another and editing the table to match is caught.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from tinydb import TinyDB
 
 from apa_console.engine.adapter_format import ADAPTER_WEIGHTS
+from apa_console.errors import UsageError
 from apa_console.fileio import sha256_file
+from apa_console.safe_text import quoted
 from apa_console.store import audit, keys, records
 from apa_console.store.audit import GENESIS, append, head  # noqa: F401  (the log's API)
 from apa_console.store.document import Store
@@ -54,10 +57,20 @@ def adapter_claims(log: list[dict[str, Any]]) -> dict[str, str]:
     return claims
 
 
+def check_head(anchored: str) -> None:
+    """A head as receipts and `audit head` print it (16 to 64 hex digits); anything else is
+    a typo (exit 2), not evidence of tampering."""
+    if not re.fullmatch(rf"[0-9a-f]{{{audit.MIN_HEAD_PREFIX},64}}", anchored.strip().lower()):
+        raise UsageError(f"--expect-head {quoted(anchored)} is not a head: give 16 to 64 hex "
+                         "digits from a receipt or `apa-console audit head`")
+
+
 def verify_store(store: Store, expect_head: str | None = None) -> dict[str, Any]:
     """`audit verify`: the chain is intact (and authentic, for keyed stores); `expect_head`,
     a head recorded earlier, is still in it; every live adapter's weights match the sha256
     in the adapters table and in the log entry that made it live."""
+    if expect_head is not None:
+        check_head(expect_head)
     db = store.snapshot()
     sealer = audit.pseudonyms(db)  # before anything else: no key, no verification
     log = records.audit_entries(db)
