@@ -196,7 +196,7 @@ def _against_reference(row: dict, rows: dict, labels: np.ndarray,
     reference = next((other for other in rows.values() if other["recipe"] == args.reference
                       and other["size"] == row["size"]), None)
     row = {key: value for key, value in row.items() if not key.startswith("vs_first")}
-    if reference is None or reference is row or row["recipe"] == args.reference:
+    if reference is None or row["recipe"] == args.reference:
         return row
     row["vs_reference"] = row["auc"] - reference["auc"]
     row["vs_reference_interval"] = delta_interval(labels, np.array(row["scores"]),

@@ -130,13 +130,14 @@ class _Wanted:
 def _without_kept(store: Store, names, wanted: _Wanted) -> _Wanted:
     """`wanted` less the texts and vectors a sample still in the store holds too: another
     user's identical prompt (and so identical hidden state) is that user's data, not a trace
-    of the removed one."""
+    of the removed one. A hidden state embeds a text, so vectors are compared only when some
+    kept sample shares a removed text (rarely: the arrays are read once more then)."""
     kept_texts = {names.fingerprint("text", text)
                   for sample in records.samples_by_id(store.snapshot()).values()
                   for text in (sample.input, sample_prompt(sample))} & wanted.texts
     kept_vectors: set[str] = set()
-    for split in SPLITS:
-        cached = cached_embeddings(store, split) if wanted.vectors else None
+    for split in SPLITS if kept_texts and wanted.vectors else ():
+        cached = cached_embeddings(store, split)
         if cached is not None:
             kept_vectors |= {names.fingerprint("vector", row.astype(np.float32).tobytes().hex())
                              for row in cached[1]} & wanted.vectors
